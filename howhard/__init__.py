@@ -1,0 +1,30 @@
+"""howhard: decide how hard a language model should think about each request.
+
+Importing this package is cheap: torch, transformers, vllm and openai are imported only by the
+components that need them.
+"""
+
+from howhard.errors import HowhardError
+from howhard.types import (
+    Candidate,
+    Completion,
+    Generation,
+    GenerationParams,
+    Request,
+    Result,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Candidate",
+    "Completion",
+    "Generation",
+    "GenerationParams",
+    "HowhardError",
+    "Request",
+    "Result",
+    "Usage",
+    "__version__",
+]

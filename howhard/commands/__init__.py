@@ -1,0 +1,1 @@
+"""Subcommands of the ``howhard`` CLI, one module each (see ``howhard.cli``)."""

@@ -1,0 +1,175 @@
+"""Immutable value types passed between the scheduler, policies, procedures and backends.
+
+Everything here is a frozen, slotted dataclass: plugins receive data they cannot mutate, and
+values can be shared across tasks without copying.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from howhard.errors import InvalidRequest
+
+__all__ = [
+    "Candidate",
+    "Completion",
+    "Generation",
+    "GenerationParams",
+    "Request",
+    "Result",
+    "Usage",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerationParams:
+    """Sampling parameters for one backend call (shared by all ``n`` samples of that call)."""
+
+    max_tokens: int = 64
+    """Upper bound on generated tokens per sample; bounds the ledger's worst-case reservation."""
+    temperature: float = 0.7
+    """Sampling temperature; 0 means greedy (then ``n > 1`` yields identical samples)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass in (0, 1]."""
+    stop: tuple[str, ...] = ()
+    """Strings that end a sample early (not included in the text)."""
+    logprobs: bool = False
+    """Ask the backend for per-token log-probabilities (needed by ``MeanLogprob``)."""
+    seed: int | None = None
+    """Per-call seed where the backend supports one (reproducible tests); ``None`` = random."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise InvalidRequest(f"max_tokens must be an integer >= 1, got {self.max_tokens!r}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise InvalidRequest(f"temperature must be finite and >= 0, got {self.temperature!r}")
+        if not (0 < self.top_p <= 1):
+            raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Resources spent: tokens, compute units (samples or weak/strong calls) and money."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    units: int = 0
+    """Compute units in the allocator's currency (samples for best-of-k, cost for routing)."""
+    cost: float = 0.0
+    """Money, in the price table's currency (dollars by default)."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            units=self.units + other.units,
+            cost=self.cost + other.cost,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """One sampled continuation."""
+
+    text: str
+    tokens: int
+    """Number of generated tokens."""
+    logprobs: tuple[float, ...] | None = None
+    """Per-token log-probabilities of the generated tokens, when requested and supported."""
+    finish_reason: str | None = None
+    """``"stop"``, ``"length"`` … as reported by the backend."""
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Average token log-probability, or ``None`` without logprobs."""
+        if not self.logprobs:
+            return None
+        return sum(self.logprobs) / len(self.logprobs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Generation:
+    """What a backend returns for one ``generate(prompt, n=…)`` call."""
+
+    completions: tuple[Completion, ...]
+    prompt_tokens: int
+    """Prompt tokens processed once (the prefix is shared across the ``n`` samples)."""
+    model: str = ""
+    latency_s: float = 0.0
+
+    @property
+    def completion_tokens(self) -> int:
+        """Generated tokens summed over all completions."""
+        return sum(c.tokens for c in self.completions)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """One query submitted to the scheduler.
+
+    ``reference`` carries the expected answer (or tests) for verifiers; it is never shown to
+    the model. ``metadata`` is free-form and read-only.
+    """
+
+    prompt: str
+    id: str = field(default_factory=_new_id)
+    tenant: str = "default"
+    reference: str | None = None
+    params: GenerationParams | None = None
+    """Per-request sampling overrides; ``None`` uses the scheduler's defaults."""
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InvalidRequest(f"prompt must be a non-empty string, got {self.prompt!r}")
+        if not isinstance(self.tenant, str) or not self.tenant:
+            raise InvalidRequest(f"tenant must be a non-empty string, got {self.tenant!r}")
+        if not isinstance(self.metadata, MappingProxyType):
+            object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """A completion with the score the procedure gave it and the answer extracted from it."""
+
+    completion: Completion
+    score: float
+    answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """The resolved outcome of one submitted request."""
+
+    request_id: str
+    answer: str | None
+    """The final answer text (the chosen candidate's extracted answer, or its text)."""
+    chosen: Candidate | None
+    """The candidate the procedure selected; ``None`` when the request abstained (budget 0)."""
+    candidates: tuple[Candidate, ...]
+    budget: int
+    """Compute units the policy gave this request."""
+    usage: Usage
+    latency_s: float
+    """Seconds from submit to resolution."""
+    tenant: str = "default"
+    abstained: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
