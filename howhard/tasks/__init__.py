@@ -11,8 +11,8 @@ from howhard.tasks.suite import FAMILIES, SPLITS, build_splits, family, question
 
 __all__ = [
     "FAMILIES",
-    "SPLITS",
     "Question",
+    "SPLITS",
     "TaskFamily",
     "TaskScorer",
     "build_splits",
