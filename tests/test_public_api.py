@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["howhard", "howhard.errors", "howhard.types", "howhard.backends"]
+PACKAGES = ["howhard", "howhard.errors", "howhard.types", "howhard.backends", "howhard.models"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
