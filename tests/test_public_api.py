@@ -6,7 +6,14 @@ import sys
 
 import pytest
 
-PACKAGES = ["howhard", "howhard.errors", "howhard.types", "howhard.backends"]
+PACKAGES = [
+    "howhard",
+    "howhard.errors",
+    "howhard.types",
+    "howhard.backends",
+    "howhard.policies",
+    "howhard.scoring",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
