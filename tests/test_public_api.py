@@ -6,7 +6,15 @@ import sys
 
 import pytest
 
-PACKAGES = ["howhard", "howhard.errors", "howhard.types", "howhard.backends", "howhard.models"]
+PACKAGES = [
+    "howhard",
+    "howhard.errors",
+    "howhard.types",
+    "howhard.backends",
+    "howhard.policies",
+    "howhard.scoring",
+    "howhard.models",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
