@@ -6,7 +6,16 @@ import sys
 
 import pytest
 
-PACKAGES = ["howhard", "howhard.errors", "howhard.types", "howhard.backends", "howhard.tasks"]
+PACKAGES = [
+    "howhard",
+    "howhard.errors",
+    "howhard.types",
+    "howhard.backends",
+    "howhard.policies",
+    "howhard.scoring",
+    "howhard.models",
+    "howhard.tasks",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
