@@ -14,6 +14,7 @@ PACKAGES = [
     "howhard.policies",
     "howhard.scoring",
     "howhard.training",
+    "howhard.models",
 ]
 
 
