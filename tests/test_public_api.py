@@ -13,6 +13,7 @@ PACKAGES = [
     "howhard.backends",
     "howhard.policies",
     "howhard.scoring",
+    "howhard.training",
     "howhard.models",
     "howhard.tasks",
 ]
