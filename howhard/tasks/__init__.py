@@ -9,7 +9,7 @@ from howhard.tasks.extract import extract_letter, extract_number
 from howhard.tasks.scorer import TaskScorer
 from howhard.tasks.suite import FAMILIES, SPLITS, build_splits, family, question_id, write_jsonl
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted() order, as tests/test_public_api.py checks
     "FAMILIES",
     "Question",
     "SPLITS",

@@ -1,4 +1,9 @@
-"""Write the benchmark questions: ``python -m howhard.tasks --out data/questions``."""
+"""Benchmark data tools.
+
+``python -m howhard.tasks questions --out data/questions`` writes the train/val/test questions;
+``python -m howhard.tasks answers data/runs/test`` extracts each sample's canonical answer and
+token count from a collected dataset into its ``answers.jsonl`` (small enough to commit).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,31 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from howhard.tasks.answers import write_answers
 from howhard.tasks.suite import SPLITS, build_splits, write_jsonl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Generate the suite and write one ``<split>.jsonl`` per split."""
+    """Run one of the data tools (``questions`` or ``answers``)."""
     parser = argparse.ArgumentParser(prog="python -m howhard.tasks", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("data/questions"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="generator and split seed")
-    parser.add_argument(
+    sub = parser.add_subparsers(dest="tool", required=True)
+    questions = sub.add_parser("questions", help="write <split>.jsonl question files")
+    questions.add_argument("--out", type=Path, default=Path("data/questions"), help="folder")
+    questions.add_argument("--seed", type=int, default=0, help="generator and split seed")
+    questions.add_argument(
         "--sizes", type=int, nargs=3, default=(900, 300, 300), metavar=("TRAIN", "VAL", "TEST")
     )
+    answers = sub.add_parser("answers", help="write answers.jsonl for collected datasets")
+    answers.add_argument("datasets", type=Path, nargs="+", help="dataset folders from collect")
     args = parser.parse_args(argv)
-    splits = build_splits(tuple(args.sizes), seed=args.seed)
-    for name in SPLITS:
-        count = write_jsonl(splits[name], args.out / f"{name}.jsonl", split=name)
-        print(f"{args.out / f'{name}.jsonl'}: {count} questions")
+    if args.tool == "questions":
+        splits = build_splits(tuple(args.sizes), seed=args.seed)
+        for name in SPLITS:
+            path = args.out / f"{name}.jsonl"
+            print(f"{path}: {write_jsonl(splits[name], path, split=name)} questions")
+    else:
+        for folder in args.datasets:
+            print(f"{folder}: answers for {write_answers(folder)} requests")
     return 0
 
 

@@ -60,5 +60,5 @@ def test_comparison_takes_the_number_named_as_the_answer() -> None:
 
 
 def test_unknown_family_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="family must be one of .*addition"):
+    with pytest.raises(ValueError, match=r"family must be one of .*addition"):
         family("poetry")

@@ -47,6 +47,6 @@ def test_jsonl_rows_are_collect_input(tmp_path: Path) -> None:
 
 
 def test_module_entry_point_writes_one_file_per_split(tmp_path: Path) -> None:
-    assert main(["--out", str(tmp_path), "--sizes", "30", "10", "10"]) == 0
+    assert main(["questions", "--out", str(tmp_path), "--sizes", "30", "10", "10"]) == 0
     counts = [len((tmp_path / f"{name}.jsonl").read_text().splitlines()) for name in SPLITS]
     assert counts == [30, 10, 10]
