@@ -1,0 +1,727 @@
+"""The benchmark report: quality-vs-compute curves, routing, allocation and calibration on a
+held-out split, written as a markdown table and PNG plots.
+
+Every number is an exact expectation over the collected samples: best-of-k quality from the
+order statistics of each question's rewards, self-consistency from the exact majority-vote curve
+(:mod:`howhard.evaluation.consistency`). Nothing is resampled, so the curves carry no bootstrap
+noise. Predictions come from probes trained on the train split and calibrated on val; the val
+split also fits the offline allocator and the self-consistency difficulty table. The test split
+is only ever evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from howhard.evaluation.consistency import majority_vote_curves
+
+__all__ = [
+    "BenchmarkReport",
+    "SplitData",
+    "best_of_k_quality",
+    "build_report",
+    "concave_marginals",
+    "matched_budget",
+    "write_report",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_SIGMOID_ONE = 1.0 / (1.0 + math.exp(-1.0))
+_TABLE_BUDGETS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitData:
+    """One split's collected outcomes and the probes' predictions for it, aligned by row."""
+
+    ids: tuple[str, ...]
+    families: tuple[str, ...]
+    rewards: FloatArray
+    """``(n, m)`` binary rewards of the ``m`` samples per question."""
+    answers: tuple[tuple[str | None, ...], ...]
+    """``n`` rows of ``m`` canonical answers (what self-consistency votes on)."""
+    tokens: IntArray
+    """``(n, m)`` completion tokens per sample."""
+    lambda_hat: FloatArray
+    """``(n,)`` the λ probe's predicted single-sample success."""
+    preference_hat: FloatArray | None = None
+    """``(n,)`` the preference probe's P(strong ≻ weak), if one was trained."""
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        shapes = {
+            "rewards": self.rewards.shape[:1],
+            "tokens": self.tokens.shape[:1],
+            "lambda_hat": self.lambda_hat.shape,
+            "answers": (len(self.answers),),
+            "families": (len(self.families),),
+        }
+        if self.preference_hat is not None:
+            shapes["preference_hat"] = self.preference_hat.shape
+        bad = {k: v for k, v in shapes.items() if v != (n,)}
+        if bad or self.rewards.ndim != 2:
+            raise ValueError(f"split arrays must all have {n} rows (one per id), got {bad}")
+
+    @property
+    def success(self) -> FloatArray:
+        """``(n,)`` empirical single-sample success λ."""
+        result: FloatArray = self.rewards.mean(axis=1)
+        return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchmarkReport:
+    """Everything ``howhard evaluate`` prints and plots, as arrays keyed by method."""
+
+    budgets: FloatArray
+    """Average budgets B (samples per question) the curves are evaluated at."""
+    best_of_k: Mapping[str, FloatArray]
+    """Expected success vs B with a verifier: uniform, online, offline, oracle."""
+    self_consistency: Mapping[str, FloatArray]
+    """Expected success vs B with majority vote: uniform, online, oracle."""
+    routing_fractions: FloatArray
+    routing: Mapping[str, FloatArray]
+    """Expected success vs fraction routed to the strong procedure: random, learned, oracle."""
+    apgr: Mapping[str, float]
+    strong_k: int
+    tercile_budgets: tuple[int, ...]
+    tercile_shares: FloatArray
+    """``(len(tercile_budgets), 3)`` share of the budget to easy/medium/hard questions."""
+    calibration: FloatArray
+    """``(bins, 2)``: mean predicted λ and mean observed λ per equal-count bin."""
+    probe_metrics: Mapping[str, float]
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def table(self) -> list[dict[str, float]]:
+        """Rows of the headline table at the standard budgets."""
+        rows = []
+        for b in _TABLE_BUDGETS:
+            if b > self.budgets[-1]:
+                continue
+            i = int(np.argmin(np.abs(self.budgets - b)))
+            uniform, online = self.best_of_k["uniform"][i], self.best_of_k["online"][i]
+            offline, oracle = self.best_of_k["offline"][i], self.best_of_k["oracle"][i]
+            row = {
+                "budget": float(b),
+                "uniform": uniform,
+                "online": online,
+                "offline": offline,
+                "oracle": oracle,
+                "online_saving": _saving(
+                    self.budgets, self.best_of_k["online"], self.best_of_k["uniform"], b
+                ),
+                "offline_saving": _saving(
+                    self.budgets, self.best_of_k["offline"], self.best_of_k["uniform"], b
+                ),
+                "oracle_saving": _saving(
+                    self.budgets, self.best_of_k["oracle"], self.best_of_k["uniform"], b
+                ),
+                "online_gain_share": _gain_share(online, uniform, oracle),
+                "offline_gain_share": _gain_share(offline, uniform, oracle),
+                "sc_uniform": self.self_consistency["uniform"][i],
+                "sc_online": self.self_consistency["online"][i],
+                "sc_oracle": self.self_consistency["oracle"][i],
+            }
+            rows.append(row)
+        return rows
+
+
+# ----------------------------------------------------------------------------- quality tables
+
+
+def best_of_k_quality(rewards: npt.ArrayLike, max_budget: int) -> FloatArray:
+    """``(n, max_budget + 1)`` exact expected best-of-k success for ``k = 0 … max_budget``.
+
+    From ``m ≥ max_budget`` binary rewards with ``c`` successes, best-of-k (with a verifier) over
+    a random k-subset succeeds with probability ``1 - C(m - c, k) / C(m, k)``.
+    """
+    from howhard.policies import marginals_from_rewards
+
+    marginals = marginals_from_rewards(np.asarray(rewards, dtype=np.float64), max_budget)
+    zeros = np.zeros((marginals.shape[0], 1))
+    result: FloatArray = np.concatenate([zeros, np.cumsum(marginals, axis=1)], axis=1)
+    return result
+
+
+def concave_marginals(quality: npt.ArrayLike) -> FloatArray:
+    """Marginals ``(n, B)`` of each row's least concave majorant of ``quality`` ``(n, B + 1)``.
+
+    Greedy allocation is exact only for non-increasing marginals; a majority vote's curve can dip
+    (a tie at even ``k``), so the allocator is given its concave envelope, clipped at zero
+    (units past the curve's peak are worth nothing). Results are always scored on the true curve.
+    """
+    q = np.asarray(quality, dtype=np.float64)
+    out = np.zeros((q.shape[0], q.shape[1] - 1))
+    for i, row in enumerate(q):
+        hull = _upper_hull(row)
+        out[i] = np.maximum(np.diff(hull), 0.0)
+    # The hull's slopes are non-increasing; clipping keeps them so.
+    return out
+
+
+def _upper_hull(row: FloatArray) -> FloatArray:
+    """Values at ``0 … B`` of the least concave majorant of the points ``(k, row[k])``."""
+    points: list[int] = []
+    for k in range(len(row)):
+        while len(points) >= 2:
+            a, b = points[-2], points[-1]
+            # Drop b if it lies on or below the chord from a to k.
+            if (row[b] - row[a]) * (k - a) <= (row[k] - row[a]) * (b - a):
+                points.pop()
+            else:
+                break
+        points.append(k)
+    result: FloatArray = np.interp(np.arange(len(row)), points, row[points])
+    return result
+
+
+def _score(quality: FloatArray, budgets: npt.ArrayLike) -> float:
+    b = np.asarray(budgets, dtype=np.int64)
+    return float(quality[np.arange(len(b)), b].mean())
+
+
+def _uniform(n: int, average: float, max_budget: int) -> IntArray:
+    from howhard.policies import uniform_budgets
+
+    result: IntArray = np.asarray(uniform_budgets(n, average, max_budget), dtype=np.int64)
+    return result
+
+
+def _allocate(marginals: FloatArray, average: float) -> IntArray:
+    from howhard.policies import allocate
+
+    total = math.floor(average * marginals.shape[0] + 1e-9)
+    result: IntArray = np.asarray(allocate(marginals, total), dtype=np.int64)
+    return result
+
+
+# ----------------------------------------------------------------------------- the curves
+
+
+def best_of_k_curves(
+    test: SplitData, val: SplitData, budgets: FloatArray, max_budget: int, *, n_bins: int = 8
+) -> dict[str, FloatArray]:
+    """Expected best-of-k success vs average budget for the four methods of the paper's Fig. 3."""
+    from howhard.policies import OfflineAllocator, marginals_from_success_prob
+
+    quality = best_of_k_quality(test.rewards, max_budget)
+    true_marginals = np.diff(quality, axis=1)
+    predicted = marginals_from_success_prob(np.clip(test.lambda_hat, 0.0, 1.0), max_budget)
+    # The offline table is fitted on val's observed success rates (a held-out set, as in the
+    # paper); val has fewer samples than max_budget, so its curves are the plug-in geometric ones.
+    val_marginals = marginals_from_success_prob(val.success, max_budget)
+    n = len(test.ids)
+    curves: dict[str, list[float]] = {"uniform": [], "online": [], "offline": [], "oracle": []}
+    for b in budgets:
+        curves["uniform"].append(_score(quality, _uniform(n, float(b), max_budget)))
+        curves["online"].append(_score(quality, _allocate(predicted, float(b))))
+        offline = OfflineAllocator.fit(
+            val.lambda_hat, val_marginals, float(b), n_bins, max_budget=max_budget
+        )
+        curves["offline"].append(_score(quality, offline.budgets(test.lambda_hat)))
+        curves["oracle"].append(_score(quality, _allocate(true_marginals, float(b))))
+    return {k: np.asarray(v) for k, v in curves.items()}
+
+
+def sc_predicted_curves(
+    reference: SplitData, target_scores: FloatArray, max_budget: int, *, n_bins: int = 10
+) -> FloatArray:
+    """Predicted self-consistency curves ``(n_target, max_budget + 1)`` from λ̂ alone.
+
+    ``reference`` (a held-out split) is cut into ``n_bins`` equal-count bins of predicted λ;
+    each target question gets the mean majority-vote curve of its bin. Curves stop rising past
+    the reference's sample count (no data there).
+    """
+    m = reference.rewards.shape[1]
+    depth = min(m, max_budget)
+    curves = majority_vote_curves(reference.answers, reference.rewards, depth)
+    edges = np.quantile(reference.lambda_hat, np.linspace(0, 1, n_bins + 1)[1:-1])
+    ref_bin = np.searchsorted(edges, reference.lambda_hat, side="right")
+    means = np.zeros((n_bins, depth + 1))
+    for k in range(n_bins):
+        members = curves[ref_bin == k]
+        means[k] = members.mean(axis=0) if len(members) else curves.mean(axis=0)
+    target = means[np.searchsorted(edges, target_scores, side="right")]
+    if depth < max_budget:
+        pad = np.repeat(target[:, -1:], max_budget - depth, axis=1)
+        target = np.concatenate([target, pad], axis=1)
+    return target
+
+
+def self_consistency_curves(
+    test: SplitData, val: SplitData, budgets: FloatArray, max_budget: int
+) -> tuple[dict[str, FloatArray], FloatArray]:
+    """Expected majority-vote success vs average budget (no verifier at serving time).
+
+    Returns the curves (uniform, online, oracle) and the test questions' true SC quality table.
+    """
+    quality = majority_vote_curves(test.answers, test.rewards, max_budget)
+    predicted = concave_marginals(sc_predicted_curves(val, test.lambda_hat, max_budget))
+    oracle = concave_marginals(quality)
+    n = len(test.ids)
+    curves: dict[str, list[float]] = {"uniform": [], "online": [], "oracle": []}
+    for b in budgets:
+        curves["uniform"].append(_score(quality, _uniform(n, float(b), max_budget)))
+        curves["online"].append(_score(quality, _allocate(predicted, float(b))))
+        curves["oracle"].append(_score(quality, _allocate(oracle, float(b))))
+    return {k: np.asarray(v) for k, v in curves.items()}, quality
+
+
+def routing_curves(
+    weak: FloatArray, strong: FloatArray, learned_score: FloatArray, fractions: FloatArray
+) -> tuple[dict[str, FloatArray], dict[str, float]]:
+    """Expected success vs the fraction of questions routed to the strong procedure.
+
+    ``weak``/``strong`` are each question's exact expected success under the two procedures;
+    ``learned_score`` ranks questions for the learned router (highest first). Also returns APGR,
+    the mean over ``fractions`` of the performance gap recovered ``(Q(f) - Q_weak) /
+    (Q_strong - Q_weak)``.
+    """
+    n = len(weak)
+    gain = strong - weak
+    orders = {
+        "learned": np.argsort(-learned_score, kind="stable"),
+        "oracle": np.argsort(-gain, kind="stable"),
+    }
+    curves: dict[str, list[float]] = {"random": [], "learned": [], "oracle": []}
+    base, top = float(weak.mean()), float(strong.mean())
+    for f in fractions:
+        k = round(f * n)
+        curves["random"].append(base + (top - base) * k / n)
+        for name, order in orders.items():
+            curves[name].append(base + float(gain[order[:k]].sum()) / n)
+    result = {k: np.asarray(v) for k, v in curves.items()}
+    span = top - base
+    apgr = {
+        k: float(np.mean((v - base) / span)) if abs(span) > 1e-12 else float("nan")
+        for k, v in result.items()
+    }
+    return result, apgr
+
+
+def tercile_shares(lambda_hat: FloatArray, budgets: Sequence[int], max_budget: int) -> FloatArray:
+    """Share of the online allocation going to predicted easy / medium / hard thirds (Fig. 6)."""
+    from howhard.policies import marginals_from_success_prob
+
+    predicted = marginals_from_success_prob(np.clip(lambda_hat, 0.0, 1.0), max_budget)
+    order = np.argsort(-lambda_hat, kind="stable")  # easiest (highest λ̂) first
+    thirds = np.array_split(order, 3)
+    shares = np.zeros((len(budgets), 3))
+    for row, b in enumerate(budgets):
+        alloc = _allocate(predicted, float(b))
+        total = max(int(alloc.sum()), 1)
+        shares[row] = [alloc[t].sum() / total for t in thirds]
+    return shares
+
+
+def calibration_bins(predicted: FloatArray, observed: FloatArray, bins: int = 10) -> FloatArray:
+    """``(bins, 2)``: mean predicted vs mean observed over equal-count bins of ``predicted``."""
+    order = np.argsort(predicted, kind="stable")
+    return np.array(
+        [[predicted[c].mean(), observed[c].mean()] for c in np.array_split(order, bins) if len(c)]
+    )
+
+
+def lambda_probe_metrics(
+    predicted: FloatArray, observed: FloatArray, train_mean: float
+) -> dict[str, float]:
+    """The paper's Table 1 columns on soft labels: probe CE, Avg. CE, Opt. CE, above-median Acc."""
+    eps = 1e-6
+
+    def ce(p: FloatArray | float) -> float:
+        q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+        return float(-(observed * np.log(q) + (1 - observed) * np.log(1 - q)).mean())
+
+    median = float(np.median(observed))
+    above = observed > median
+    accuracy = float(((predicted > np.median(predicted)) == above).mean())
+    bins = calibration_bins(predicted, observed)
+    counts = np.array([len(c) for c in np.array_split(np.arange(len(predicted)), len(bins))])
+    ece = float(np.sum(counts * np.abs(bins[:, 0] - bins[:, 1])) / counts.sum())
+    return {
+        "ours": ce(predicted),
+        "avg": ce(np.full_like(observed, train_mean)),
+        "opt": ce(observed),
+        "acc": accuracy,
+        "ece": ece,
+        "spearman": _spearman(predicted, observed),
+    }
+
+
+def _spearman(a: FloatArray, b: FloatArray) -> float:
+    def ranks(x: FloatArray) -> FloatArray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=np.float64)
+        # Average ranks over ties so that many identical labels (λ = 0) do not add noise.
+        for value in np.unique(x):
+            mask = x == value
+            r[mask] = r[mask].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+# ----------------------------------------------------------------------------- savings
+
+
+def matched_budget(budgets: FloatArray, curve: FloatArray, target: float) -> float:
+    """The smallest average budget at which ``curve`` (piecewise linear) reaches ``target``.
+
+    ``nan`` if it never does within ``budgets``.
+    """
+    if curve[0] >= target:
+        return float(budgets[0] * target / curve[0]) if curve[0] > 0 else float(budgets[0])
+    for j in range(1, len(budgets)):
+        if curve[j] >= target:
+            lo, hi = curve[j - 1], curve[j]
+            t = (target - lo) / (hi - lo) if hi > lo else 1.0
+            return float(budgets[j - 1] + t * (budgets[j] - budgets[j - 1]))
+    return float("nan")
+
+
+def _saving(budgets: FloatArray, method: FloatArray, uniform: FloatArray, b: float) -> float:
+    """Compute saved by ``method`` at the quality uniform reaches with budget ``b``."""
+    i = int(np.argmin(np.abs(budgets - b)))
+    needed = matched_budget(budgets, method, float(uniform[i]))
+    return 1.0 - needed / b if math.isfinite(needed) else float("nan")
+
+
+def _gain_share(method: float, uniform: float, oracle: float) -> float:
+    gap = oracle - uniform
+    return (method - uniform) / gap if gap > 1e-9 else float("nan")
+
+
+def savings_curve(budgets: FloatArray, method: FloatArray, uniform: FloatArray) -> FloatArray:
+    """Fraction of compute saved at matched quality, for each uniform budget in ``budgets``."""
+    return np.array([_saving(budgets, method, uniform, float(b)) for b in budgets])
+
+
+# ----------------------------------------------------------------------------- assembling
+
+
+def build_report(
+    test: SplitData,
+    val: SplitData,
+    *,
+    train_mean_lambda: float,
+    max_budget: int = 32,
+    strong_k: int = 8,
+    budget_step: float = 0.25,
+    n_bins: int = 8,
+    info: Mapping[str, Any] | None = None,
+) -> BenchmarkReport:
+    """Compute every curve and metric of the report on ``test`` (``val`` fits the tables)."""
+    if test.rewards.shape[1] < max_budget:
+        raise ValueError(
+            f"max_budget={max_budget} needs at least that many samples per test question, "
+            f"got {test.rewards.shape[1]}; lower max_budget or collect more samples"
+        )
+    budgets: FloatArray = np.arange(budget_step, max_budget + 1e-9, budget_step, dtype=np.float64)
+    bok = best_of_k_curves(test, val, budgets, max_budget, n_bins=n_bins)
+    sc, sc_quality = self_consistency_curves(test, val, budgets, max_budget)
+    weak = test.success
+    strong = sc_quality[:, strong_k]
+    if test.preference_hat is not None:
+        learned = test.preference_hat
+    else:
+        # Without a preference probe, rank by the gain a λ̂-matched val question gets.
+        curves = sc_predicted_curves(val, test.lambda_hat, strong_k)
+        learned = curves[:, strong_k] - test.lambda_hat
+    fractions = np.linspace(0.0, 1.0, 21)
+    routing, apgr = routing_curves(weak, strong, learned, fractions)
+    tercile_budgets = tuple(b for b in (1, 2, 4, 8, 16, 32) if b <= max_budget)
+    return BenchmarkReport(
+        budgets=budgets,
+        best_of_k=bok,
+        self_consistency=sc,
+        routing_fractions=fractions,
+        routing=routing,
+        apgr=apgr,
+        strong_k=strong_k,
+        tercile_budgets=tercile_budgets,
+        tercile_shares=tercile_shares(test.lambda_hat, tercile_budgets, max_budget),
+        calibration=calibration_bins(test.lambda_hat, weak),
+        probe_metrics=lambda_probe_metrics(test.lambda_hat, weak, train_mean_lambda),
+        info=dict(info or {}),
+    )
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def _best_saving(report: BenchmarkReport, method: str, lo: float, hi: float) -> tuple[float, float]:
+    b = report.budgets
+    savings = savings_curve(b, report.best_of_k[method], report.best_of_k["uniform"])
+    mask = (b >= lo) & (b <= hi) & np.isfinite(savings) & (np.mod(b, 1.0) == 0)
+    if not mask.any():
+        return float("nan"), float("nan")
+    j = int(np.argmax(np.where(mask, savings, -np.inf)))
+    return float(savings[j]), float(b[j])
+
+
+def _mean_gain_share(report: BenchmarkReport, method: str, lo: float, hi: float) -> float:
+    b = report.budgets
+    mask = (b >= lo) & (b <= hi) & (np.mod(b, 1.0) == 0)
+    shares = [
+        _gain_share(
+            report.best_of_k[method][j],
+            report.best_of_k["uniform"][j],
+            report.best_of_k["oracle"][j],
+        )
+        for j in np.flatnonzero(mask)
+    ]
+    finite = [s for s in shares if math.isfinite(s)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def headline(report: BenchmarkReport) -> dict[str, float]:
+    """The figures the README quotes: best savings in B ∈ [2, 16] and oracle-gain shares."""
+    online_saving, online_at = _best_saving(report, "online", 2, 16)
+    offline_saving, offline_at = _best_saving(report, "offline", 2, 16)
+    oracle_saving, oracle_at = _best_saving(report, "oracle", 2, 16)
+    return {
+        "online_best_saving": online_saving,
+        "online_best_saving_at": online_at,
+        "offline_best_saving": offline_saving,
+        "offline_best_saving_at": offline_at,
+        "oracle_best_saving": oracle_saving,
+        "oracle_best_saving_at": oracle_at,
+        "online_gain_share_1_16": _mean_gain_share(report, "online", 1, 16),
+        "offline_gain_share_1_16": _mean_gain_share(report, "offline", 1, 16),
+        "apgr_learned": report.apgr["learned"],
+        "apgr_random": report.apgr["random"],
+        "apgr_oracle": report.apgr["oracle"],
+    }
+
+
+def markdown(report: BenchmarkReport) -> str:
+    """The report as markdown: headline, best-of-k table, SC table, routing, probe metrics."""
+    h = headline(report)
+    info = report.info
+    lines = ["# howhard benchmark report", ""]
+    if info:
+        lines += [f"- {k}: {v}" for k, v in info.items()]
+        lines.append("")
+    lines += [
+        "## Headline (test split)",
+        "",
+        f"- Online adaptive best-of-k: up to **{_pct(h['online_best_saving'])}** less compute than "
+        f"uniform at matched success (at uniform B = {h['online_best_saving_at']:g}, B ∈ [2, 16]); "
+        f"oracle: {_pct(h['oracle_best_saving'])} (at B = {h['oracle_best_saving_at']:g}).",
+        f"- Offline adaptive: up to {_pct(h['offline_best_saving'])} "
+        f"(at B = {h['offline_best_saving_at']:g}).",
+        f"- Share of the oracle's gain over uniform, mean over B = 1…16: online "
+        f"{_pct(h['online_gain_share_1_16'])}, offline {_pct(h['offline_gain_share_1_16'])}.",
+        f"- Routing (weak = 1 sample, strong = self-consistency over {report.strong_k} samples, "
+        f"{report.strong_k} units): APGR learned {h['apgr_learned']:.3f}, random "
+        f"{h['apgr_random']:.3f}, oracle {h['apgr_oracle']:.3f}.",
+        "",
+        "## Best-of-k with a verifier: expected success vs average samples per question",
+        "",
+        "| B | uniform | online | offline | oracle | online saving | offline saving "
+        "| oracle saving | online share of oracle gain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report.table():
+        lines.append(
+            f"| {r['budget']:g} | {r['uniform']:.3f} | {r['online']:.3f} | {r['offline']:.3f} "
+            f"| {r['oracle']:.3f} | {_pct(r['online_saving'])} | {_pct(r['offline_saving'])} "
+            f"| {_pct(r['oracle_saving'])} | {_pct(r['online_gain_share'])} |"
+        )
+    lines += [
+        "",
+        "Saving = 1 - B_method / B_uniform at the success uniform reaches with B samples "
+        "(uniform interpolated between integer budgets); n/a = never reached within B ≤ "
+        f"{report.budgets[-1]:g}.",
+        "",
+        "## Self-consistency (majority vote, no verifier): expected success",
+        "",
+        "| B | uniform | online | oracle |",
+        "|---|---|---|---|",
+    ]
+    for r in report.table():
+        lines.append(
+            f"| {r['budget']:g} | {r['sc_uniform']:.3f} | {r['sc_online']:.3f} "
+            f"| {r['sc_oracle']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Routing: expected success vs fraction sent to the strong procedure",
+        "",
+        "| fraction strong | random | learned | oracle |",
+        "|---|---|---|---|",
+    ]
+    for j, f in enumerate(report.routing_fractions):
+        if j % 2 == 0:
+            lines.append(
+                f"| {f:.1f} | {report.routing['random'][j]:.3f} | "
+                f"{report.routing['learned'][j]:.3f} | {report.routing['oracle'][j]:.3f} |"
+            )
+    pm = report.probe_metrics
+    lines += [
+        "",
+        "## λ probe (Table 1 metrics, test split, soft labels)",
+        "",
+        "| | Ours (CE) | Avg. | Opt. | Acc. | ECE | Spearman |",
+        "|---|---|---|---|---|---|---|",
+        f"| this benchmark | {pm['ours']:.3f} | {pm['avg']:.3f} | {pm['opt']:.3f} | "
+        f"{100 * pm['acc']:.0f}% | {pm['ece']:.3f} | {pm['spearman']:.3f} |",
+        "| paper, Math | 0.48 | 0.69 | 0.34 | 84% | | |",
+        "| paper, Code | 0.33 | 0.58 | 0.20 | 74% | | |",
+        "",
+        "## Budget share by predicted difficulty (online allocation)",
+        "",
+        "| B | easy | medium | hard |",
+        "|---|---|---|---|",
+    ]
+    for b, shares in zip(report.tercile_budgets, report.tercile_shares, strict=True):
+        lines.append(f"| {b} | {_pct(shares[0])} | {_pct(shares[1])} | {_pct(shares[2])} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+PLOTS = (
+    "best_of_k.png",
+    "self_consistency.png",
+    "routing.png",
+    "allocation.png",
+    "calibration.png",
+    "difficulty.png",
+)
+"""File names of the plots ``write_report`` produces."""
+
+
+def write_report(
+    report: BenchmarkReport, out: Path, *, observed_lambda: FloatArray | None = None
+) -> list[Path]:
+    """Write ``report.md``, ``report.json`` and the PNG plots into ``out``; returns the paths."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "report.md", out / "report.json"]
+    paths[0].write_text(markdown(report), encoding="utf-8")
+    payload = {
+        "budgets": report.budgets.tolist(),
+        "best_of_k": {k: v.tolist() for k, v in report.best_of_k.items()},
+        "self_consistency": {k: v.tolist() for k, v in report.self_consistency.items()},
+        "routing_fractions": report.routing_fractions.tolist(),
+        "routing": {k: v.tolist() for k, v in report.routing.items()},
+        "apgr": report.apgr,
+        "strong_k": report.strong_k,
+        "tercile_budgets": list(report.tercile_budgets),
+        "tercile_shares": report.tercile_shares.tolist(),
+        "calibration": report.calibration.tolist(),
+        "probe_metrics": report.probe_metrics,
+        "headline": headline(report),
+        "table": report.table(),
+        "info": dict(report.info),
+    }
+    paths[1].write_text(json.dumps(payload, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    paths += _plots(report, out, observed_lambda)
+    return paths
+
+
+def _plots(report: BenchmarkReport, out: Path, observed: FloatArray | None) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - matplotlib ships with the dev extra
+        from howhard.errors import missing_extra
+
+        raise missing_extra("matplotlib", "dev") from exc
+
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        written.append(out / name)
+
+    styles = {
+        "uniform": ("tab:gray", "--"),
+        "random": ("tab:gray", "--"),
+        "online": ("tab:blue", "-"),
+        "learned": ("tab:blue", "-"),
+        "offline": ("tab:green", "-."),
+        "oracle": ("black", ":"),
+    }
+
+    def curve_plot(curves: Mapping[str, FloatArray], title: str, name: str) -> None:
+        fig, ax = plt.subplots(figsize=(5.2, 3.6))
+        for label, values in curves.items():
+            color, ls = styles[label]
+            ax.plot(report.budgets, values, color=color, linestyle=ls, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("average samples per question (B)")
+        ax.set_ylabel("expected success")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, name)
+
+    curve_plot(report.best_of_k, "Best-of-k with a verifier (test)", PLOTS[0])
+    curve_plot(report.self_consistency, "Self-consistency, majority vote (test)", PLOTS[1])
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for label, values in report.routing.items():
+        color, ls = styles[label]
+        ax.plot(report.routing_fractions, values, color=color, linestyle=ls, label=label)
+    ax.set_xlabel(f"fraction routed to strong (self-consistency@{report.strong_k})")
+    ax.set_ylabel("expected success")
+    ax.set_title("Routing weak (1 sample) vs strong (test)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, PLOTS[2])
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    x = np.arange(len(report.tercile_budgets))
+    bottom = np.zeros(len(x))
+    for j, (label, color) in enumerate(
+        (("easy", "tab:green"), ("medium", "tab:orange"), ("hard", "tab:red"))
+    ):
+        ax.bar(x, report.tercile_shares[:, j], bottom=bottom, color=color, label=label)
+        bottom += report.tercile_shares[:, j]
+    ax.set_xticks(x, [str(b) for b in report.tercile_budgets])
+    ax.set_xlabel("average budget B")
+    ax.set_ylabel("share of samples")
+    ax.set_title("Allocation by predicted difficulty tercile", fontsize=10)
+    ax.legend(fontsize=8)
+    save(fig, PLOTS[3])
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
+    ax.plot(report.calibration[:, 0], report.calibration[:, 1], marker="o", color="tab:blue")
+    ax.set_xlabel("predicted λ (bin mean)")
+    ax.set_ylabel("observed λ (bin mean)")
+    ax.set_title("λ probe calibration (test)", fontsize=10)
+    ax.grid(alpha=0.3)
+    save(fig, PLOTS[4])
+
+    if observed is not None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        ax.hist(observed, bins=[j / 16 for j in range(17)], color="tab:blue", edgecolor="white")
+        ax.set_xlabel("single-sample success λ")
+        ax.set_ylabel("questions")
+        ax.set_title("Difficulty distribution (test)", fontsize=10)
+        save(fig, PLOTS[5])
+    return written
