@@ -6,7 +6,13 @@ import sys
 
 import pytest
 
-PACKAGES = ["howhard", "howhard.errors", "howhard.types", "howhard.backends"]
+PACKAGES = [
+    "howhard",
+    "howhard.errors",
+    "howhard.types",
+    "howhard.backends",
+    "howhard.policies",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

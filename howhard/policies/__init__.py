@@ -1,1 +1,27 @@
-"""howhard.policies."""
+"""howhard.policies: how much compute each request gets.
+
+Marginal-reward maths (:mod:`howhard.policies.marginals`), exact allocators
+(:mod:`howhard.policies.allocators`) and baseline allocations (:mod:`howhard.policies.baselines`).
+"""
+
+from howhard.policies.allocators import (
+    OfflineAllocator,
+    OnlineAllocator,
+    allocate,
+    allocate_success_prob,
+)
+from howhard.policies.marginals import (
+    marginals_from_rewards,
+    marginals_from_success_prob,
+    preference_prob,
+)
+
+__all__ = [
+    "OfflineAllocator",
+    "OnlineAllocator",
+    "allocate",
+    "allocate_success_prob",
+    "marginals_from_rewards",
+    "marginals_from_success_prob",
+    "preference_prob",
+]
