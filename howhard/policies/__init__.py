@@ -1,5 +1,30 @@
-"""Policies: how a batch's compute budget is split across its requests."""
+"""howhard.policies: how much compute each request gets.
 
+Marginal-reward maths (:mod:`howhard.policies.marginals`), exact allocators
+(:mod:`howhard.policies.allocators`) and baseline allocations (:mod:`howhard.policies.baselines`).
+"""
+
+from howhard.policies.allocators import (
+    OfflineAllocator,
+    OnlineAllocator,
+    allocate,
+    allocate_success_prob,
+)
 from howhard.policies.base import Policy, Predictor
+from howhard.policies.marginals import (
+    marginals_from_rewards,
+    marginals_from_success_prob,
+    preference_prob,
+)
 
-__all__ = ["Policy", "Predictor"]
+__all__ = [
+    "OfflineAllocator",
+    "OnlineAllocator",
+    "Policy",
+    "Predictor",
+    "allocate",
+    "allocate_success_prob",
+    "marginals_from_rewards",
+    "marginals_from_success_prob",
+    "preference_prob",
+]
