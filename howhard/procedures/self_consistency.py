@@ -19,8 +19,8 @@ class SelfConsistency:
     Each candidate's score is its answer's vote share (0 when no answer was extracted).
     Tie-break: among answers with the most votes, the one that appeared *first* in sample order
     wins, and the chosen candidate is that answer's first sample — deterministic for a given set
-    of samples. With no extractable answer at all, the answer is ``None`` and the first sample
-    is chosen. Budget 0 abstains without a backend call and answers ``default_answer``.
+    of samples. With no extractable answer at all, the first sample is chosen and its text is
+    the answer. Budget 0 abstains without a backend call and answers ``default_answer``.
     """
 
     def __init__(
@@ -61,8 +61,11 @@ class SelfConsistency:
             for completion, answer, key in zip(generation.completions, answers, keys, strict=True)
         )
         if not votes:
-            chosen = candidates[0] if candidates else None
-            return Outcome(answer=None, chosen=chosen, candidates=candidates)
+            if not candidates:
+                return Outcome(answer=None, chosen=None)
+            return Outcome(
+                answer=candidates[0].completion.text, chosen=candidates[0], candidates=candidates
+            )
         # max() keeps the first maximal element; iterating in first-appearance order makes the
         # earliest answer win ties.
         winner = max(votes, key=lambda k: votes[k])

@@ -246,7 +246,11 @@ class Scheduler:
             return await self._tg.__aexit__(None, None, None)
         # The body failed: don't wait for queued work, cancel it (every job still resolves).
         self._cancel_work()
-        return await self._tg.__aexit__(exc_type, exc, tb)
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        # Let the body's own exception propagate as itself, not wrapped in an ExceptionGroup.
+        await self._tg.__aexit__(None, None, None)
+        return None
 
     async def close(self) -> None:
         """Stop accepting requests, finish everything already queued, and wait for it.
