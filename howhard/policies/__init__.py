@@ -10,20 +10,31 @@ from howhard.policies.allocators import (
     allocate,
     allocate_success_prob,
 )
-from howhard.policies.base import Policy, Predictor
+from howhard.policies.base import Policy, Predictor, check_budgets
 from howhard.policies.marginals import (
     marginals_from_rewards,
     marginals_from_success_prob,
     preference_prob,
 )
+from howhard.policies.policies import (
+    AdaptivePolicy,
+    RandomRoutingPolicy,
+    RoutingPolicy,
+    UniformPolicy,
+)
 
 __all__ = [
+    "AdaptivePolicy",
     "OfflineAllocator",
     "OnlineAllocator",
     "Policy",
     "Predictor",
+    "RandomRoutingPolicy",
+    "RoutingPolicy",
+    "UniformPolicy",
     "allocate",
     "allocate_success_prob",
+    "check_budgets",
     "marginals_from_rewards",
     "marginals_from_success_prob",
     "preference_prob",
