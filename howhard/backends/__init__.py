@@ -13,16 +13,19 @@ from howhard.backends.base import Backend, Encoder
 from howhard.backends.scripted import ScriptedBackend
 
 if TYPE_CHECKING:
+    from howhard.backends.transformers import TransformersBackend
     from howhard.backends.vllm import VLLMBackend
 
 __all__ = [
     "Backend",
     "Encoder",
     "ScriptedBackend",
+    "TransformersBackend",
     "VLLMBackend",
 ]
 
 _LAZY = {
+    "TransformersBackend": "howhard.backends.transformers",
     "VLLMBackend": "howhard.backends.vllm",
 }
 
