@@ -10,6 +10,7 @@ from howhard.policies.allocators import (
     allocate,
     allocate_success_prob,
 )
+from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
 from howhard.policies.marginals import (
     marginals_from_rewards,
     marginals_from_success_prob,
@@ -23,5 +24,8 @@ __all__ = [
     "allocate_success_prob",
     "marginals_from_rewards",
     "marginals_from_success_prob",
+    "oracle_budgets",
     "preference_prob",
+    "random_routing",
+    "uniform_budgets",
 ]
