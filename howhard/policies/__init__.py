@@ -11,6 +11,7 @@ from howhard.policies.allocators import (
     allocate_success_prob,
 )
 from howhard.policies.base import Policy, Predictor, check_budgets
+from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
 from howhard.policies.marginals import (
     marginals_from_rewards,
     marginals_from_success_prob,
@@ -37,5 +38,8 @@ __all__ = [
     "check_budgets",
     "marginals_from_rewards",
     "marginals_from_success_prob",
+    "oracle_budgets",
     "preference_prob",
+    "random_routing",
+    "uniform_budgets",
 ]

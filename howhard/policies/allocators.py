@@ -112,13 +112,25 @@ def _check_rows(matrix: FloatArray, first: int = 0) -> FloatArray:
         return matrix
     region = matrix[:, first:]
     suspect = not np.isfinite(matrix[:, :first]).all()
+    region_width = region.shape[1]
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // width)
+    verdict = np.empty(rows_per_chunk * width, dtype=np.bool_)
     # One chunked pass (the temporary stays in cache) proves the rows non-increasing; a NaN fails
-    # the comparison too. Sorted rows then hold their extremes in their first and last columns,
-    # so checking those two columns proves every entry finite. Anything odd takes the slow path.
-    for start in range(0, n if region.shape[1] > 1 and not suspect else 0, rows_per_chunk):
+    # the comparison too. Comparing each chunk as one flat run (fast contiguous loop) also pairs
+    # a row's last entry with the next row's first; those verdicts are overwritten with True.
+    # Sorted rows then hold their extremes in their first and last columns, so checking those
+    # two columns proves every entry finite. Anything odd takes the slow path.
+    for start in range(0, n if region_width > 1 and not suspect else 0, rows_per_chunk):
         block = region[start : start + rows_per_chunk]
-        if not np.less_equal(block[:, 1:], block[:, :-1]).all():
+        if first == 0:
+            run = block.ravel()
+            out = verdict[: run.size - 1]
+            np.less_equal(run[1:], run[:-1], out=out)
+            out[width - 1 :: width] = True
+            ok = bool(out.all())
+        else:
+            ok = bool(np.less_equal(block[:, 1:], block[:, :-1]).all())
+        if not ok:
             suspect = True
             break
     if region.shape[1] and not suspect:
@@ -752,29 +764,32 @@ def _solve_bins(sizes: IntArray, gains: FloatArray, total: int) -> IntArray:
     """Exact multiple-choice knapsack: one budget per bin, bin ``k`` costs ``sizes[k]`` per unit.
 
     ``best[c]`` is the largest reward reachable with the bins so far spending at most ``c``
-    units; the choice table records each bin's budget for backtracking.
+    units; the choice table records each bin's budget for backtracking. Costs are divided by
+    the gcd of the bin sizes (every spend is a multiple of it), which shrinks the table when
+    bins are equal-sized. Time ``O(bins · max_budget · total / gcd)``.
     """
     n_bins, cap = gains.shape
+    unit = math.gcd(*(int(size) for size in sizes if size > 0)) or 1
+    costs = [int(size) // unit for size in sizes]
+    capacity = total // unit
     values = np.concatenate([np.zeros((n_bins, 1)), np.cumsum(gains, axis=1)], axis=1)
-    best = np.zeros(total + 1, dtype=np.float64)
-    choice = np.zeros((n_bins, total + 1), dtype=np.int64)
+    best = np.zeros(capacity + 1, dtype=np.float64)
+    choice = np.zeros((n_bins, capacity + 1), dtype=np.min_scalar_type(cap))
     for k in range(n_bins):
-        size = int(sizes[k])
         nxt = best + values[k, 0]
-        pick = np.zeros(total + 1, dtype=np.int64)
+        pick = choice[k]
         for b in range(1, cap + 1):
-            cost = size * b
-            if cost > total:
+            cost = costs[k] * b
+            if cost > capacity:
                 break
-            candidate = best[: total + 1 - cost] + values[k, b]
+            candidate = best[: capacity + 1 - cost] + values[k, b]
             better = candidate > nxt[cost:]  # strict: equal rewards keep the smaller budget
             nxt[cost:] = np.where(better, candidate, nxt[cost:])
-            pick[cost:] = np.where(better, b, pick[cost:])
+            pick[cost:][better] = b
         best = nxt
-        choice[k] = pick
     table = np.zeros(n_bins, dtype=np.int64)
-    remaining = total
+    remaining = capacity
     for k in range(n_bins - 1, -1, -1):
-        table[k] = choice[k, remaining]
-        remaining -= int(sizes[k]) * int(table[k])
+        table[k] = int(choice[k, remaining])
+        remaining -= costs[k] * int(table[k])
     return table
