@@ -114,6 +114,7 @@ class BenchmarkReport:
                 "budget": float(b),
                 "uniform": uniform,
                 "online": online,
+                "online_plugin": self.best_of_k["online_plugin"][i],
                 "offline": offline,
                 "oracle": oracle,
                 "online_saving": _saving(
@@ -207,23 +208,87 @@ def _allocate(marginals: FloatArray, average: float) -> IntArray:
 # ----------------------------------------------------------------------------- the curves
 
 
+def heldout_quality(rewards: npt.ArrayLike, max_budget: int) -> FloatArray:
+    """Best-of-k quality ``(n, max_budget + 1)`` of held-out questions with ``m`` samples each.
+
+    Exact up to ``m`` (order statistics); past ``m`` each question continues with the geometric
+    tail of its observed success rate, kept non-increasing, so a held-out set with fewer samples
+    than ``max_budget`` still describes every budget.
+    """
+    from howhard.policies import marginals_from_rewards, marginals_from_success_prob
+
+    r = np.asarray(rewards, dtype=np.float64)
+    m = r.shape[1]
+    depth = min(m, max_budget)
+    marginals = marginals_from_rewards(r, depth)
+    if depth < max_budget:
+        tail = marginals_from_success_prob(r.mean(axis=1), max_budget)[:, depth:]
+        marginals = np.minimum.accumulate(np.concatenate([marginals, tail], axis=1), axis=1)
+    zeros = np.zeros((r.shape[0], 1))
+    result: FloatArray = np.concatenate([zeros, np.cumsum(marginals, axis=1)], axis=1)
+    return result
+
+
+def binned_curves(
+    reference_quality: FloatArray,
+    reference_scores: FloatArray,
+    target_scores: FloatArray,
+    *,
+    n_bins: int = 10,
+) -> FloatArray:
+    """Predicted quality curves for targets: the mean held-out curve of their score bin.
+
+    The held-out questions are cut into ``n_bins`` equal-count bins of predicted score; each
+    target gets its bin's mean curve, an estimate of ``E[q(x, b) | score]``. Where the probe is
+    unsure (a bin mixing impossible and easy questions) this keeps the mixture's shape, which the
+    plug-in ``1 - (1 - λ̂)^b`` of the mean λ̂ does not: the plug-in over-spends on the bin.
+    """
+    edges = np.quantile(reference_scores, np.linspace(0, 1, n_bins + 1)[1:-1])
+    ref_bin = np.searchsorted(edges, reference_scores, side="right")
+    means = np.stack(
+        [
+            reference_quality[ref_bin == k].mean(axis=0)
+            if np.any(ref_bin == k)
+            else reference_quality.mean(axis=0)
+            for k in range(n_bins)
+        ]
+    )
+    result: FloatArray = means[np.searchsorted(edges, target_scores, side="right")]
+    return result
+
+
 def best_of_k_curves(
-    test: SplitData, val: SplitData, budgets: FloatArray, max_budget: int, *, n_bins: int = 8
+    test: SplitData,
+    val: SplitData,
+    budgets: FloatArray,
+    max_budget: int,
+    *,
+    n_bins: int = 8,
+    curve_bins: int = 10,
 ) -> dict[str, FloatArray]:
-    """Expected best-of-k success vs average budget for the four methods of the paper's Fig. 3."""
+    """Expected best-of-k success vs average budget (the paper's Fig. 3, right column).
+
+    Methods: ``uniform``; ``online`` (exact per-batch allocation on marginals predicted from λ̂
+    through val: :func:`binned_curves`); ``online_plugin`` (the paper's recipe, marginals
+    ``λ̂(1 - λ̂)^(j-1)``); ``offline`` (one budget per λ̂ bin, fitted on val); ``oracle``.
+    """
     from howhard.policies import OfflineAllocator, marginals_from_success_prob
 
     quality = best_of_k_quality(test.rewards, max_budget)
     true_marginals = np.diff(quality, axis=1)
-    predicted = marginals_from_success_prob(np.clip(test.lambda_hat, 0.0, 1.0), max_budget)
-    # The offline table is fitted on val's observed success rates (a held-out set, as in the
-    # paper); val has fewer samples than max_budget, so its curves are the plug-in geometric ones.
-    val_marginals = marginals_from_success_prob(val.success, max_budget)
+    val_quality = heldout_quality(val.rewards, max_budget)
+    val_marginals = np.diff(val_quality, axis=1)
+    predicted = np.diff(
+        binned_curves(val_quality, val.lambda_hat, test.lambda_hat, n_bins=curve_bins), axis=1
+    )
+    plugin = marginals_from_success_prob(np.clip(test.lambda_hat, 0.0, 1.0), max_budget)
     n = len(test.ids)
-    curves: dict[str, list[float]] = {"uniform": [], "online": [], "offline": [], "oracle": []}
+    names = ("uniform", "online", "online_plugin", "offline", "oracle")
+    curves: dict[str, list[float]] = {name: [] for name in names}
     for b in budgets:
         curves["uniform"].append(_score(quality, _uniform(n, float(b), max_budget)))
         curves["online"].append(_score(quality, _allocate(predicted, float(b))))
+        curves["online_plugin"].append(_score(quality, _allocate(plugin, float(b))))
         offline = OfflineAllocator.fit(
             val.lambda_hat, val_marginals, float(b), n_bins, max_budget=max_budget
         )
@@ -237,20 +302,13 @@ def sc_predicted_curves(
 ) -> FloatArray:
     """Predicted self-consistency curves ``(n_target, max_budget + 1)`` from λ̂ alone.
 
-    ``reference`` (a held-out split) is cut into ``n_bins`` equal-count bins of predicted λ;
-    each target question gets the mean majority-vote curve of its bin. Curves stop rising past
-    the reference's sample count (no data there).
+    Each target gets the mean majority-vote curve of the held-out questions in its λ̂ bin
+    (:func:`binned_curves`); curves stay flat past the held-out sample count (no data there).
     """
     m = reference.rewards.shape[1]
     depth = min(m, max_budget)
     curves = majority_vote_curves(reference.answers, reference.rewards, depth)
-    edges = np.quantile(reference.lambda_hat, np.linspace(0, 1, n_bins + 1)[1:-1])
-    ref_bin = np.searchsorted(edges, reference.lambda_hat, side="right")
-    means = np.zeros((n_bins, depth + 1))
-    for k in range(n_bins):
-        members = curves[ref_bin == k]
-        means[k] = members.mean(axis=0) if len(members) else curves.mean(axis=0)
-    target = means[np.searchsorted(edges, target_scores, side="right")]
+    target = binned_curves(curves, reference.lambda_hat, target_scores, n_bins=n_bins)
     if depth < max_budget:
         pad = np.repeat(target[:, -1:], max_budget - depth, axis=1)
         target = np.concatenate([target, pad], axis=1)
@@ -535,13 +593,14 @@ def markdown(report: BenchmarkReport) -> str:
         "",
         "## Best-of-k with a verifier: expected success vs average samples per question",
         "",
-        "| B | uniform | online | offline | oracle | online saving | offline saving "
-        "| oracle saving | online share of oracle gain |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| B | uniform | online | online, λ̂ plug-in | offline | oracle | online saving "
+        "| offline saving | oracle saving | online share of oracle gain |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.table():
         lines.append(
-            f"| {r['budget']:g} | {r['uniform']:.3f} | {r['online']:.3f} | {r['offline']:.3f} "
+            f"| {r['budget']:g} | {r['uniform']:.3f} | {r['online']:.3f} "
+            f"| {r['online_plugin']:.3f} | {r['offline']:.3f} "
             f"| {r['oracle']:.3f} | {_pct(r['online_saving'])} | {_pct(r['offline_saving'])} "
             f"| {_pct(r['oracle_saving'])} | {_pct(r['online_gain_share'])} |"
         )
@@ -661,6 +720,7 @@ def _plots(report: BenchmarkReport, out: Path, observed: FloatArray | None) -> l
         "uniform": ("tab:gray", "--"),
         "random": ("tab:gray", "--"),
         "online": ("tab:blue", "-"),
+        "online_plugin": ("tab:purple", "-"),
         "learned": ("tab:blue", "-"),
         "offline": ("tab:green", "-."),
         "oracle": ("black", ":"),
