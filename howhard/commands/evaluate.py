@@ -112,7 +112,8 @@ def load_split(
 
 
 def _features_path(data: Path, dataset: str) -> Path:
-    return data / "features" / Path(dataset).name
+    """``howhard features --dataset DIR`` writes ``DIR/features.npy`` and ``DIR/features.json``."""
+    return data / dataset / "features"
 
 
 def run(args: argparse.Namespace) -> int:
