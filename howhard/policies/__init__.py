@@ -23,13 +23,17 @@ from howhard.policies.policies import (
     RoutingPolicy,
     UniformPolicy,
 )
+from howhard.policies.predictors import ConstantPredictor, OraclePredictor, ProbePredictor
 
 __all__ = [
     "AdaptivePolicy",
+    "ConstantPredictor",
     "OfflineAllocator",
     "OnlineAllocator",
+    "OraclePredictor",
     "Policy",
     "Predictor",
+    "ProbePredictor",
     "RandomRoutingPolicy",
     "RoutingPolicy",
     "UniformPolicy",
