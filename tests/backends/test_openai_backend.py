@@ -77,7 +77,7 @@ async def test_seeded_fills_use_distinct_seeds() -> None:
 
 async def test_without_filling_a_short_reply_is_an_error_naming_the_fix() -> None:
     async with backend_for(ignores_n_server(), fill_missing=False) as backend:
-        with pytest.raises(BackendUnavailable, match="1 of n=3 samples.*fill_missing"):
+        with pytest.raises(BackendUnavailable, match=r"1 of n=3 samples.*fill_missing"):
             await backend.generate("q", n=3, params=PARAMS)
 
 
