@@ -13,18 +13,21 @@ from howhard.backends.base import Backend, Encoder
 from howhard.backends.scripted import ScriptedBackend
 
 if TYPE_CHECKING:
+    from howhard.backends.openai import OpenAIBackend
     from howhard.backends.transformers import TransformersBackend
     from howhard.backends.vllm import VLLMBackend
 
 __all__ = [
     "Backend",
     "Encoder",
+    "OpenAIBackend",
     "ScriptedBackend",
     "TransformersBackend",
     "VLLMBackend",
 ]
 
 _LAZY = {
+    "OpenAIBackend": "howhard.backends.openai",
     "TransformersBackend": "howhard.backends.transformers",
     "VLLMBackend": "howhard.backends.vllm",
 }
