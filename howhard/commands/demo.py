@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     from howhard.errors import ConfigError
 
-    if not args.probe.exists():
-        raise ConfigError(f"probe={str(args.probe)!r} does not exist; pass --probe PATH")
     if not 0 < args.budget <= args.max_budget:
         raise ConfigError(f"budget must be in (0, max_budget={args.max_budget}], got {args.budget}")
+    if not args.probe.exists():
+        raise ConfigError(f"probe={str(args.probe)!r} does not exist; pass --probe PATH")
     return anyio.run(_main, args, sys.stdout, backend="asyncio")
 
 
