@@ -91,7 +91,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"budget must be in (0, max_budget={args.max_budget}], got {args.budget}")
     if not args.probe.exists():
         raise ConfigError(f"probe={str(args.probe)!r} does not exist; pass --probe PATH")
+    _quiet_logs()
     return anyio.run(_main, args, sys.stdout, backend="asyncio")
+
+
+def _quiet_logs() -> None:
+    """The demo prints its own table; the scheduler's per-request debug events would bury it."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 async def _main(args: argparse.Namespace, out: TextIO) -> int:
