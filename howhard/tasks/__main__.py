@@ -4,12 +4,15 @@
 ``python -m howhard.tasks answers data/runs/test`` extracts each sample's canonical answer and
 token count from a collected dataset into its ``answers.jsonl`` (small enough to commit);
 ``python -m howhard.tasks vote DATASET --k 8 --out DIR`` derives the strong routing procedure's
-dataset (expected self-consistency@k success per request).
+dataset (expected self-consistency@k success per request); ``python -m howhard.tasks ship
+PROBE howhard/assets/lambda-probe`` copies a trained probe into the package.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +20,20 @@ from pathlib import Path
 from howhard.tasks.answers import write_answers
 from howhard.tasks.routing import write_vote_dataset
 from howhard.tasks.suite import SPLITS, build_splits, write_jsonl
+
+
+def ship_probe(probe: Path, out: Path) -> None:
+    """Copy a probe checkpoint (config + weights) for the package to serve on any machine.
+
+    The recorded encoder model is this machine's cache folder of the default model; shipping it
+    as ``None`` makes the encoder resolve the packaged default model wherever it is installed.
+    """
+    config = json.loads((probe / "probe.json").read_text(encoding="utf-8"))
+    config["encoder"]["model"] = None
+    config["train"]["dataset"] = Path(config["train"]["dataset"]).name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probe.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(probe / "probe.safetensors", out / "probe.safetensors")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     vote.add_argument("dataset", type=Path, help="collected dataset with answers.jsonl")
     vote.add_argument("--k", type=int, default=8, help="samples per majority vote (its cost)")
     vote.add_argument("--out", type=Path, required=True, help="derived dataset folder")
+    ship = sub.add_parser("ship", help="copy a trained probe into the package's assets")
+    ship.add_argument("probe", type=Path, help="checkpoint folder from howhard train")
+    ship.add_argument("out", type=Path, help="asset folder, e.g. howhard/assets/lambda-probe")
     args = parser.parse_args(argv)
     if args.tool == "questions":
         splits = build_splits(tuple(args.sizes), seed=args.seed)
@@ -44,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.tool == "answers":
         for folder in args.datasets:
             print(f"{folder}: answers for {write_answers(folder)} requests")
+    elif args.tool == "ship":
+        ship_probe(args.probe, args.out)
+        print(f"{args.out}: probe shipped (encoder model = the packaged default model)")
     else:
         count = write_vote_dataset(args.dataset, args.k, args.out)
         print(f"{args.out}: self-consistency@{args.k} success for {count} requests")

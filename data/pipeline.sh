@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# From collected samples to the report: answers, routing pair, features, probes, evaluation.
+#   bash data/pipeline.sh            # after data/collect.sh; from the repository root
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${PYTHON:-.venv/bin/python}
+export HF_HUB_OFFLINE=1 VLLM_HOST_IP=127.0.0.1
+# Canonical answer + tokens per sample (what self-consistency votes on), small enough to commit.
+$py -m howhard.tasks answers data/runs/trainval data/runs/test
+# Strong routing procedure: self-consistency over 8 samples (8 units), exact from the samples.
+$py -m howhard.tasks vote data/runs/trainval --k 8 --out data/runs/trainval-sc8
+# Last-token hidden states of every prompt (SmolLM2-135M-Instruct, last layer, float16).
+$py -m howhard features --dataset data/runs/trainval --no-progress
+$py -m howhard features --dataset data/runs/test --no-progress
+# λ probe: trained on train, early-stopped and temperature-calibrated on val.
+$py -m howhard train --dataset data/runs/trainval --out data/probes/lambda --head lambda \
+    --split-column split --calibration temperature --max-budget 16 --quiet
+# Routing preference probe P(strong > weak), same split.
+$py -m howhard train --dataset data/runs/trainval-sc8 --weak data/runs/trainval \
+    --features data/runs/trainval/features --out data/probes/preference --head preference \
+    --split-column split --quiet
+# The report on the test split (never used for any choice above).
+$py -m howhard evaluate --data data --out results
+# Ship the λ probe with the package (howhard demo serves it).
+$py -m howhard.tasks ship data/probes/lambda howhard/assets/lambda-probe
