@@ -180,6 +180,7 @@ async def _serve(
     from howhard import BatchingConfig, Scheduler
     from howhard.procedures import BestOfK
     from howhard.tasks import TaskScorer, family
+    from howhard.tasks.extract import mentions
 
     n = len(requests)
     title = (
@@ -187,8 +188,8 @@ async def _serve(
         if name == "adaptive"
         else f"uniform best-of-k at the same total budget ({args.budget:g} per question)"
     )
-    _say(out, f"\n== {title}")
-    _say(out, f"{'':>8} {'question':<46} {'λ̂':>5} {'budget':>6}  {'answer':<18} ok")
+    _say(out, f"\n== {title}  (λ: the probe's predicted single-sample success)")
+    _say(out, f"{'':>8} {'question':<46} {'λ':>5} {'budget':>6}  {'answer':<18} ok")
     done = 0
     correct = 0
     samples = 0
@@ -213,6 +214,9 @@ async def _serve(
         if result.chosen is not None:
             text = result.chosen.completion.text
             answer = family(request.metadata["family"]).answer(text, request.prompt) or text
+            stated = [a for a in request.reference.split("|") if mentions(text, a)]
+            if ok and stated:
+                answer = stated[0]  # verified by mention: show the words the reply used
         done += 1
         correct += ok
         samples += result.usage.units
@@ -232,7 +236,11 @@ async def _serve(
 
 
 def _summary(outcomes: list[_Outcome], n: int, budget: float, out: TextIO) -> None:
-    _say(out, f"\n== summary ({n} questions, total budget {int(budget * n)} samples)")
+    _say(
+        out,
+        f"\n== summary ({n} questions, total budget {int(budget * n)} samples; adaptive wall "
+        "time includes encoding the prompts for the probe)",
+    )
     _say(out, f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8}")
     for o in outcomes:
         _say(
