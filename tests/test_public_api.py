@@ -13,6 +13,9 @@ PACKAGES = [
     "howhard.backends",
     "howhard.policies",
     "howhard.scoring",
+    "howhard.config",
+    "howhard.scheduler",
+    "howhard.procedures",
 ]
 
 
