@@ -11,6 +11,7 @@ PACKAGES = [
     "howhard.errors",
     "howhard.types",
     "howhard.backends",
+    "howhard.evaluation",
     "howhard.policies",
     "howhard.scoring",
     "howhard.config",

@@ -2,18 +2,24 @@
 
 from collections.abc import Sequence
 
+import anyio
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from howhard import BatchingConfig, Scheduler
+from howhard.backends import ScriptedBackend
 from howhard.errors import ConfigError, PolicyError
 from howhard.policies import (
     AdaptivePolicy,
+    OfflineAllocator,
+    OnlineAllocator,
     Policy,
     RandomRoutingPolicy,
     RoutingPolicy,
     UniformPolicy,
     check_budgets,
+    marginals_from_success_prob,
 )
 from howhard.policies.policies import trim_to_total
 from howhard.types import Request
@@ -130,3 +136,48 @@ def test_check_budgets_accepts_numpy_integers_and_names_problems() -> None:
         check_budgets(np.array([1.0, 2.0]), n=2, total_budget=3)
     with pytest.raises(PolicyError, match="budget\\[0\\] = True"):
         check_budgets([True], n=1, total_budget=3)
+
+
+class LambdaPredictor:
+    """Predicts from the request's metadata['p'] (a known single-sample success probability)."""
+
+    max_budget = 8
+
+    async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
+        p = np.array([float(r.metadata["p"]) for r in requests])
+        return marginals_from_success_prob(p, self.max_budget)
+
+
+async def test_adaptive_policy_with_the_online_allocator_end_to_end() -> None:
+    policy = AdaptivePolicy(LambdaPredictor(), OnlineAllocator(average_budget=2, max_budget=8))
+    results = {}
+    async with Scheduler(
+        backend=ScriptedBackend(),
+        policy=policy,
+        average_budget=2,
+        max_budget=8,
+        batching=BatchingConfig(max_batch_size=4, max_wait_s=30.0),
+    ) as scheduler:
+
+        async def submit(name: str, p: float) -> None:
+            results[name] = await scheduler.submit(name, metadata={"p": p})
+
+        async with anyio.create_task_group() as tg:
+            for name, p in [("impossible", 0.0), ("easy", 0.95), ("hard", 0.3), ("medium", 0.5)]:
+                tg.start_soon(submit, name, p)
+    budgets = {name: r.budget for name, r in results.items()}
+    assert budgets["impossible"] == 0 and results["impossible"].abstained
+    assert budgets["hard"] >= budgets["medium"] >= budgets["easy"] >= 1
+    assert sum(budgets.values()) == 8
+
+
+async def test_adaptive_policy_with_a_fitted_offline_allocator() -> None:
+    held_out = np.linspace(0.05, 0.95, 40)
+    offline = OfflineAllocator.fit(
+        held_out, marginals_from_success_prob(held_out, 8), average_budget=2, n_bins=4
+    )
+    policy = AdaptivePolicy(LambdaPredictor(), offline)
+    requests = [Request(prompt=f"q{i}", metadata={"p": p}) for i, p in enumerate([0.1, 0.9])]
+    budgets = await policy.allocate(requests, total_budget=100)
+    assert budgets == [int(b) for b in offline.budgets(np.array([0.1, 0.9]))]
+    assert sum(await policy.allocate(requests, total_budget=1)) <= 1
