@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import math
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -100,7 +101,7 @@ class _Job:
         "resolved",
         "result",
         "scope",
-        "submitted",
+        "started",
         "timeout_s",
     )
 
@@ -108,15 +109,16 @@ class _Job:
         self,
         request: Request,
         params: GenerationParams,
-        submitted: float,
         timeout_s: float | None,
+        done: anyio.Event,
     ) -> None:
         self.request = request
         self.params = params
-        self.submitted = submitted
+        self.started = time.monotonic()
         self.timeout_s = timeout_s
-        self.deadline = math.inf if timeout_s is None else submitted + timeout_s
-        self.done = anyio.Event()
+        # Deadlines live on anyio's clock (what cancel scopes compare against).
+        self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
+        self.done = done
         self.budget = 0
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -189,6 +191,11 @@ class Scheduler:
         self._work_scope: anyio.CancelScope | None = None
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._receive: MemoryObjectReceiveStream[_Job] | None = None
+        self._plans: dict[int, tuple[tuple[str, int], ...]] = {}
+        # anyio.Event() and anyio.CancelScope() look the async backend up on every call; the
+        # hot path (one of each per request) uses the backend's classes, resolved at start.
+        self._event_type: type[anyio.Event] = anyio.Event
+        self._scope_type: type[anyio.CancelScope] = anyio.CancelScope
         self._in_flight = 0
         self._submitted = 0
         self._completed = 0
@@ -216,6 +223,8 @@ class Scheduler:
         self._send, self._receive = anyio.create_memory_object_stream[_Job](
             max_buffer_size=self.config.max_queue
         )
+        self._event_type = type(anyio.Event())
+        self._scope_type = type(anyio.CancelScope())
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -398,7 +407,7 @@ class Scheduler:
         if timeout is not None and not timeout > 0:
             raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
         self._submitted += 1
-        return _Job(request, request.params or self.config.params, anyio.current_time(), timeout)
+        return _Job(request, request.params or self.config.params, timeout, self._event_type())
 
     async def _enqueue_and_wait(self, job: _Job, *, wait_for_space: bool) -> Result:
         assert self._send is not None
@@ -488,8 +497,7 @@ class Scheduler:
         n = len(live)
         total = self._carry.total(n)
         self._batches += 1
-        now = anyio.current_time()
-        self._log.debug("batch.formed", size=n, wait_s=round(now - live[0].submitted, 6))
+        self._log.debug("batch.formed", size=n, wait_s=round(time.monotonic() - live[0].started, 6))
         try:
             raw = await self._policy.allocate([job.request for job in live], total)
             budgets = check_budgets(
@@ -554,22 +562,32 @@ class Scheduler:
                 if not job.resolved:
                     await self._execute(job)
 
+    def _planned(self, budget: int) -> tuple[tuple[str, int], ...]:
+        """``(model, n)`` of each call planned for ``budget`` (cached: plans must be pure)."""
+        plan = self._plans.get(budget)
+        if plan is None:
+            default = self._backend
+            plan = tuple(
+                ((call.backend or default).model, call.n) for call in self._procedure.plan(budget)
+            )
+            if len(self._plans) < 4096:
+                self._plans[budget] = plan
+        return plan
+
     def _worst_case(self, job: _Job) -> Callable[[int], Usage]:
         prompt_bound = len(job.request.prompt.encode()) + self.config.prompt_overhead_tokens
         max_tokens = job.params.max_tokens
         seconds = job.timeout_s or 0.0
-        plan = self._procedure.plan
         price = self._ledger.price
-        default = self._backend
+        planned = self._planned
 
         def worst_case(budget: int) -> Usage:
             prompt = completion = 0
             cost = 0.0
-            for call in plan(budget):
-                generated = call.n * max_tokens
+            for model, n in planned(budget):
+                generated = n * max_tokens
                 prompt += prompt_bound
                 completion += generated
-                model = (call.backend or default).model
                 cost += price(model).cost(prompt_bound, generated, seconds)
             return Usage(
                 prompt_tokens=prompt, completion_tokens=completion, units=budget, cost=cost
@@ -584,7 +602,7 @@ class Scheduler:
         error: BaseException | None = None
         self._in_flight += 1
         try:
-            with anyio.CancelScope(deadline=job.deadline) as scope:
+            with self._scope_type(deadline=job.deadline) as scope:
                 job.scope = scope
                 try:
                     reservation = await self._ledger.reserve(
@@ -602,7 +620,7 @@ class Scheduler:
                         log=self._log,
                     )
                     outcome = await self._procedure.run(request, reservation.budget, context)
-                    usage = dataclasses.replace(context.usage, units=reservation.budget)
+                    usage = context.usage_with_units(reservation.budget)
                     await self._ledger.settle(reservation, usage)
                     reservation = None
                     metadata = outcome.metadata
@@ -615,7 +633,7 @@ class Scheduler:
                         candidates=outcome.candidates,
                         budget=usage.units,
                         usage=usage,
-                        latency_s=anyio.current_time() - job.submitted,
+                        latency_s=time.monotonic() - job.started,
                         tenant=request.tenant,
                         abstained=outcome.abstained,
                         metadata=metadata,
