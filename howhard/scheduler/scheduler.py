@@ -17,6 +17,7 @@ import enum
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -192,6 +193,10 @@ class Scheduler:
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._receive: MemoryObjectReceiveStream[_Job] | None = None
         self._plans: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._ready: deque[_Job] = deque()
+        self._dispatch_closed = False
+        self._idle: deque[anyio.Event] = deque()
+        self._ready_drained = anyio.Event()  # replaced by the backend's class in _run
         # anyio.Event() and anyio.CancelScope() look the async backend up on every call; the
         # hot path (one of each per request) uses the backend's classes, resolved at start.
         self._event_type: type[anyio.Event] = anyio.Event
@@ -295,32 +300,31 @@ class Scheduler:
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         assert self._receive is not None and self._send is not None
-        dispatch_send, dispatch_receive = anyio.create_memory_object_stream[_Job](
-            max_buffer_size=self.config.max_concurrency
-        )
+        self._ready_drained = self._event_type()
         try:
             # The scheduler's own scope: aclose(cancel=True) cancels it without touching the
             # caller's code in the body of `async with`.
             with anyio.CancelScope() as self._work_scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._batch_loop, dispatch_send)
+                    tg.start_soon(self._batch_loop)
                     for _ in range(self.config.max_concurrency):
-                        tg.start_soon(self._worker, dispatch_receive.clone())
+                        tg.start_soon(self._worker)
                     self._state = SchedulerState.RUNNING
                     task_status.started()
         finally:
             # Only after cancellation can jobs remain: fail them, then break the queue so
             # callers still blocked on it get SchedulerClosed too.
-            dispatch_send.close()
             self._send.close()
-            for stream in (dispatch_receive, self._receive):
-                while True:
-                    try:
-                        job = stream.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    self._resolve(job, error=self._closed_error(job))
-                stream.close()
+            while self._ready:
+                job = self._ready.popleft()
+                self._resolve(job, error=self._closed_error(job))
+            while True:
+                try:
+                    job = self._receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                self._resolve(job, error=self._closed_error(job))
+            self._receive.close()
             self._state = SchedulerState.CLOSED
             self._closed.set()
             self._log.debug("scheduler.closed", **self._counters())
@@ -468,10 +472,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------ batching
 
-    async def _batch_loop(self, dispatch: MemoryObjectSendStream[_Job]) -> None:
+    async def _batch_loop(self) -> None:
         assert self._receive is not None
         batching = self.config.batching
-        async with dispatch:
+        try:
             while True:
                 batch = await next_batch(
                     self._receive,
@@ -481,16 +485,23 @@ class Scheduler:
                 if batch is None:
                     return
                 try:
-                    await self._allocate_and_dispatch(batch, dispatch)
+                    await self._allocate_and_dispatch(batch)
                 except BaseException:
                     for job in batch:
                         if not job.dispatched:
                             self._resolve(job, error=self._closed_error(job))
                     raise
+        finally:
+            self._dispatch_closed = True
+            self._wake_workers()
 
-    async def _allocate_and_dispatch(
-        self, batch: list[_Job], dispatch: MemoryObjectSendStream[_Job]
-    ) -> None:
+    def _wake_workers(self, count: int | None = None) -> None:
+        # Wake only as many idle workers as there are new jobs (no thundering herd).
+        idle = self._idle
+        for _ in range(len(idle) if count is None else min(count, len(idle))):
+            idle.popleft().set()
+
+    async def _allocate_and_dispatch(self, batch: list[_Job]) -> None:
         live = [job for job in batch if not job.resolved]
         if not live:
             return
@@ -526,15 +537,17 @@ class Scheduler:
             max=max(budgets),
             carry=float(self._carry.carry),
         )
+        # Hand over only when workers have taken the previous batch: at most one allocated batch
+        # waits for workers, while the next one is already being gathered and allocated.
+        while self._ready:
+            await self._ready_drained.wait()
         for job, budget in zip(live, budgets, strict=True):
             if job.resolved:  # the caller gave up while the policy ran
                 continue
             job.budget = budget
-            try:
-                dispatch.send_nowait(job)
-            except anyio.WouldBlock:
-                await dispatch.send(job)
             job.dispatched = True
+            self._ready.append(job)
+        self._wake_workers(len(self._ready))
 
     def _policy_error(self, exc: Exception) -> PolicyError:
         name = type(self._policy).__name__
@@ -547,20 +560,24 @@ class Scheduler:
 
     # ------------------------------------------------------------------ execution
 
-    async def _worker(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
-        with receive:
-            while True:
-                try:
-                    job = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    try:
-                        job = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                except anyio.EndOfStream:
-                    return
+    async def _worker(self) -> None:
+        # Workers share a deque filled one batch at a time (bounded by max_batch_size); there
+        # are max_concurrency of them, which is the dispatch concurrency limit.
+        ready = self._ready
+        while True:
+            if ready:
+                job = ready.popleft()
+                if not ready:
+                    event, self._ready_drained = self._ready_drained, self._event_type()
+                    event.set()
                 if not job.resolved:
                     await self._execute(job)
+            elif self._dispatch_closed:
+                return
+            else:
+                wake = self._event_type()
+                self._idle.append(wake)
+                await wake.wait()
 
     def _planned(self, budget: int) -> tuple[tuple[str, int], ...]:
         """``(model, n)`` of each call planned for ``budget`` (cached: plans must be pure)."""

@@ -14,6 +14,7 @@ import pytest
 from howhard import BatchingConfig, Price, QuotaConfig, Request, RetryConfig, Scheduler
 from howhard.backends import ScriptedBackend
 from howhard.errors import (
+    BackendError,
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
@@ -93,7 +94,10 @@ async def test_ten_thousand_submits_with_faults_resolve_exactly_once() -> None:
         "BackendRejected",
         "RequestTimeout",
     }
-    assert kinds["RequestTimeout"] == 100
+    hung = [outcomes[i] for i in range(7, 10_000, 100)]
+    # A hanging request times out unless an injected fault ended it first.
+    assert all(isinstance(o, RequestTimeout | BackendError) for o in hung)
+    assert kinds["RequestTimeout"] == sum(isinstance(o, RequestTimeout) for o in hung) >= 80
     assert kinds["BackendRejected"] > 0  # not retried: fails fast
     assert kinds["Result"] > 9_000
     assert stats.submitted == stats.resolved == 10_000
