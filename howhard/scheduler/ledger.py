@@ -20,10 +20,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import structlog
-
 from howhard.config import Price, QuotaConfig
 from howhard.errors import ConfigError, QuotaExceeded, UnknownTenant, UsageError
+from howhard.scheduler.events import get_logger
 from howhard.types import Usage
 
 __all__ = ["InMemoryLedger", "Ledger", "Reservation", "TenantSpend"]
@@ -170,7 +169,7 @@ class InMemoryLedger(Ledger):
         self._accounts: dict[str, _Account] = {}
         self._open: dict[int, Reservation] = {}
         self._ids = itertools.count(1)
-        self._log = structlog.get_logger("howhard.ledger").bind()
+        self._log = get_logger("howhard.ledger")
 
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""

@@ -24,7 +24,6 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -46,6 +45,7 @@ from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
+from howhard.scheduler.events import get_logger
 from howhard.scheduler.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.types import GenerationParams, Request, Result, Usage
 
@@ -185,7 +185,7 @@ class Scheduler:
         self._ledger: Ledger = ledger or InMemoryLedger()
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._rng = random.Random(seed)
-        self._log = structlog.get_logger("howhard.scheduler").bind()
+        self._log = get_logger("howhard.scheduler")
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
