@@ -614,6 +614,10 @@ class Scheduler:
 
     async def _execute(self, job: _Job) -> None:
         request = job.request
+        if job.deadline != math.inf and anyio.current_time() >= job.deadline:
+            # Expired while queued: fail without reserving or calling the backend.
+            self._resolve(job, error=self._timeout_error(job))
+            return
         reservation = None
         result: Result | None = None
         error: BaseException | None = None
@@ -658,10 +662,7 @@ class Scheduler:
                 except Exception as exc:
                     error = exc
             if scope.cancelled_caught and not job.cancelled:
-                error = RequestTimeout(
-                    f"request {request.id} did not finish within timeout_s={job.timeout_s} "
-                    "(queueing and retries included); raise request_timeout_s or reduce load"
-                )
+                error = self._timeout_error(job)
         except anyio.get_cancelled_exc_class():
             # The scheduler itself is being cancelled (aclose(cancel=True)).
             error = self._closed_error(job)
@@ -674,6 +675,13 @@ class Scheduler:
             if not job.cancelled:
                 self._resolve(job, result, error)
                 self._log_outcome(job, result, error)
+
+    @staticmethod
+    def _timeout_error(job: _Job) -> RequestTimeout:
+        return RequestTimeout(
+            f"request {job.request.id} did not finish within timeout_s={job.timeout_s} "
+            "(queueing and retries included); raise request_timeout_s or reduce load"
+        )
 
     def _log_outcome(self, job: _Job, result: Result | None, error: BaseException | None) -> None:
         if result is not None:
