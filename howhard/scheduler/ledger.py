@@ -66,6 +66,10 @@ class Ledger(abc.ABC):
     """What the scheduler needs from a quota store. Implementations must make ``reserve`` atomic."""
 
     @abc.abstractmethod
+    def check_tenant(self, tenant: str) -> None:
+        """Raise ``UnknownTenant`` if ``tenant`` can never be served (called at submit time)."""
+
+    @abc.abstractmethod
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
 
@@ -174,6 +178,14 @@ class InMemoryLedger(Ledger):
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
         return self._prices.get(model, _FREE)
+
+    def check_tenant(self, tenant: str) -> None:
+        """Raise ``UnknownTenant`` when quotas are configured, none for ``tenant``, no default."""
+        if self._open_default or self._default is not None or tenant in self._quotas:
+            return
+        raise UnknownTenant(
+            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
+        )
 
     def _account(self, tenant: str) -> _Account:
         account = self._accounts.get(tenant)

@@ -180,9 +180,11 @@ class Scheduler:
         base: dict[str, Any] = dict(config) if config is not None else {}
         self.config = SchedulerConfig(**{**base, **overrides})
         self._backend = backend
-        self._policy: Policy = policy or UniformPolicy(max_budget=self.config.max_budget)
-        self._procedure: Procedure = procedure or SelfConsistency()
-        self._ledger: Ledger = ledger or InMemoryLedger()
+        self._policy: Policy = (
+            policy if policy is not None else UniformPolicy(max_budget=self.config.max_budget)
+        )
+        self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
+        self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._rng = random.Random(seed)
         self._log = get_logger("howhard.scheduler")
@@ -407,6 +409,7 @@ class Scheduler:
                 "submit() takes a prompt string or a Request, "
                 f"got {type(prompt_or_request).__name__}"
             )
+        self._ledger.check_tenant(request.tenant)  # unknown tenants fail here, changing nothing
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
         if timeout is not None and not timeout > 0:
             raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")

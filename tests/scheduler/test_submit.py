@@ -6,7 +6,7 @@ from typing import Any
 import anyio
 import pytest
 
-from howhard import BatchingConfig, Price, Request, Scheduler, SchedulerConfig
+from howhard import BatchingConfig, Price, QuotaConfig, Request, Scheduler, SchedulerConfig
 from howhard.backends import ScriptedBackend
 from howhard.errors import (
     ConfigError,
@@ -14,6 +14,7 @@ from howhard.errors import (
     QueueFull,
     RequestTimeout,
     SchedulerClosed,
+    UnknownTenant,
     UsageError,
 )
 from howhard.procedures import BestOfK, SelfConsistency
@@ -344,3 +345,14 @@ async def test_request_that_expired_before_dispatch_never_reaches_the_backend() 
         spend = scheduler.stats().spend
     assert backend.calls == []
     assert spend == {}  # nothing was even reserved
+
+
+async def test_unknown_tenant_is_refused_at_submit() -> None:
+    ledger = InMemoryLedger({"known": QuotaConfig(units=10)})
+    async with Scheduler(
+        backend=answering("1"), average_budget=1, batching=WIDE, ledger=ledger
+    ) as scheduler:
+        with pytest.raises(UnknownTenant, match="tenant 'stranger' has no quota"):
+            await scheduler.submit("q", tenant="stranger")
+        stats = scheduler.stats()
+    assert stats.submitted == 0 and stats.batches == 0
