@@ -129,7 +129,8 @@ class _Job:
         self.scope: anyio.CancelScope | None = None
 
 
-_ZERO = Usage()
+def _submitted_at(job: _Job) -> float:
+    return job.started
 
 
 class Scheduler:
@@ -484,6 +485,7 @@ class Scheduler:
                     self._receive,
                     max_batch_size=batching.max_batch_size,
                     max_wait_s=batching.max_wait_s,
+                    arrival=_submitted_at,
                 )
                 if batch is None:
                     return
