@@ -421,19 +421,22 @@ class Scheduler:
         assert self._send is not None
         try:
             try:
-                self._send.send_nowait(job)
-            except anyio.WouldBlock:
-                if not wait_for_space:
-                    self._resolve(
-                        job,
-                        error=QueueFull(
-                            f"the submission queue is full (max_queue={self.config.max_queue}); "
-                            "retry later, use submit() to wait, or raise max_queue"
-                        ),
-                    )
-                else:
-                    await self._send.send(job)
+                try:
+                    self._send.send_nowait(job)
+                except anyio.WouldBlock:
+                    if not wait_for_space:
+                        self._resolve(
+                            job,
+                            error=QueueFull(
+                                f"the submission queue is full (max_queue="
+                                f"{self.config.max_queue}); retry later, use submit() to wait, "
+                                "or raise max_queue"
+                            ),
+                        )
+                    else:
+                        await self._send.send(job)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                # Closed while this caller waited for queue space.
                 self._resolve(job, error=self._closed_error(job))
             await job.done.wait()
         except BaseException:

@@ -356,3 +356,34 @@ async def test_unknown_tenant_is_refused_at_submit() -> None:
             await scheduler.submit("q", tenant="stranger")
         stats = scheduler.stats()
     assert stats.submitted == 0 and stats.batches == 0
+
+
+async def test_close_fails_callers_still_waiting_for_queue_space() -> None:
+    gate = anyio.Event()
+
+    class Gated:
+        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+            await gate.wait()
+            return [1] * len(requests)
+
+    outcomes: dict[str, str] = {}
+    batching = BatchingConfig(max_batch_size=1, max_wait_s=0.0)
+    async with Scheduler(
+        backend=answering("7"), policy=Gated(), average_budget=1, batching=batching, max_queue=1
+    ) as scheduler:
+
+        async def submit(name: str) -> None:
+            try:
+                outcomes[name] = (await scheduler.submit(name)).answer or ""
+            except SchedulerClosed:
+                outcomes[name] = "closed"
+
+        async with anyio.create_task_group() as tg:
+            for name in ("running", "queued", "waiting"):
+                tg.start_soon(submit, name)
+                await anyio.wait_all_tasks_blocked()
+            assert scheduler.stats().waiting_submitters == 1
+            tg.start_soon(scheduler.close)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+    assert outcomes == {"running": "7", "queued": "7", "waiting": "closed"}
