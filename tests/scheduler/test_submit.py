@@ -6,12 +6,22 @@ from typing import Any
 import anyio
 import pytest
 
-from howhard import BatchingConfig, Price, QuotaConfig, Request, Scheduler, SchedulerConfig
+from howhard import (
+    BatchingConfig,
+    Price,
+    QuotaConfig,
+    Request,
+    RetryConfig,
+    Scheduler,
+    SchedulerConfig,
+)
 from howhard.backends import ScriptedBackend
 from howhard.errors import (
     ConfigError,
     InvalidRequest,
     QueueFull,
+    QuotaExceeded,
+    RateLimited,
     RequestTimeout,
     SchedulerClosed,
     UnknownTenant,
@@ -387,3 +397,22 @@ async def test_close_fails_callers_still_waiting_for_queue_space() -> None:
             await anyio.wait_all_tasks_blocked()
             gate.set()
     assert outcomes == {"running": "7", "queued": "7", "waiting": "closed"}
+
+
+async def test_quota_and_retry_events_are_emitted(log_events: list[dict[str, Any]]) -> None:
+    backend = ScriptedBackend({"q": "answer: 1"}, faults=[RateLimited("429", retry_after=0.0)])
+    ledger = InMemoryLedger({"a": QuotaConfig(units=1)})
+    async with Scheduler(
+        backend=backend,
+        average_budget=1,
+        batching=WIDE,
+        ledger=ledger,
+        retry=RetryConfig(initial_backoff_s=0.0),
+    ) as scheduler:
+        await scheduler.submit("q", tenant="a")
+        with pytest.raises(QuotaExceeded):
+            await scheduler.submit("q", tenant="a")
+    retry = next(e for e in log_events if e["event"] == "backend.retry")
+    assert retry["error"] == "RateLimited" and retry["attempt"] == 1
+    rejected = next(e for e in log_events if e["event"] == "quota.rejected")
+    assert rejected["tenant"] == "a" and rejected["budget"] == 1
