@@ -48,6 +48,7 @@ _CHUNK_ELEMENTS = 65_536
 _SMALLEST_SUBNORMAL = 5e-324
 # Relative distance within which an approximate count may misplace an entry (see _select).
 _ROUNDING = 1e-9
+_DEDUPLICATE_ABOVE = 4096
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -231,9 +232,9 @@ def _select(
         lengths = cnt_lo - cnt_hi
         rows, cols = _sample_band(lengths, bought_lo - bought_hi)
         new_hi, new_lo = _bracket(
-            values(rows, cnt_hi[rows] + cols), remaining - bought_hi, bought_lo - bought_hi
+            values(rows, cnt_hi[rows] + cols), remaining - bought_hi, bought_lo - bought_hi, hi
         )
-        new_hi, new_lo = min(new_hi, hi), max(new_lo, lo)
+        new_lo = max(new_lo, lo)
         if math.isfinite(new_hi):
             cnt_new_hi, cnt_new_lo = count_above((new_hi, new_lo), exact)
         else:
@@ -290,11 +291,14 @@ def _sample_size(population: int) -> int:
     return int(min(_SAMPLE_MAX, max(_SAMPLE_MIN, 8.0 * math.sqrt(population))))
 
 
-def _bracket(sample: FloatArray, rank: int, population: int) -> tuple[float, float]:
+def _bracket(
+    sample: FloatArray, rank: int, population: int, ceiling: float = math.inf
+) -> tuple[float, float]:
     """Bounds ``lo < t <= hi`` on the ``rank``-th largest of ``population`` values, from a sample.
 
-    ``(inf, 0)`` (search every positive entry) when there is no sample. A bracket that misses is
-    detected by exact counts and widened, so the margin trades speed only, never correctness.
+    ``(inf, 0)`` (search every positive entry) when there is no sample. ``hi`` never exceeds
+    ``ceiling`` (a bound already known). A bracket that misses is detected by exact counts and
+    widened, so the margin trades speed only, never correctness.
     """
     if sample.size == 0:
         return math.inf, 0.0
@@ -305,9 +309,9 @@ def _bracket(sample: FloatArray, rank: int, population: int) -> tuple[float, flo
     margin = _BRACKET_SIGMAS * math.sqrt(size * fraction * (1.0 - fraction)) + 2.0
     upper_rank = math.floor(expected_rank - margin)
     lower_rank = math.ceil(expected_rank + margin)
-    hi = float(ordered[upper_rank]) if upper_rank >= 0 else math.inf
+    hi = min(float(ordered[upper_rank]) if upper_rank >= 0 else math.inf, ceiling)
     if hi <= 0.0:  # the sample says nearly every positive unit fits: search all of them
-        return math.inf, 0.0
+        return ceiling, 0.0
     lo = float(ordered[lower_rank]) if lower_rank < size else 0.0
     if lo >= hi:  # tied sample values: step below the tie so the bracket is not empty
         below = ordered[ordered < hi]
@@ -527,21 +531,27 @@ def _geometric_counter(
         return leading
 
     def _exact_leading(rows: IntArray, guess: IntArray, threshold: float) -> IntArray:
+        if rows.size > _DEDUPLICATE_ABOVE:
+            # Many rows in doubt usually means tied probabilities: equal p, equal row, equal
+            # answer, so settle each distinct probability once.
+            _, first, inverse = np.unique(probs[rows], return_index=True, return_inverse=True)
+            if first.size < rows.size // 2:
+                return _exact_leading(rows[first], guess[first], threshold)[inverse]
         position = guess.copy()
-        while True:  # walk up while the entry at `position` is still above the threshold
-            movable = position < max_budget
-            up = np.zeros(rows.size, dtype=np.bool_)
-            up[movable] = value_at(rows[movable], position[movable]) > threshold
-            if not up.any():
-                break
-            position += up
-        while True:  # walk down while the entry before `position` is not above it
-            movable = position > 0
-            down = np.zeros(rows.size, dtype=np.bool_)
-            down[movable] = value_at(rows[movable], position[movable] - 1) <= threshold
-            if not down.any():
-                break
-            position -= down
+        # Walk up while the entry at `position` is still above the threshold, then down while
+        # the entry before it is not; each pass keeps only the rows that moved.
+        active = np.flatnonzero(position < max_budget)
+        while active.size:
+            up = value_at(rows[active], position[active]) > threshold
+            active = active[up]
+            position[active] += 1
+            active = active[position[active] < max_budget]
+        active = np.flatnonzero(position > 0)
+        while active.size:
+            down = value_at(rows[active], position[active] - 1) <= threshold
+            active = active[down]
+            position[active] -= 1
+            active = active[position[active] > 0]
         return position
 
     def values(rows: IntArray, cols: IntArray) -> FloatArray:
