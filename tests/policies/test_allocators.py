@@ -299,3 +299,15 @@ def test_online_allocator_validates_its_configuration(
 def test_online_allocator_rejects_too_few_columns() -> None:
     with pytest.raises(ConfigError, match=r"B >= max_budget=4, got shape \(2, 3\)"):
         OnlineAllocator(2.0, 4).allocate(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("total", [1, 999, 150_000, 150_001, 400_000])
+def test_identical_requests_are_served_in_request_order(total: int) -> None:
+    """Every entry of a column ties: whole columns are bought, the last one by request order."""
+    n, width = 150_000, 8
+    p = np.full(n, 0.3)
+    full_columns, rest = divmod(total, n)
+    expected = np.full(n, full_columns)
+    expected[:rest] += 1
+    np.testing.assert_array_equal(allocate_success_prob(p, total, max_budget=width), expected)
+    np.testing.assert_array_equal(allocate(marginals_from_success_prob(p, width), total), expected)
