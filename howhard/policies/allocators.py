@@ -324,32 +324,42 @@ def _matrix_counter(matrix: FloatArray, min_budget: int) -> tuple[CountAbove, Va
     width = max_budget - min_budget
     flat = matrix.ravel()
     row_base = np.arange(n, dtype=np.int64) * max_budget + min_budget
-    steps = width.bit_length()
+    # The binary search below finds min(count, width - 1); rows whose last entry is also above
+    # t are then settled with one more probe. When width is a power of two its steps never
+    # probe past a row's end; otherwise probes are clamped to the row's last entry.
+    first_step = 1 << ((width - 1).bit_length() - 1) if width > 1 else 0
+    clamp = width & (width - 1) != 0
+    row_last = row_base + (width - 1)
 
     def count_above(thresholds: tuple[float, ...], exact: bool) -> list[IntArray]:
         # Always exact. Branch-free binary search over all rows and thresholds at once: rows
-        # are sorted, so a row's count above t is the length of its prefix above t. Each step
-        # tries to extend every prefix by `step` entries; probes past the row's end read its
-        # last entry, which can only overshoot when the whole row is above t, and the final
-        # clip repairs that.
+        # are sorted, so a row's count above t is the length of its prefix above t. `last`
+        # holds the flat index of each row's last entry known to be above t (base - 1 if none);
+        # each step tries to move it `step` entries further.
         k = len(thresholds)
-        base = np.tile(row_base - 1, k)
         limit = np.repeat(np.asarray(thresholds, dtype=np.float64), n)
-        count = np.zeros(n * k, dtype=np.int64)
-        probe = np.empty_like(count)
+        last = np.tile(row_base - 1, k)
+        ends = np.tile(row_last, k)
+        probe = np.empty_like(last)
         probed = np.empty(n * k, dtype=np.float64)
         above = np.empty(n * k, dtype=np.bool_)
-        step = 1 << (steps - 1) if steps else 0
+        step = first_step
         while step:
-            np.add(count, step, out=probe)
-            np.minimum(probe, width, out=probe)
-            probe += base
+            np.add(last, step, out=probe)
+            if clamp:
+                np.minimum(probe, ends, out=probe)
             flat.take(probe, out=probed)
             np.greater(probed, limit, out=above)
-            np.add(count, step, out=count, where=above)
+            np.add(last, step, out=last, where=above)
             step >>= 1
-        np.minimum(count, width, out=count)
-        return list(count.reshape(k, n))
+        np.minimum(last, ends, out=last)
+        last -= ends  # now count - width
+        flat.take(ends, out=probed)
+        np.greater(probed, limit, out=above)
+        above &= last == -1
+        last += width
+        last += above
+        return list(last.reshape(k, n))
 
     def values(rows: IntArray, cols: IntArray) -> FloatArray:
         result: FloatArray = flat.take(row_base[rows] + cols)
