@@ -434,7 +434,9 @@ def allocate_success_prob(
     total, floor = _check_budgets(n, budget_cap, total_budget, min_budget)
     count_above, values = _geometric_counter(probs, budget_cap, floor)
     bought = _select(n, budget_cap - floor, total - floor * n, count_above, values)
-    return bought + floor
+    if floor:
+        bought += floor
+    return bought
 
 
 def _validate_probabilities(p: Any) -> FloatArray:
@@ -449,9 +451,9 @@ def _validate_probabilities(p: Any) -> FloatArray:
         raise ConfigError(
             f"p must have shape (n,), got shape {probs.shape}; pass one probability per request"
         )
-    bad = ~((probs >= 0.0) & (probs <= 1.0))  # also catches NaN
-    if bad.any():
-        index = int(np.argmax(bad))
+    # min/max propagate NaN, so two reductions prove every entry lies in [0, 1].
+    if probs.size and not (probs.min() >= 0.0 and probs.max() <= 1.0):
+        index = int(np.argmax(~((probs >= 0.0) & (probs <= 1.0))))
         raise ConfigError(
             f"p must lie in [0, 1], got {probs[index]} at index {index}; "
             "pass probabilities (clip or apply a sigmoid to raw scores)"
@@ -486,8 +488,9 @@ def _geometric_counter(
     offset[special] = np.where(special_p == 1.0, 1.0, -1.0)
     constant_rows = special[(special_p > 0.0) & (np.subtract(1.0, special_p) == 1.0)]
     bound = np.empty(n, dtype=np.float64)
-    distance = np.empty(n, dtype=np.float64)
-    near = np.empty(n, dtype=np.bool_)
+    # Only exact counts and subnormal thresholds need these; most calls never touch them.
+    distance = np.empty(0, dtype=np.float64)
+    near = np.empty(0, dtype=np.bool_)
     slack_cache: list[FloatArray] = []
 
     def slack() -> FloatArray:
@@ -517,7 +520,11 @@ def _geometric_counter(
         # Below the smallest subnormal, "> t" means "has not underflowed to 0".
         np.multiply(scale, math.log(max(threshold, _SMALLEST_SUBNORMAL)), out=bound)
         np.add(bound, offset, out=bound)
+        nonlocal distance, near
         subnormal = threshold < 1e-280  # rounding is coarse there: check every row in range
+        if (subnormal or exact) and near.size != n:
+            distance = np.empty(n, dtype=np.float64)
+            near = np.empty(n, dtype=np.bool_)
         if subnormal:
             np.less(bound, float(max_budget + 1), out=near)
         elif exact:
