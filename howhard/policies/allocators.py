@@ -229,10 +229,9 @@ def _select(
     if bought_lo <= remaining and lo == 0.0:
         return cnt_lo  # every positive unit fits (counts at 0 are always exact)
     while bought_lo - bought_hi > _BAND_LIMIT:
-        lengths = cnt_lo - cnt_hi
-        rows, cols = _sample_band(lengths, bought_lo - bought_hi)
+        rows, cols = _sample_band(cnt_hi, cnt_lo, bought_lo - bought_hi)
         new_hi, new_lo = _bracket(
-            values(rows, cnt_hi[rows] + cols), remaining - bought_hi, bought_lo - bought_hi, hi
+            values(rows, cols), remaining - bought_hi, bought_lo - bought_hi, hi
         )
         new_lo = max(new_lo, lo)
         if math.isfinite(new_hi):
@@ -246,10 +245,7 @@ def _select(
             lo, cnt_lo, bought_lo, progress = new_lo, cnt_new_lo, int(cnt_new_lo.sum()), True
         if not progress:  # e.g. one value tied across the whole band: finish on the band as is
             break
-    lengths = cnt_lo - cnt_hi
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    starts = np.cumsum(lengths) - lengths
-    cols = cnt_hi[rows] + (np.arange(rows.size, dtype=np.int64) - starts[rows])
+    rows, cols = _band_positions(cnt_hi, cnt_lo)
     band = values(rows, cols)
     rank = remaining - bought_hi  # the threshold is the rank-th largest entry of the band
     threshold = float(np.partition(band, band.size - rank)[band.size - rank])
@@ -275,14 +271,29 @@ def _sample_positions(n: int, width: int) -> tuple[IntArray, IntArray]:
     return rows, cols
 
 
-def _sample_band(lengths: IntArray, size: int) -> tuple[IntArray, IntArray]:
-    """A deterministic uniform sample of a band given as per-row run lengths (row, offset)."""
+def _band_positions(cnt_hi: IntArray, cnt_lo: IntArray) -> tuple[IntArray, IntArray]:
+    """(row, column) of every entry of the band: row i's columns ``cnt_hi[i]..cnt_lo[i]-1``."""
+    occupied = np.flatnonzero(cnt_lo != cnt_hi)  # usually far fewer rows than the batch
+    lengths = cnt_lo[occupied] - cnt_hi[occupied]
+    rows = np.repeat(occupied, lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols: IntArray = np.repeat(cnt_hi[occupied], lengths) + (
+        np.arange(rows.size, dtype=np.int64) - starts
+    )
+    return rows, cols
+
+
+def _sample_band(cnt_hi: IntArray, cnt_lo: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """A deterministic uniform sample of the band's (row, column) positions (``size`` entries)."""
+    occupied = np.flatnonzero(cnt_lo != cnt_hi)
+    lengths = cnt_lo[occupied] - cnt_hi[occupied]
     rng = np.random.default_rng(_SAMPLE_SEED)
     flat = np.sort(rng.integers(0, size, size=_sample_size(size), dtype=np.int64))
     ends = np.cumsum(lengths)
-    rows = np.searchsorted(ends, flat, side="right")
-    offsets: IntArray = flat - (ends[rows] - lengths[rows])
-    return rows, offsets
+    slot = np.searchsorted(ends, flat, side="right")
+    rows = occupied[slot]
+    cols: IntArray = cnt_hi[rows] + flat - (ends[slot] - lengths[slot])
+    return rows, cols
 
 
 def _sample_size(population: int) -> int:
