@@ -55,9 +55,9 @@ def objective(marginals: np.ndarray, budgets: np.ndarray) -> float:
     return float((marginals * mask).sum())
 
 
-def difficulty_spread(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Math-like success probabilities: a quarter impossible, the rest Beta(0.5, 2)."""
-    return np.where(rng.random(n) < 0.25, 0.0, rng.beta(0.5, 2.0, size=n))
+def difficulty_spread(n: int, impossible: float, rng: np.random.Generator) -> np.ndarray:
+    """Math-like success probabilities: a share of impossible questions, the rest Beta(0.5, 2)."""
+    return np.where(rng.random(n) < impossible, 0.0, rng.beta(0.5, 2.0, size=n))
 
 
 def main() -> None:
@@ -67,13 +67,16 @@ def main() -> None:
     parser.add_argument("--average", type=float, default=8.0, help="average budget per request")
     parser.add_argument("--big-n", type=int, default=1_000_000, help="requests, matrix-free path")
     parser.add_argument("--repeats", type=int, default=15, help="repeats (best is reported)")
+    parser.add_argument(
+        "--impossible", type=float, default=0.25, help="share of requests with p = 0"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     args = parser.parse_args()
     if args.quick:
         args.n, args.big_n, args.repeats = 2_000, 50_000, 3
 
     rng = np.random.default_rng(0)
-    p = difficulty_spread(args.n, rng)
+    p = difficulty_spread(args.n, args.impossible, rng)
     marginals = marginals_from_success_prob(p, args.max_budget)
     total = int(args.average * args.n)
 
@@ -83,7 +86,10 @@ def main() -> None:
     t_alloc = best_time(lambda: allocate(marginals, total), args.repeats)
     t_heap = best_time(lambda: heap_greedy(marginals, total), max(2, args.repeats // 5))
     same = np.array_equal(budgets, reference)
-    print(f"allocate: n={args.n:,} x B_max={args.max_budget}, total_budget={total:,}")
+    print(
+        f"allocate: n={args.n:,} x B_max={args.max_budget}, total_budget={total:,}, "
+        f"{args.impossible:.0%} of requests impossible"
+    )
     print(f"  one read (marginals.sum())   {t_read * 1e3:9.3f} ms")
     ratio = t_alloc / t_read
     print(f"  allocate                     {t_alloc * 1e3:9.3f} ms   {ratio:6.1f}x one read")
@@ -95,7 +101,7 @@ def main() -> None:
         f"{objective(marginals, reference):.9f}  identical budgets: {same}"
     )
 
-    big_p = difficulty_spread(args.big_n, rng)
+    big_p = difficulty_spread(args.big_n, args.impossible, rng)
     big_total = int(args.average * args.big_n)
     t_prob = best_time(
         lambda: allocate_success_prob(big_p, big_total, max_budget=args.max_budget),

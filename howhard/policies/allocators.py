@@ -343,17 +343,28 @@ def _matrix_counter(matrix: FloatArray, min_budget: int) -> tuple[CountAbove, Va
     row_last = row_base + (width - 1)
 
     def count_above(thresholds: tuple[float, ...], exact: bool) -> list[IntArray]:
-        # Always exact. Branch-free binary search over all rows and thresholds at once: rows
-        # are sorted, so a row's count above t is the length of its prefix above t. `last`
-        # holds the flat index of each row's last entry known to be above t (base - 1 if none);
-        # each step tries to move it `step` entries further.
-        k = len(thresholds)
-        limit = np.repeat(np.asarray(thresholds, dtype=np.float64), n)
-        last = np.tile(row_base - 1, k)
-        ends = np.tile(row_last, k)
+        # Always exact. A row whose first entry is not above the lowest threshold counts 0 for
+        # every threshold; when that holds for many rows (hopeless requests, say), only the
+        # others are searched.
+        live = np.flatnonzero(flat.take(row_base) > min(thresholds))
+        if live.size > 0.8 * n:
+            return list(_search(row_base, row_last, thresholds))
+        counts = np.zeros((len(thresholds), n), dtype=np.int64)
+        counts[:, live] = _search(row_base[live], row_last[live], thresholds)
+        return list(counts)
+
+    def _search(base: IntArray, ends: IntArray, thresholds: tuple[float, ...]) -> IntArray:
+        # Branch-free binary search over the given rows and all thresholds at once: rows are
+        # sorted, so a row's count above t is the length of its prefix above t. `last` holds
+        # the flat index of each row's last entry known to be above t (base - 1 if none); each
+        # step tries to move it `step` entries further.
+        k, m = len(thresholds), base.size
+        limit = np.repeat(np.asarray(thresholds, dtype=np.float64), m)
+        last = np.tile(base - 1, k)
+        ends = np.tile(ends, k)
         probe = np.empty_like(last)
-        probed = np.empty(n * k, dtype=np.float64)
-        above = np.empty(n * k, dtype=np.bool_)
+        probed = np.empty(m * k, dtype=np.float64)
+        above = np.empty(m * k, dtype=np.bool_)
         step = first_step
         while step:
             np.add(last, step, out=probe)
@@ -370,7 +381,7 @@ def _matrix_counter(matrix: FloatArray, min_budget: int) -> tuple[CountAbove, Va
         above &= last == -1
         last += width
         last += above
-        return list(last.reshape(k, n))
+        return last.reshape(k, m)
 
     def values(rows: IntArray, cols: IntArray) -> FloatArray:
         result: FloatArray = flat.take(row_base[rows] + cols)
