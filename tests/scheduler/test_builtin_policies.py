@@ -181,3 +181,14 @@ async def test_adaptive_policy_with_a_fitted_offline_allocator() -> None:
     budgets = await policy.allocate(requests, total_budget=100)
     assert budgets == [int(b) for b in offline.budgets(np.array([0.1, 0.9]))]
     assert sum(await policy.allocate(requests, total_budget=1)) <= 1
+
+
+async def test_adaptive_policy_smooths_wobbly_predictions_for_the_exact_allocator() -> None:
+    wobbly = FixedPredictor([[0.5, 0.6, 0.1], [0.4, 0.3, 0.3]])
+    policy = AdaptivePolicy(wobbly, OnlineAllocator(average_budget=1.5, max_budget=3))
+    assert await policy.allocate(batch(2), 3) == [2, 1]  # row 0 read as [0.5, 0.5, 0.1]
+    strict = AdaptivePolicy(
+        wobbly, OnlineAllocator(average_budget=1.5, max_budget=3), monotone=False
+    )
+    with pytest.raises(ConfigError, match="increas"):
+        await strict.allocate(batch(2), 3)
