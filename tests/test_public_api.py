@@ -11,11 +11,15 @@ PACKAGES = [
     "howhard.errors",
     "howhard.types",
     "howhard.backends",
+    "howhard.evaluation",
     "howhard.policies",
     "howhard.scoring",
     "howhard.training",
     "howhard.models",
     "howhard.tasks",
+    "howhard.config",
+    "howhard.scheduler",
+    "howhard.procedures",
 ]
 
 

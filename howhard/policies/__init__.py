@@ -1,7 +1,9 @@
 """howhard.policies: how much compute each request gets.
 
 Marginal-reward maths (:mod:`howhard.policies.marginals`), exact allocators
-(:mod:`howhard.policies.allocators`) and baseline allocations (:mod:`howhard.policies.baselines`).
+(:mod:`howhard.policies.allocators`), baseline allocations (:mod:`howhard.policies.baselines`),
+the Policy/Predictor protocols users plug in (:mod:`howhard.policies.base`) and the built-in
+policies the scheduler runs (:mod:`howhard.policies.policies`).
 """
 
 from howhard.policies.allocators import (
