@@ -208,12 +208,14 @@ class OpenAIBackend:
                 if self.config.system_prompt is not None:
                     messages.insert(0, {"role": "system", "content": self.config.system_prompt})
                 if want_logprobs:
+                    # top_logprobs=1, not 0: llama.cpp's server returns no logprobs at all for 0.
                     common["logprobs"] = True
+                    common["top_logprobs"] = 1
                 response = await self._client.chat.completions.create(messages=messages, **common)
                 completions = [_chat_choice(c) for c in _ordered(response.choices)]
             else:
                 if want_logprobs:
-                    common["logprobs"] = 0
+                    common["logprobs"] = 1  # the sampled token's logprob comes with the top 1
                 response = await self._client.completions.create(prompt=prompt, **common)
                 completions = [_text_choice(c) for c in _ordered(response.choices)]
         except Exception as exc:

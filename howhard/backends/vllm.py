@@ -328,8 +328,15 @@ class VLLMBackend:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await handler
                 await anyio.to_thread.run_sync(engine.shutdown)
+                # AsyncLLM.__del__ shuts down again; if that runs at interpreter exit, vLLM's
+                # module globals are already gone and it prints a TypeError. Once is enough.
+                engine.shutdown = _already_shut_down
         if engines:
             self._dead = BackendUnavailable("closed")
+
+
+def _already_shut_down(*_: object, **__: object) -> None:
+    """Stands in for ``AsyncLLM.shutdown`` after the backend has shut the engine down."""
 
 
 def _engine_input(engine: Any, ids: list[int]) -> Any:
