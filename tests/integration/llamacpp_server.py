@@ -1,6 +1,6 @@
 """Run llama.cpp's OpenAI-compatible HTTP server (through xllamacpp) until SIGTERM.
 
-    python tests/integration/llamacpp_server.py --model FILE.gguf --port 8080 --alias NAME
+python tests/integration/llamacpp_server.py --model FILE.gguf --port 8080 --alias NAME
 """
 
 from __future__ import annotations
