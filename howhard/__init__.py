@@ -4,7 +4,9 @@ Importing this package is cheap: torch, transformers, vllm and openai are import
 components that need them.
 """
 
+from howhard.config import BatchingConfig, Price, QuotaConfig, RetryConfig, SchedulerConfig
 from howhard.errors import HowhardError
+from howhard.scheduler import Scheduler
 from howhard.types import (
     Candidate,
     Completion,
@@ -18,13 +20,19 @@ from howhard.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchingConfig",
     "Candidate",
     "Completion",
     "Generation",
     "GenerationParams",
     "HowhardError",
+    "Price",
+    "QuotaConfig",
     "Request",
     "Result",
+    "RetryConfig",
+    "Scheduler",
+    "SchedulerConfig",
     "Usage",
     "__version__",
 ]

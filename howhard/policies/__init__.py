@@ -1,5 +1,47 @@
-"""Policies: how a batch's compute budget is split across its requests."""
+"""howhard.policies: how much compute each request gets.
 
-from howhard.policies.base import Policy, Predictor
+Marginal-reward maths (:mod:`howhard.policies.marginals`), exact allocators
+(:mod:`howhard.policies.allocators`), baseline allocations (:mod:`howhard.policies.baselines`),
+the Policy/Predictor protocols users plug in (:mod:`howhard.policies.base`) and the built-in
+policies the scheduler runs (:mod:`howhard.policies.policies`).
+"""
 
-__all__ = ["Policy", "Predictor"]
+from howhard.policies.allocators import (
+    OfflineAllocator,
+    OnlineAllocator,
+    allocate,
+    allocate_success_prob,
+)
+from howhard.policies.base import Policy, Predictor, check_budgets
+from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
+from howhard.policies.marginals import (
+    marginals_from_rewards,
+    marginals_from_success_prob,
+    preference_prob,
+)
+from howhard.policies.policies import (
+    AdaptivePolicy,
+    RandomRoutingPolicy,
+    RoutingPolicy,
+    UniformPolicy,
+)
+
+__all__ = [
+    "AdaptivePolicy",
+    "OfflineAllocator",
+    "OnlineAllocator",
+    "Policy",
+    "Predictor",
+    "RandomRoutingPolicy",
+    "RoutingPolicy",
+    "UniformPolicy",
+    "allocate",
+    "allocate_success_prob",
+    "check_budgets",
+    "marginals_from_rewards",
+    "marginals_from_success_prob",
+    "oracle_budgets",
+    "preference_prob",
+    "random_routing",
+    "uniform_budgets",
+]

@@ -7,16 +7,17 @@ predictions into budgets with an allocator.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
+from howhard.errors import PolicyError
 from howhard.types import Request
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-__all__ = ["Policy", "Predictor"]
+__all__ = ["Policy", "Predictor", "check_budgets"]
 
 
 @runtime_checkable
@@ -46,3 +47,62 @@ class Predictor(Protocol):
     async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
         """Return marginals of shape ``(len(requests), max_budget)``."""
         ...
+
+
+def check_budgets(
+    budgets: object,
+    *,
+    n: int,
+    total_budget: int,
+    min_budget: int = 0,
+    max_budget: int | None = None,
+    policy: object = None,
+) -> list[int]:
+    """Validate what ``policy.allocate`` returned and convert it to a list of ints.
+
+    Raises ``PolicyError`` naming the policy, the offending value and the rule it broke: one
+    integer per request, each in ``[min_budget, max_budget]``, summing to at most
+    ``total_budget``. The scheduler calls this on every batch; policy authors can call it in tests.
+    """
+    name = type(policy).__name__ if policy is not None else "policy"
+    if isinstance(budgets, np.ndarray):
+        if budgets.ndim != 1 or budgets.dtype.kind not in "iu":
+            raise PolicyError(
+                f"{name}.allocate returned an array of shape {budgets.shape} and dtype "
+                f"{budgets.dtype}; return a 1-D integer array with one budget per request"
+            )
+        values: list[object] = budgets.tolist()
+    elif isinstance(budgets, Sequence) and not isinstance(budgets, str | bytes):
+        values = list(budgets)
+    else:
+        raise PolicyError(
+            f"{name}.allocate returned {type(budgets).__name__}; return a sequence of ints"
+        )
+    if len(values) != n:
+        raise PolicyError(
+            f"{name}.allocate returned {len(values)} budgets for a batch of {n} requests; "
+            "return exactly one budget per request, in order"
+        )
+    out: list[int] = []
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise PolicyError(f"{name}.allocate returned budget[{i}] = {value!r}; budgets are ints")
+        budget = int(value)
+        if budget < min_budget:
+            raise PolicyError(
+                f"{name}.allocate returned budget[{i}] = {budget}; budgets must be "
+                f">= min_budget = {min_budget}"
+            )
+        if max_budget is not None and budget > max_budget:
+            raise PolicyError(
+                f"{name}.allocate returned budget[{i}] = {budget}; budgets must be "
+                f"<= max_budget = {max_budget}"
+            )
+        out.append(budget)
+    spent = sum(out)
+    if spent > total_budget:
+        raise PolicyError(
+            f"{name}.allocate gave {spent} units in total but the batch's budget is "
+            f"{total_budget}; keep sum(budgets) <= total_budget"
+        )
+    return out

@@ -1,5 +1,17 @@
 """Scorers and verifiers that rank a request's sampled completions."""
 
 from howhard.scoring.base import AnswerExtractor, Scorer
+from howhard.scoring.extract import extract_final_answer, normalize_answer
+from howhard.scoring.math_verifier import MathAnswerVerifier
+from howhard.scoring.scorers import CallableScorer, ExactMatch, MeanLogprob
 
-__all__ = ["AnswerExtractor", "Scorer"]
+__all__ = [
+    "AnswerExtractor",
+    "CallableScorer",
+    "ExactMatch",
+    "MathAnswerVerifier",
+    "MeanLogprob",
+    "Scorer",
+    "extract_final_answer",
+    "normalize_answer",
+]

@@ -1,0 +1,198 @@
+"""Built-in policies: uniform, adaptive (predictor + allocator), and weak/strong routing."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from howhard.errors import ConfigError, PolicyError
+from howhard.policies.base import Predictor
+from howhard.types import Request
+
+__all__ = [
+    "AdaptivePolicy",
+    "OfflineAllocatorLike",
+    "OnlineAllocatorLike",
+    "RandomRoutingPolicy",
+    "RoutingPolicy",
+    "UniformPolicy",
+]
+
+
+@runtime_checkable
+class OnlineAllocatorLike(Protocol):
+    """Solves each batch: ``allocate(marginals (n, B_max), total_budget) -> budgets (n,)``."""
+
+    def allocate(
+        self, marginals: npt.NDArray[np.float64], total_budget: int | None = None
+    ) -> npt.NDArray[np.int64]:
+        """Budgets for the batch, summing to at most ``total_budget``."""
+        ...
+
+
+@runtime_checkable
+class OfflineAllocatorLike(Protocol):
+    """Serves each request from a fitted table: ``budgets(scores (n,)) -> budgets (n,)``."""
+
+    def budgets(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Budgets for requests with these predicted scores."""
+        ...
+
+
+def _check_fraction(value: float | None, name: str) -> None:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"{name} must be in [0, 1] or None, got {value!r}")
+
+
+class UniformPolicy:
+    """Splits the batch's budget evenly; the remainder goes one unit each to the earliest requests.
+
+    Budgets are capped at ``max_budget`` (units above the cap stay unspent and are carried by
+    the scheduler); ``min_budget`` is the floor the scheduler checks.
+    """
+
+    def __init__(self, *, max_budget: int | None = None) -> None:
+        if max_budget is not None and max_budget < 0:
+            raise ConfigError(f"max_budget must be >= 0 or None, got {max_budget!r}")
+        self.max_budget = max_budget
+
+    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        """Even split of ``total_budget`` over ``requests``."""
+        n = len(requests)
+        if n == 0:
+            return []
+        base, extra = divmod(total_budget, n)
+        budgets = [base + 1] * extra + [base] * (n - extra)
+        if self.max_budget is not None:
+            budgets = [min(b, self.max_budget) for b in budgets]
+        return budgets
+
+
+def _predict_checked(marginals: object, n: int, predictor: object) -> npt.NDArray[np.float64]:
+    array = np.asarray(marginals, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != n:
+        raise PolicyError(
+            f"{type(predictor).__name__}.predict returned shape {array.shape}; "
+            f"expected ({n}, max_budget)"
+        )
+    if not np.isfinite(array).all():
+        raise PolicyError(f"{type(predictor).__name__}.predict returned NaN or infinite marginals")
+    return array
+
+
+class AdaptivePolicy:
+    """Predicts each request's marginal rewards, then lets an allocator split the budget.
+
+    With an *online* allocator (``allocate(marginals, total_budget)``) each batch is solved
+    exactly. With an *offline* allocator (``budgets(scores)``, scores from ``score_fn`` of the
+    marginals, default column 0 = λ for binary rewards) each request is served from the fitted
+    table; when a batch's table budgets exceed its total, the units with the smallest predicted
+    marginal value are dropped first (the scheduler carries any shortfall to later batches).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        allocator: OnlineAllocatorLike | OfflineAllocatorLike,
+        *,
+        score_fn: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] | None = None,
+    ) -> None:
+        if not isinstance(allocator, OnlineAllocatorLike | OfflineAllocatorLike):
+            raise ConfigError(
+                f"allocator must have allocate(marginals, total_budget) or budgets(scores), "
+                f"got {type(allocator).__name__}"
+            )
+        self.predictor = predictor
+        self.allocator = allocator
+        self._score_fn = score_fn or (lambda m: m[:, 0])
+
+    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        """Budgets from the predicted marginals."""
+        if not requests:
+            return []
+        marginals = _predict_checked(
+            await self.predictor.predict(requests), len(requests), self.predictor
+        )
+        if isinstance(self.allocator, OnlineAllocatorLike):
+            budgets = np.asarray(self.allocator.allocate(marginals, total_budget))
+            return [int(b) for b in budgets]
+        budgets = np.asarray(self.allocator.budgets(self._score_fn(marginals)), dtype=np.int64)
+        return trim_to_total(budgets, marginals, total_budget)
+
+
+def trim_to_total(
+    budgets: npt.NDArray[np.int64], marginals: npt.NDArray[np.float64], total_budget: int
+) -> list[int]:
+    """Drop the lowest-value units until ``sum(budgets) <= total_budget``.
+
+    ``budgets: (n,)``, ``marginals: (n, B_max)``; unit ``j`` of request ``i`` is worth
+    ``marginals[i, j]`` (0 beyond ``B_max``). Ties drop later requests' units first.
+    """
+    budgets = np.asarray(budgets, dtype=np.int64)
+    excess = int(budgets.sum()) - total_budget
+    if excess <= 0:
+        return [int(b) for b in budgets]
+    rows, cols = np.nonzero(np.arange(int(budgets.max()))[None, :] < budgets[:, None])
+    width = marginals.shape[1]
+    values = np.where(cols < width, marginals[rows, np.minimum(cols, width - 1)], 0.0)
+    # Drop the `excess` cheapest units; within a row the last unit goes first.
+    order = np.lexsort((-cols, -rows, values))
+    drop_rows = rows[order[:excess]]
+    trimmed = budgets - np.bincount(drop_rows, minlength=len(budgets))
+    return [int(b) for b in trimmed]
+
+
+class RoutingPolicy:
+    """Sends the requests most likely to gain from the strong model to it (budget 1), others 0.
+
+    ``predictor`` returns ``(n, 1)``: ``P(strong ≻ weak | x)`` in column 0. At most
+    ``strong_fraction * n`` (rounded down) requests go strong when set, and never more than the
+    batch's budget allows. Ties go to the earlier request.
+    """
+
+    def __init__(self, predictor: Predictor, strong_fraction: float | None = None) -> None:
+        _check_fraction(strong_fraction, "strong_fraction")
+        self.predictor = predictor
+        self.strong_fraction = strong_fraction
+
+    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        """1 for the top requests by predicted preference, 0 for the rest."""
+        n = len(requests)
+        if n == 0:
+            return []
+        scores = _predict_checked(await self.predictor.predict(requests), n, self.predictor)[:, 0]
+        k = _strong_count(n, total_budget, self.strong_fraction)
+        budgets = [0] * n
+        for i in np.argsort(-scores, kind="stable")[:k]:
+            budgets[int(i)] = 1
+        return budgets
+
+
+def _strong_count(n: int, total_budget: int, strong_fraction: float | None) -> int:
+    k = min(n, total_budget)
+    if strong_fraction is not None:
+        k = min(k, math.floor(strong_fraction * n + 1e-9))
+    return max(k, 0)
+
+
+class RandomRoutingPolicy:
+    """Routing baseline: a seeded random subset of the batch goes to the strong model."""
+
+    def __init__(self, strong_fraction: float | None = None, *, seed: int | None = 0) -> None:
+        _check_fraction(strong_fraction, "strong_fraction")
+        self.strong_fraction = strong_fraction
+        self._rng = random.Random(seed)
+
+    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        """1 for a random ``k`` of the batch, 0 for the rest."""
+        n = len(requests)
+        k = _strong_count(n, total_budget, self.strong_fraction)
+        budgets = [0] * n
+        for i in self._rng.sample(range(n), k):
+            budgets[i] = 1
+        return budgets

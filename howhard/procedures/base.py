@@ -1,0 +1,69 @@
+"""The Procedure protocol: how a request is answered with a given compute budget.
+
+A procedure declares which backend calls a budget may make (``plan``; the ledger reserves their
+worst case before anything runs) and then runs them through a ``Context`` (``run``), which adds
+retries, deadlines and usage accounting around each backend call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+from howhard.backends.base import Backend
+from howhard.types import Candidate, Generation, GenerationParams, Request
+
+__all__ = ["Context", "Outcome", "PlannedCall", "Procedure"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """One backend call a procedure may make: ``n`` samples on ``backend`` (None = default)."""
+
+    backend: Backend | None
+    n: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a procedure produced; the scheduler adds usage, budget and latency to make a Result."""
+
+    answer: str | None
+    chosen: Candidate | None
+    candidates: tuple[Candidate, ...] = ()
+    abstained: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@runtime_checkable
+class Context(Protocol):
+    """The procedure's handle on the backend, with retries, deadline and usage accounting."""
+
+    @property
+    def backend(self) -> Backend:
+        """The scheduler's backend (used when a call names no backend)."""
+        ...
+
+    @property
+    def params(self) -> GenerationParams:
+        """The request's effective sampling parameters."""
+        ...
+
+    async def generate(self, prompt: str, *, n: int, backend: Backend | None = None) -> Generation:
+        """Call ``backend`` (default: the scheduler's) for ``n`` samples, retrying if needed."""
+        ...
+
+
+@runtime_checkable
+class Procedure(Protocol):
+    """Answers one request with ``budget`` compute units."""
+
+    def plan(self, budget: int) -> Sequence[PlannedCall]:
+        """The calls ``run`` may make with this budget (their worst case is reserved first)."""
+        ...
+
+    async def run(self, request: Request, budget: int, context: Context) -> Outcome:
+        """Make (at most) the planned calls through ``context`` and pick the answer."""
+        ...

@@ -1,0 +1,72 @@
+"""Best-of-k: sample ``budget`` completions in one call and keep the highest-scoring one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from howhard.errors import ScoringError
+from howhard.procedures.base import Context, Outcome, PlannedCall
+from howhard.scoring.base import AnswerExtractor, Scorer
+from howhard.scoring.extract import extract_final_answer
+from howhard.types import Candidate, Request
+
+__all__ = ["BestOfK"]
+
+
+def _abstain(default_answer: str | None) -> Outcome:
+    return Outcome(answer=default_answer, chosen=None, abstained=True)
+
+
+class BestOfK:
+    """Draws ``budget`` samples (one backend call, ``n=budget``) and returns the best by ``scorer``.
+
+    Ties go to the earliest sample. Budget 0 abstains: no backend call, ``default_answer``.
+    The result's answer is the chosen sample's extracted final answer, or its text if none.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        *,
+        extractor: AnswerExtractor = extract_final_answer,
+        default_answer: str | None = None,
+    ) -> None:
+        self.scorer = scorer
+        self._extract = extractor
+        self.default_answer = default_answer
+
+    def plan(self, budget: int) -> Sequence[PlannedCall]:
+        """One call with ``n=budget`` samples, or none at budget 0."""
+        return [PlannedCall(None, budget)] if budget > 0 else []
+
+    async def run(self, request: Request, budget: int, context: Context) -> Outcome:
+        """Sample, score and pick the best completion."""
+        if budget == 0:
+            return _abstain(self.default_answer)
+        generation = await context.generate(request.prompt, n=budget)
+        completions = generation.completions
+        if not completions:
+            raise ScoringError(f"backend returned no completions for n={budget}")
+        scores = await self.scorer.score(request, completions)
+        if len(scores) != len(completions):
+            raise ScoringError(
+                f"{type(self.scorer).__name__} returned {len(scores)} scores for "
+                f"{len(completions)} completions; return one score per completion"
+            )
+        candidates = []
+        best = 0
+        for i, (completion, score) in enumerate(zip(completions, scores, strict=True)):
+            if not math.isfinite(score) and score != -math.inf:
+                raise ScoringError(
+                    f"{type(self.scorer).__name__} returned score {score!r}; scores must be "
+                    "finite (or -inf for 'unusable')"
+                )
+            candidates.append(
+                Candidate(completion=completion, score=score, answer=self._extract(completion.text))
+            )
+            if score > candidates[best].score:
+                best = i
+        chosen = candidates[best]
+        answer = chosen.answer if chosen.answer is not None else chosen.completion.text
+        return Outcome(answer=answer, chosen=chosen, candidates=tuple(candidates))

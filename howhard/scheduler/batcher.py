@@ -1,0 +1,86 @@
+"""Micro-batching: gather queued requests into batches, and the budget carry rule.
+
+A batch closes when it holds ``max_batch_size`` requests or ``max_wait_s`` after its first
+request arrived (anyio's monotonic clock), whichever comes first.
+
+**Carry rule.** Batch ``t`` with ``n_t`` requests gets ``T_t = floor(B * n_t + c_t)`` units, where
+``B`` is the average budget and ``c_t`` the carry; after the policy allocates ``s_t <= T_t`` units,
+``c_{t+1} = min(B * n_t + c_t - s_t, L)``. Arithmetic is exact (fractions), so
+``sum(s) = B * sum(n) - c`` with ``0 <= c <= L`` at all times: cumulative spend never exceeds
+``B`` per request, and a policy that spends what it is given trails it by less than one unit
+(``c < 1``), so the long-run average is exactly ``B`` even for batches of one. ``L`` (default one
+full batch's worth, ``B * max_batch_size``) bounds how much an under-spending policy can bank and
+later burst.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+__all__ = ["BudgetCarry", "next_batch"]
+
+T = TypeVar("T")
+
+
+def _exact(value: float) -> Fraction:
+    # repr() gives the shortest decimal that round-trips, so 0.3 becomes exactly 3/10.
+    return Fraction(repr(float(value)))
+
+
+class BudgetCarry:
+    """Turns an average budget per request into exact integer batch totals (the carry rule)."""
+
+    __slots__ = ("_average", "_limit", "carry")
+
+    def __init__(self, average_budget: float, limit: float) -> None:
+        self._average = _exact(average_budget)
+        self._limit = _exact(limit)
+        self.carry = Fraction(0)
+        """Units earned by earlier batches but not allocated (``0 <= carry <= limit``)."""
+
+    def total(self, n: int) -> int:
+        """The whole units batch of ``n`` requests may spend: ``floor(B * n + carry)``."""
+        return math.floor(self._average * n + self.carry)
+
+    def spend(self, n: int, spent: int) -> None:
+        """Record that a batch of ``n`` requests was allocated ``spent <= total(n)`` units."""
+        remainder = self._average * n + self.carry - spent
+        if remainder < 0:
+            raise ValueError(f"spent {spent} exceeds the batch total {self.total(n)}")
+        self.carry = min(remainder, self._limit)
+
+
+async def next_batch(
+    receive: MemoryObjectReceiveStream[T], *, max_batch_size: int, max_wait_s: float
+) -> list[T] | None:
+    """The next batch from ``receive``, or ``None`` once the stream has ended and is empty."""
+    try:
+        first = await receive.receive()
+    except anyio.EndOfStream:
+        return None
+    batch = [first]
+    deadline = anyio.current_time() + max_wait_s
+    while len(batch) < max_batch_size:
+        try:
+            batch.append(receive.receive_nowait())
+            continue
+        except anyio.WouldBlock:
+            pass
+        except anyio.EndOfStream:
+            break
+        remaining = deadline - anyio.current_time()
+        if remaining <= 0:
+            break
+        with anyio.move_on_after(remaining):
+            try:
+                batch.append(await receive.receive())
+            except anyio.EndOfStream:
+                break
+            continue
+        break
+    return batch

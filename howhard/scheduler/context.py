@@ -1,0 +1,133 @@
+"""The context a procedure runs in: backend calls with retries and usage accounting."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import anyio
+import structlog
+
+from howhard.backends.base import Backend
+from howhard.config import Price, RetryConfig
+from howhard.errors import BackendError, HowhardError, RetryableError
+from howhard.scheduler.retry import backoff_delay
+from howhard.types import Generation, GenerationParams, Usage
+
+__all__ = ["CallContext"]
+
+_DEFAULT_RETRY = RetryConfig()
+_FREE = Price()
+
+
+class CallContext:
+    """Implements ``howhard.procedures.Context`` for one request.
+
+    Each ``generate`` retries ``RetryableError`` with backoff up to ``retry.max_attempts``
+    (deadlines come from the enclosing cancel scope); other backend errors fail fast. Any other
+    exception a backend raises is translated to ``BackendError``. Usage (tokens and priced cost)
+    of successful calls accumulates in ``usage``; ``units`` is left to the caller.
+    """
+
+    __slots__ = (
+        "_backend",
+        "_completion_tokens",
+        "_cost",
+        "_log",
+        "_params",
+        "_price",
+        "_prompt_tokens",
+        "_random",
+        "_retry",
+        "attempts",
+    )
+
+    def __init__(
+        self,
+        backend: Backend,
+        params: GenerationParams,
+        *,
+        retry: RetryConfig = _DEFAULT_RETRY,
+        price: Callable[[str], Price] = lambda model: _FREE,
+        rng: random.Random | None = None,
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        self._backend = backend
+        self._params = params
+        self._retry = retry
+        self._price = price
+        self._random = rng or random.Random()
+        self._log = log
+        self._prompt_tokens = self._completion_tokens = 0
+        self._cost = 0.0
+        self.attempts = 0
+        """Backend calls made, retries included."""
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens and priced cost of the successful calls so far (``units`` left at 0)."""
+        return Usage(
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            cost=self._cost,
+        )
+
+    def usage_with_units(self, units: int) -> Usage:
+        """``usage`` with ``units`` filled in (one object, built once per request)."""
+        return Usage(
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            units=units,
+            cost=self._cost,
+        )
+
+    @property
+    def backend(self) -> Backend:
+        """The default backend."""
+        return self._backend
+
+    @property
+    def params(self) -> GenerationParams:
+        """The request's sampling parameters."""
+        return self._params
+
+    async def generate(self, prompt: str, *, n: int, backend: Backend | None = None) -> Generation:
+        """``n`` samples of ``prompt`` from ``backend`` (default: this context's), with retries."""
+        target = backend if backend is not None else self._backend
+        attempt = 0
+        while True:
+            attempt += 1
+            self.attempts += 1
+            started = time.monotonic()
+            try:
+                generation = await target.generate(prompt, n=n, params=self._params)
+            except RetryableError as exc:
+                if attempt >= self._retry.max_attempts:
+                    raise
+                delay = backoff_delay(attempt, exc, self._retry, self._random.random)
+                if self._log is not None:
+                    self._log.info(
+                        "backend.retry",
+                        model=target.model,
+                        attempt=attempt,
+                        delay_s=round(delay, 4),
+                        error=type(exc).__name__,
+                    )
+                await anyio.sleep(delay)
+                continue
+            except HowhardError:
+                raise
+            except Exception as exc:
+                raise BackendError(
+                    f"backend {target.model!r} raised {type(exc).__name__}: {exc}; "
+                    "backends should translate their errors into howhard.errors"
+                ) from exc
+            prompt_tokens = generation.prompt_tokens
+            completion_tokens = generation.completion_tokens
+            self._prompt_tokens += prompt_tokens
+            self._completion_tokens += completion_tokens
+            self._cost += self._price(target.model).cost(
+                prompt_tokens, completion_tokens, time.monotonic() - started
+            )
+            return generation

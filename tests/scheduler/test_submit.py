@@ -1,0 +1,274 @@
+"""Scheduler.submit: results, per-request options, batching, lifecycle, backpressure, events."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import pytest
+
+from howhard import BatchingConfig, Request, Scheduler
+from howhard.backends import ScriptedBackend
+from howhard.errors import ConfigError, InvalidRequest, QueueFull, SchedulerClosed, UsageError
+from howhard.procedures import BestOfK, SelfConsistency
+from howhard.scheduler import SchedulerState
+from howhard.scoring import ExactMatch
+from howhard.types import GenerationParams
+
+pytestmark = pytest.mark.anyio
+
+WIDE = BatchingConfig(max_batch_size=64, max_wait_s=0.001)
+
+
+def answering(text: str) -> ScriptedBackend:
+    return ScriptedBackend(lambda prompt, n, params: [text] * n)
+
+
+class RecordingPolicy:
+    """Uniform split that records every batch it sees."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[str], int]] = []
+
+    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        self.batches.append(([r.prompt for r in requests], total_budget))
+        base, extra = divmod(total_budget, len(requests))
+        return [base + (i < extra) for i in range(len(requests))]
+
+
+async def test_submit_returns_a_result_with_answer_budget_and_usage() -> None:
+    backend = answering("The answer is 391.")
+    async with Scheduler(backend=backend, average_budget=4, batching=WIDE) as scheduler:
+        result = await scheduler.submit("What is 17 * 23?", tenant="team-a")
+    assert result.answer == "391"
+    assert result.budget == 4
+    assert result.tenant == "team-a"
+    assert len(result.candidates) == 4
+    assert result.chosen is not None and result.chosen.answer == "391"
+    assert result.usage.units == 4
+    assert result.usage.completion_tokens == 4 * 4  # whitespace tokens of the answer
+    assert result.usage.prompt_tokens == 5
+    assert result.latency_s >= 0
+    assert [call.n for call in backend.calls] == [4]  # one call, n = budget
+
+
+async def test_request_options_reach_scorer_and_backend() -> None:
+    backend = ScriptedBackend(lambda prompt, n, params: ["so the answer is 5"] * n)
+    params = GenerationParams(max_tokens=5, temperature=0.0)
+    async with Scheduler(
+        backend=backend, procedure=BestOfK(ExactMatch()), average_budget=2, batching=WIDE
+    ) as scheduler:
+        right = await scheduler.submit("2 + 3?", reference="5", params=params)
+        wrong = await scheduler.submit(Request(prompt="2 + 2?", reference="4"), tenant="t")
+    assert right.chosen is not None and right.chosen.score == 1.0
+    assert wrong.chosen is not None and wrong.chosen.score == 0.0
+    assert wrong.tenant == "t"
+    assert backend.calls[0].params == params
+    assert backend.calls[1].params.max_tokens == 64  # the scheduler's default
+    assert right.usage.completion_tokens == 2 * 5
+
+
+async def test_budget_zero_abstains_with_default_answer_and_spends_nothing() -> None:
+    backend = answering("unused")
+
+    class Nothing:
+        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+            return [0] * len(requests)
+
+    async with Scheduler(
+        backend=backend,
+        policy=Nothing(),
+        procedure=SelfConsistency(default_answer="I don't know"),
+        average_budget=1,
+        batching=WIDE,
+    ) as scheduler:
+        result = await scheduler.submit("hard question")
+        spend = scheduler.stats().spend["default"]
+    assert result.abstained
+    assert result.answer == "I don't know"
+    assert result.chosen is None
+    assert result.usage.total_tokens == 0 and result.usage.units == 0
+    assert backend.calls == []
+    assert spend.settled.total_tokens == 0
+
+
+async def test_batch_closes_at_max_batch_size_with_the_batch_total() -> None:
+    policy = RecordingPolicy()
+    batching = BatchingConfig(max_batch_size=3, max_wait_s=30.0)
+    async with (
+        Scheduler(
+            backend=answering("1"), policy=policy, average_budget=2, batching=batching
+        ) as scheduler,
+        anyio.create_task_group() as tg,
+    ):
+        for i in range(6):
+            tg.start_soon(scheduler.submit, f"q{i}")
+    assert [len(prompts) for prompts, _ in policy.batches] == [3, 3]
+    assert [total for _, total in policy.batches] == [6, 6]
+
+
+async def test_batch_closes_after_max_wait_when_not_full() -> None:
+    policy = RecordingPolicy()
+    batching = BatchingConfig(max_batch_size=1000, max_wait_s=0.001)
+    async with Scheduler(
+        backend=answering("1"), policy=policy, average_budget=1, batching=batching
+    ) as scheduler:
+        with anyio.fail_after(10):  # a batch that never closed would hang here
+            await scheduler.submit("alone")
+    assert policy.batches == [(["alone"], 1)]
+
+
+async def test_closed_scheduler_refuses_submit_clearly() -> None:
+    scheduler = Scheduler(backend=answering("1"), average_budget=1)
+    with pytest.raises(SchedulerClosed, match="submit inside `async with"):
+        await scheduler.submit("too early")
+    async with scheduler:
+        assert scheduler.state is SchedulerState.RUNNING
+    assert scheduler.state is SchedulerState.CLOSED
+    with pytest.raises(SchedulerClosed, match="scheduler is closed"):
+        await scheduler.submit("too late")
+    with pytest.raises(UsageError, match="started once"):
+        async with scheduler:
+            pass
+
+
+async def test_close_drains_queued_work() -> None:
+    release = anyio.Event()
+
+    async def slow(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await release.wait()
+        return ["ok"] * n
+
+    results: list[Any] = []
+    async with Scheduler(
+        backend=ScriptedBackend(slow), average_budget=1, batching=WIDE, max_concurrency=2
+    ) as scheduler:
+
+        async def submit(i: int) -> None:
+            results.append(await scheduler.submit(f"q{i}"))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(submit, i)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(scheduler.close)
+            await anyio.wait_all_tasks_blocked()
+            assert scheduler.state is SchedulerState.CLOSING
+            with pytest.raises(SchedulerClosed):
+                await scheduler.submit("after close")
+            release.set()
+    assert len(results) == 10
+    assert all(r.answer == "ok" for r in results)
+
+
+async def test_aclose_cancel_fails_queued_and_running_requests_and_refunds() -> None:
+    async def forever(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    errors: list[BaseException] = []
+    async with Scheduler(
+        backend=ScriptedBackend(forever), average_budget=2, batching=WIDE, max_concurrency=4
+    ) as scheduler:
+
+        async def submit(i: int) -> None:
+            try:
+                await scheduler.submit(f"q{i}")
+            except SchedulerClosed as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(submit, i)
+            await anyio.wait_all_tasks_blocked()
+            assert scheduler.stats().in_flight == 4
+            await scheduler.aclose(cancel=True)
+    assert len(errors) == 20
+    stats = scheduler.stats()
+    assert stats.state is SchedulerState.CLOSED
+    assert stats.in_flight == 0 and stats.failed == 20
+    spend = stats.spend["default"]
+    assert spend.open_reservations == 0 and spend.reserved.units == 0
+    assert spend.settled.units == 0
+
+
+async def test_exception_in_body_cancels_work_and_propagates() -> None:
+    async def forever(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    outcomes: list[BaseException] = []
+    scheduler = Scheduler(backend=ScriptedBackend(forever), average_budget=1, batching=WIDE)
+
+    async def submit() -> None:
+        try:
+            await scheduler.submit("q")
+        except SchedulerClosed as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        with pytest.raises(RuntimeError, match="boom"):
+            async with scheduler:
+                tg.start_soon(submit)
+                await anyio.wait_all_tasks_blocked()
+                raise RuntimeError("boom")
+    assert scheduler.state is SchedulerState.CLOSED
+    assert len(outcomes) == 1
+
+
+async def test_backpressure_blocking_submit_waits_and_nowait_raises_queue_full() -> None:
+    gate = anyio.Event()
+
+    class Gated:
+        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+            await gate.wait()
+            return [1] * len(requests)
+
+    batching = BatchingConfig(max_batch_size=1, max_wait_s=0.0)
+    done: list[str] = []
+    async with Scheduler(
+        backend=answering("ok"), policy=Gated(), average_budget=1, batching=batching, max_queue=2
+    ) as scheduler:
+
+        async def submit(prompt: str) -> None:
+            await scheduler.submit(prompt)
+            done.append(prompt)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit, "held by the policy")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(submit, "queued 1")
+            tg.start_soon(submit, "queued 2")
+            await anyio.wait_all_tasks_blocked()
+            assert scheduler.stats().queued == 2
+            with pytest.raises(QueueFull, match="max_queue=2"):
+                await scheduler.submit_nowait("rejected at once")
+            tg.start_soon(submit, "waits for space")
+            await anyio.wait_all_tasks_blocked()
+            assert scheduler.stats().waiting_submitters == 1
+            assert done == []
+            gate.set()
+    assert sorted(done) == sorted(["held by the policy", "queued 1", "queued 2", "waits for space"])
+    assert scheduler.stats().failed == 1  # only the QueueFull
+
+
+async def test_invalid_input_gets_a_typed_error() -> None:
+    async with Scheduler(backend=answering("1"), average_budget=1, batching=WIDE) as scheduler:
+        with pytest.raises(InvalidRequest, match="prompt must be a non-empty string"):
+            await scheduler.submit("   ")
+        with pytest.raises(InvalidRequest, match="timeout_s must be > 0"):
+            await scheduler.submit("q", timeout_s=-1)
+        assert scheduler.stats().submitted == 0
+    with pytest.raises(ConfigError, match="average_budget"):
+        Scheduler(backend=answering("1"), average_budget=-2.0)
+
+
+async def test_stats_and_structured_events(log_events: list[dict[str, Any]]) -> None:
+    async with Scheduler(backend=answering("7"), average_budget=2, batching=WIDE) as scheduler:
+        await scheduler.submit("q", tenant="a")
+        stats = scheduler.stats()
+    assert stats.submitted == stats.completed == 1
+    assert stats.spend["a"].settled.units == 2
+    names = [event["event"] for event in log_events]
+    assert "batch.formed" in names and "batch.allocated" in names
+    done = next(event for event in log_events if event["event"] == "request.done")
+    assert done["tenant"] == "a" and done["budget"] == 2 and done["outcome"] == "answered"
