@@ -10,6 +10,7 @@ import pytest
 from howhard.backends import OpenAIBackend
 from howhard.types import GenerationParams
 from tests.integration.conftest import Server
+from tests.integration.end_to_end import answer_arithmetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -53,3 +54,7 @@ async def test_usage_for_n_samples_is_corrected(backend: OpenAIBackend) -> None:
     assert all(c.logprobs is None for c in generation.completions), "not asked for"
     # All three samples hit the 10-token cap or stopped; either way each is counted.
     assert all(1 <= c.tokens <= 10 for c in generation.completions)
+
+
+async def test_end_to_end_best_of_k_with_a_math_verifier(backend: OpenAIBackend) -> None:
+    await answer_arithmetic(backend)

@@ -15,6 +15,7 @@ from howhard.backends import TransformersBackend
 from howhard.backends._prompts import prompt_ids
 from howhard.errors import BackendUnavailable
 from howhard.types import GenerationParams
+from tests.integration.end_to_end import answer_arithmetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -81,7 +82,7 @@ async def test_pooling_features_equal_the_transformers_encoder(
 ) -> None:
     prompts = [QUESTION, "What is 48 + 67?", "hi"]
     from_vllm = await vllm_backend.encode(prompts)
-    local = TransformersBackend(model_path, dtype="float32")
+    local = TransformersBackend(model_path, dtype="float32", num_threads=1)
     try:
         from_transformers = await local.encode(prompts)
     finally:
@@ -91,6 +92,10 @@ async def test_pooling_features_equal_the_transformers_encoder(
         np.linalg.norm(from_vllm, axis=1) * np.linalg.norm(from_transformers, axis=1)
     )
     assert cosine.min() >= 0.9999, cosine
+
+
+async def test_end_to_end_best_of_k_with_a_math_verifier(vllm_backend: Any) -> None:
+    await answer_arithmetic(vllm_backend)
 
 
 async def test_zz_engine_death_is_reported_not_hung(vllm_backend: Any) -> None:

@@ -10,6 +10,7 @@ import pytest
 from howhard.backends import OpenAIBackend
 from howhard.types import GenerationParams
 from tests.integration.conftest import Server
+from tests.integration.end_to_end import answer_arithmetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -65,3 +66,7 @@ async def test_the_completions_api_with_n_samples(vllm_server: Server) -> None:
     for completion in generation.completions:
         assert completion.logprobs is not None and len(completion.logprobs) == completion.tokens
     assert generation.prompt_tokens < 10  # raw text, no chat template
+
+
+async def test_end_to_end_best_of_k_with_a_math_verifier(backend: OpenAIBackend) -> None:
+    await answer_arithmetic(backend)
