@@ -20,10 +20,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import structlog
-
 from howhard.config import Price, QuotaConfig
 from howhard.errors import ConfigError, QuotaExceeded, UnknownTenant, UsageError
+from howhard.scheduler.events import get_logger
 from howhard.types import Usage
 
 __all__ = ["InMemoryLedger", "Ledger", "Reservation", "TenantSpend"]
@@ -65,6 +64,10 @@ class TenantSpend:
 
 class Ledger(abc.ABC):
     """What the scheduler needs from a quota store. Implementations must make ``reserve`` atomic."""
+
+    @abc.abstractmethod
+    def check_tenant(self, tenant: str) -> None:
+        """Raise ``UnknownTenant`` if ``tenant`` can never be served (called at submit time)."""
 
     @abc.abstractmethod
     def price(self, model: str) -> Price:
@@ -170,11 +173,19 @@ class InMemoryLedger(Ledger):
         self._accounts: dict[str, _Account] = {}
         self._open: dict[int, Reservation] = {}
         self._ids = itertools.count(1)
-        self._log = structlog.get_logger("howhard.ledger").bind()
+        self._log = get_logger("howhard.ledger")
 
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
         return self._prices.get(model, _FREE)
+
+    def check_tenant(self, tenant: str) -> None:
+        """Raise ``UnknownTenant`` when quotas are configured, none for ``tenant``, no default."""
+        if self._open_default or self._default is not None or tenant in self._quotas:
+            return
+        raise UnknownTenant(
+            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
+        )
 
     def _account(self, tenant: str) -> _Account:
         account = self._accounts.get(tenant)

@@ -24,7 +24,6 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -46,6 +45,7 @@ from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
+from howhard.scheduler.events import get_logger
 from howhard.scheduler.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.types import GenerationParams, Request, Result, Usage
 
@@ -129,7 +129,8 @@ class _Job:
         self.scope: anyio.CancelScope | None = None
 
 
-_ZERO = Usage()
+def _submitted_at(job: _Job) -> float:
+    return job.started
 
 
 class Scheduler:
@@ -180,12 +181,14 @@ class Scheduler:
         base: dict[str, Any] = dict(config) if config is not None else {}
         self.config = SchedulerConfig(**{**base, **overrides})
         self._backend = backend
-        self._policy: Policy = policy or UniformPolicy(max_budget=self.config.max_budget)
-        self._procedure: Procedure = procedure or SelfConsistency()
-        self._ledger: Ledger = ledger or InMemoryLedger()
+        self._policy: Policy = (
+            policy if policy is not None else UniformPolicy(max_budget=self.config.max_budget)
+        )
+        self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
+        self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._rng = random.Random(seed)
-        self._log = structlog.get_logger("howhard.scheduler").bind()
+        self._log = get_logger("howhard.scheduler")
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -407,6 +410,7 @@ class Scheduler:
                 "submit() takes a prompt string or a Request, "
                 f"got {type(prompt_or_request).__name__}"
             )
+        self._ledger.check_tenant(request.tenant)  # unknown tenants fail here, changing nothing
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
         if timeout is not None and not timeout > 0:
             raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
@@ -417,19 +421,22 @@ class Scheduler:
         assert self._send is not None
         try:
             try:
-                self._send.send_nowait(job)
-            except anyio.WouldBlock:
-                if not wait_for_space:
-                    self._resolve(
-                        job,
-                        error=QueueFull(
-                            f"the submission queue is full (max_queue={self.config.max_queue}); "
-                            "retry later, use submit() to wait, or raise max_queue"
-                        ),
-                    )
-                else:
-                    await self._send.send(job)
+                try:
+                    self._send.send_nowait(job)
+                except anyio.WouldBlock:
+                    if not wait_for_space:
+                        self._resolve(
+                            job,
+                            error=QueueFull(
+                                f"the submission queue is full (max_queue="
+                                f"{self.config.max_queue}); retry later, use submit() to wait, "
+                                "or raise max_queue"
+                            ),
+                        )
+                    else:
+                        await self._send.send(job)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                # Closed while this caller waited for queue space.
                 self._resolve(job, error=self._closed_error(job))
             await job.done.wait()
         except BaseException:
@@ -481,6 +488,7 @@ class Scheduler:
                     self._receive,
                     max_batch_size=batching.max_batch_size,
                     max_wait_s=batching.max_wait_s,
+                    arrival=_submitted_at,
                 )
                 if batch is None:
                     return
@@ -614,6 +622,10 @@ class Scheduler:
 
     async def _execute(self, job: _Job) -> None:
         request = job.request
+        if job.deadline != math.inf and anyio.current_time() >= job.deadline:
+            # Expired while queued: fail without reserving or calling the backend.
+            self._resolve(job, error=self._timeout_error(job))
+            return
         reservation = None
         result: Result | None = None
         error: BaseException | None = None
@@ -658,10 +670,7 @@ class Scheduler:
                 except Exception as exc:
                     error = exc
             if scope.cancelled_caught and not job.cancelled:
-                error = RequestTimeout(
-                    f"request {request.id} did not finish within timeout_s={job.timeout_s} "
-                    "(queueing and retries included); raise request_timeout_s or reduce load"
-                )
+                error = self._timeout_error(job)
         except anyio.get_cancelled_exc_class():
             # The scheduler itself is being cancelled (aclose(cancel=True)).
             error = self._closed_error(job)
@@ -674,6 +683,13 @@ class Scheduler:
             if not job.cancelled:
                 self._resolve(job, result, error)
                 self._log_outcome(job, result, error)
+
+    @staticmethod
+    def _timeout_error(job: _Job) -> RequestTimeout:
+        return RequestTimeout(
+            f"request {job.request.id} did not finish within timeout_s={job.timeout_s} "
+            "(queueing and retries included); raise request_timeout_s or reduce load"
+        )
 
     def _log_outcome(self, job: _Job, result: Result | None, error: BaseException | None) -> None:
         if result is not None:

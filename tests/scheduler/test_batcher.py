@@ -1,6 +1,7 @@
 """The batcher and the budget carry rule."""
 
 import math
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -125,3 +126,15 @@ async def test_next_batch_returns_a_partial_batch_when_the_stream_ends() -> None
         send.send_nowait(1)
         send.close()
         assert await next_batch(receive, max_batch_size=5, max_wait_s=30.0) == [1]
+
+
+async def test_wait_counts_from_the_first_items_arrival_not_its_receipt() -> None:
+    send, receive = anyio.create_memory_object_stream[float](10)
+    long_ago = time.monotonic() - 100.0
+    with send, receive:
+        send.send_nowait(long_ago)
+        with anyio.fail_after(10):  # would wait 30 s if the clock started at receipt
+            batch = await next_batch(
+                receive, max_batch_size=5, max_wait_s=30.0, arrival=lambda item: item
+            )
+    assert batch == [long_ago]

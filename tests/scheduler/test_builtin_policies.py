@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from howhard import BatchingConfig, Scheduler
+from howhard import BatchingConfig, Price, Scheduler
 from howhard.backends import ScriptedBackend
 from howhard.errors import ConfigError, PolicyError
 from howhard.policies import (
@@ -22,6 +22,8 @@ from howhard.policies import (
     marginals_from_success_prob,
 )
 from howhard.policies.policies import trim_to_total
+from howhard.procedures import Routing
+from howhard.scheduler import InMemoryLedger
 from howhard.types import Request
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +183,45 @@ async def test_adaptive_policy_with_a_fitted_offline_allocator() -> None:
     budgets = await policy.allocate(requests, total_budget=100)
     assert budgets == [int(b) for b in offline.budgets(np.array([0.1, 0.9]))]
     assert sum(await policy.allocate(requests, total_budget=1)) <= 1
+
+
+async def test_adaptive_policy_smooths_wobbly_predictions_for_the_exact_allocator() -> None:
+    wobbly = FixedPredictor([[0.5, 0.6, 0.1], [0.4, 0.3, 0.3]])
+    policy = AdaptivePolicy(wobbly, OnlineAllocator(average_budget=1.5, max_budget=3))
+    assert await policy.allocate(batch(2), 3) == [2, 1]  # row 0 read as [0.5, 0.5, 0.1]
+    strict = AdaptivePolicy(
+        wobbly, OnlineAllocator(average_budget=1.5, max_budget=3), monotone=False
+    )
+    with pytest.raises(ConfigError, match="increas"):
+        await strict.allocate(batch(2), 3)
+
+
+async def test_routing_policy_and_procedure_end_to_end_with_priced_models() -> None:
+    weak = ScriptedBackend(lambda prompt, n, params: ["The answer is 1."] * n, model="weak")
+    strong = ScriptedBackend(lambda prompt, n, params: ["The answer is 2."] * n, model="strong")
+    prices = {"weak": Price(output_per_mtok=1e6), "strong": Price(output_per_mtok=1e7)}
+    predictor = FixedPredictor([[0.9], [0.1], [0.8], [0.2]])
+    results = {}
+    async with Scheduler(
+        backend=weak,
+        policy=RoutingPolicy(predictor),
+        procedure=Routing(weak, strong),
+        average_budget=0.5,
+        max_budget=1,
+        ledger=InMemoryLedger(prices=prices),
+        batching=BatchingConfig(max_batch_size=4, max_wait_s=30.0),
+    ) as scheduler:
+
+        async def submit(i: int) -> None:
+            results[i] = await scheduler.submit(f"q{i}")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(submit, i)
+    routes = [results[i].metadata["route"] for i in range(4)]
+    assert routes == ["strong", "weak", "strong", "weak"]  # the two likeliest to gain
+    for result in results.values():
+        strong_route = result.metadata["route"] == "strong"
+        assert result.answer == ("2" if strong_route else "1")
+        assert result.usage.units == (1 if strong_route else 0)
+        assert result.usage.cost == pytest.approx(4 * (10.0 if strong_route else 1.0))

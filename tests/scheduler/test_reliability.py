@@ -2,6 +2,7 @@
 
 import asyncio
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -365,3 +366,67 @@ async def test_misbehaving_policy_fails_its_batch_cleanly(
     assert stats.spend["default"].settled.units == 3
     assert stats.spend["default"].reserved == Usage()
     assert math.isclose(stats.carry, 0.0)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+async def test_chaos_faults_cancellations_quotas_and_shutdown_keep_the_books_straight(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        for _ in range(int(prompt.split()[-1]) % 3):
+            await anyio.lowlevel.checkpoint()
+        return ["The answer is 1."] * n
+
+    ledger = InMemoryLedger(
+        {"capped": QuotaConfig(units=150, on_exceed="degrade")}, default_quota=QuotaConfig()
+    )
+    backend = ScriptedBackend(handler, fault_rate=0.1, seed=seed, record=False)
+    outcomes: list[str] = []
+    async with Scheduler(
+        backend=backend,
+        ledger=ledger,
+        average_budget=2,
+        retry=FAST_RETRY,
+        batching=BatchingConfig(max_batch_size=16, max_wait_s=0.0),
+        max_concurrency=8,
+        max_queue=32,
+    ) as scheduler:
+
+        async def submit(i: int, scope: anyio.CancelScope) -> None:
+            outcome = "cancelled"
+            with scope:
+                try:
+                    await scheduler.submit(f"q {i}", tenant="capped" if i % 2 else "open")
+                    outcome = "result"
+                except Exception as exc:
+                    outcome = type(exc).__name__
+            outcomes.append(outcome)
+
+        async with anyio.create_task_group() as tg:
+            scopes = [anyio.CancelScope() for _ in range(600)]
+            for i, scope in enumerate(scopes):
+                tg.start_soon(submit, i, scope)
+            for _ in range(40):
+                await anyio.lowlevel.checkpoint()
+                for scope in rng.sample(scopes, 5):
+                    scope.cancel()
+            await scheduler.aclose(cancel=True)
+        stats = scheduler.stats()
+
+    assert len(outcomes) == 600
+    assert set(outcomes) <= {
+        "result",
+        "cancelled",
+        "SchedulerClosed",
+        "BackendTimeout",
+        "RateLimited",
+        "BackendUnavailable",
+    }
+    assert "SchedulerClosed" in outcomes and "result" in outcomes
+    assert stats.resolved == stats.submitted <= 600
+    assert stats.in_flight == 0
+    for spend in stats.spend.values():
+        assert spend.reserved == Usage() and spend.open_reservations == 0
+    assert stats.spend["capped"].settled.units <= 150
