@@ -137,14 +137,25 @@ class OpenAIBackend:
         await self.aclose()
 
     async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
-        """Sample ``n`` completions in one call, filling in any the server left out."""
+        """Sample ``n`` completions in one call, filling in any the server left out.
+
+        With ``temperature=0`` the server decodes once and the sample is repeated ``n`` times.
+        """
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be an integer >= 1, got {n!r}")
         if self._closed:
             raise BackendUnavailable("this OpenAIBackend is closed; create a new one")
         started = time.monotonic()
-        first = await self._call(prompt, n, params, seed=params.seed)
-        replies = [first]
+        if params.temperature == 0 and n > 1:
+            # Greedy samples are all alike, and some servers (vLLM) reject n > 1 without
+            # sampling: decode once and repeat it.
+            once = await self._call(prompt, 1, params, seed=params.seed)
+            replies = [
+                _Reply(once.completions * n, once.prompt_tokens, once.reported_completion_tokens)
+            ]
+        else:
+            replies = [await self._call(prompt, n, params, seed=params.seed)]
+        first = replies[0]
         missing = n - len(first.completions)
         if missing > 0 and self.config.fill_missing:
             replies += await self._fill(prompt, missing, params)
@@ -208,12 +219,14 @@ class OpenAIBackend:
                 if self.config.system_prompt is not None:
                     messages.insert(0, {"role": "system", "content": self.config.system_prompt})
                 if want_logprobs:
+                    # top_logprobs=1, not 0: llama.cpp's server returns no logprobs at all for 0.
                     common["logprobs"] = True
+                    common["top_logprobs"] = 1
                 response = await self._client.chat.completions.create(messages=messages, **common)
                 completions = [_chat_choice(c) for c in _ordered(response.choices)]
             else:
                 if want_logprobs:
-                    common["logprobs"] = 0
+                    common["logprobs"] = 1  # the sampled token's logprob comes with the top 1
                 response = await self._client.completions.create(prompt=prompt, **common)
                 completions = [_text_choice(c) for c in _ordered(response.choices)]
         except Exception as exc:

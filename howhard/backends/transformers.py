@@ -58,6 +58,13 @@ class TransformersConfig(BaseModel):
         default=1, ge=1, description="Model calls running at once (each in a worker thread)."
     )
     encode_batch_size: int = Field(default=16, ge=1, description="Prompts per encode forward.")
+    num_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch CPU threads for this backend's model calls; None keeps torch's "
+        "default. Use 1 on a CPU shared with other busy processes, where spinning OpenMP "
+        "threads can slow decoding tenfold.",
+    )
     max_prompt_tokens: int = Field(
         default=4096, ge=1, description="Longer prompts are rejected (BackendRejected)."
     )
@@ -173,6 +180,7 @@ class TransformersBackend:
         import torch
 
         model, tokenizer, device = self._load()
+        self._set_threads(torch)
         ids = self._ids(tokenizer, prompt)
         stop_ids = _eos_ids(model, tokenizer)
         generator = None
@@ -250,6 +258,7 @@ class TransformersBackend:
         import torch
 
         model, tokenizer, device = self._load()
+        self._set_threads(torch)
         layers = int(model.config.num_hidden_layers)
         if not -(layers + 1) <= layer <= layers:
             raise ConfigError(
@@ -282,6 +291,15 @@ class TransformersBackend:
                 state = out.hidden_states[layer][:, -1, :]
                 rows.append(state.float().cpu().numpy().astype(np.float32))
         return np.concatenate(rows, axis=0)
+
+    def _set_threads(self, torch: Any) -> None:
+        # OpenMP thread counts are per calling thread, and each call may land on a different
+        # worker thread, so this is set on every call (it is cheap).
+        if (
+            self.config.num_threads is not None
+            and torch.get_num_threads() != self.config.num_threads
+        ):
+            torch.set_num_threads(self.config.num_threads)
 
     async def aclose(self) -> None:
         """Drop the model so its memory can be freed. Idempotent."""

@@ -219,7 +219,10 @@ class VLLMBackend:
         )
 
     async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
-        """Sample ``n`` completions of ``prompt`` in one engine request (shared prefill)."""
+        """Sample ``n`` completions of ``prompt`` in one engine request (shared prefill).
+
+        With ``temperature=0`` the engine decodes once and the sample is repeated ``n`` times.
+        """
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be an integer >= 1, got {n!r}")
         engine = await self._ready()
@@ -233,7 +236,8 @@ class VLLMBackend:
             with anyio.fail_after(self.config.request_timeout_s):
                 async for output in engine.generate(
                     _engine_input(engine, ids),
-                    self._sampling_params(n, params),
+                    # Greedy samples are all alike, and vLLM rejects n > 1 without sampling.
+                    self._sampling_params(1 if params.temperature == 0 else n, params),
                     request_id,
                 ):
                     final = output
@@ -250,6 +254,8 @@ class VLLMBackend:
         if final is None:
             raise BackendUnavailable(f"vLLM returned no output for request {request_id}")
         completions = tuple(_completion(c, params.logprobs) for c in final.outputs)
+        if len(completions) < n:  # greedy: one sample stands for all n
+            completions = completions * n
         return Generation(
             completions=completions,
             prompt_tokens=len(final.prompt_token_ids or ids),
@@ -328,8 +334,15 @@ class VLLMBackend:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await handler
                 await anyio.to_thread.run_sync(engine.shutdown)
+                # AsyncLLM.__del__ shuts down again; if that runs at interpreter exit, vLLM's
+                # module globals are already gone and it prints a TypeError. Once is enough.
+                engine.shutdown = _already_shut_down
         if engines:
             self._dead = BackendUnavailable("closed")
+
+
+def _already_shut_down(*_: object, **__: object) -> None:
+    """Stands in for ``AsyncLLM.shutdown`` after the backend has shut the engine down."""
 
 
 def _engine_input(engine: Any, ids: list[int]) -> Any:

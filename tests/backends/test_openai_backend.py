@@ -200,3 +200,14 @@ async def test_a_closed_backend_says_so() -> None:
         pass
     with pytest.raises(BackendUnavailable, match="closed"):
         await backend.generate("q", n=1, params=PARAMS)
+
+
+async def test_greedy_decoding_asks_once_and_repeats_the_sample() -> None:
+    server = ScriptedOpenAIServer()
+    async with backend_for(server) as backend:
+        generation = await backend.generate(
+            "q", n=3, params=GenerationParams(max_tokens=8, temperature=0.0)
+        )
+    assert [r["n"] for r in server.requests] == [1], "vLLM rejects n>1 with greedy decoding"
+    assert len({c.text for c in generation.completions}) == 1
+    assert len(generation.completions) == 3
