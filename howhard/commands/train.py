@@ -39,6 +39,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--weak", default=None, help="weak procedure's dataset (preference head; DATASET = strong)"
     )
+    parser.add_argument(
+        "--test-dataset",
+        default=None,
+        help="separately collected held-out dataset; its metrics are reported as test",
+    )
+    parser.add_argument(
+        "--test-features", default=None, help="its features (default: TEST_DATASET/features)"
+    )
+    parser.add_argument("--test-weak", default=None, help="its weak dataset (preference head)")
     parser.add_argument("--max-budget", type=int, default=None, help="served marginals' width")
     parser.add_argument("--hidden-dim", type=int, default=256, help="MLP hidden width")
     parser.add_argument("--dropout", type=float, default=0.1)
@@ -114,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
             config,
             split_column=args.split_column,
             weak=args.weak,
+            test_dataset=args.test_dataset,
+            test_features=args.test_features,
+            test_weak=args.test_weak,
             log=log,
         )
     print(format_metrics(result.metrics, args.head))
