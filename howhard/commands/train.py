@@ -39,24 +39,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--weak", default=None, help="weak procedure's dataset (preference head; DATASET = strong)"
     )
+    parser.add_argument(
+        "--test-dataset",
+        default=None,
+        help="separately collected held-out dataset; its metrics are reported as test",
+    )
+    parser.add_argument(
+        "--test-features", default=None, help="its features (default: TEST_DATASET/features)"
+    )
+    parser.add_argument("--test-weak", default=None, help="its weak dataset (preference head)")
     parser.add_argument("--max-budget", type=int, default=None, help="served marginals' width")
     parser.add_argument("--hidden-dim", type=int, default=256, help="MLP hidden width")
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dropout", type=float, default=0.1, help="MLP dropout")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    parser.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
+    parser.add_argument("--batch-size", type=int, default=64, help="requests per step")
     parser.add_argument("--epochs", type=int, default=300, help="maximum epochs")
     parser.add_argument("--patience", type=int, default=25, help="early-stopping patience")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val-fraction", type=float, default=0.15)
-    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=0, help="split, init and batch-order seed")
+    parser.add_argument("--val-fraction", type=float, default=0.15, help="share for validation")
+    parser.add_argument("--test-fraction", type=float, default=0.15, help="share held out for test")
     parser.add_argument(
         "--split-column",
         default=None,
         help="request field or metadata key holding train/val/test (overrides the fractions)",
     )
     parser.add_argument(
-        "--calibration", choices=["none", "temperature", "isotonic"], default="none"
+        "--calibration",
+        choices=["none", "temperature", "isotonic"],
+        default="none",
+        help="post-hoc calibration fitted on val (lambda and preference heads)",
     )
     parser.add_argument("--model", default=None, help="base LM folder for --probe lora")
     parser.add_argument("--layer", type=int, default=-1, help="hidden layer for --probe lora")
@@ -114,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
             config,
             split_column=args.split_column,
             weak=args.weak,
+            test_dataset=args.test_dataset,
+            test_features=args.test_features,
+            test_weak=args.test_weak,
             log=log,
         )
     print(format_metrics(result.metrics, args.head))

@@ -271,8 +271,8 @@ class DatasetWriter:
         _repair(samples)
         finished = frozenset(str(row["id"]) for row in _read_jsonl(requests))
         if samples.exists():
-            kept = [raw for raw in samples.read_bytes().splitlines(keepends=True)]
-            clean = [raw for raw in kept if json.loads(raw).get("id") in finished]
+            kept = samples.read_bytes().splitlines(keepends=True)
+            clean = [raw for raw in kept if _row_id(raw) in finished]
             if len(clean) != len(kept):
                 # Samples of a request interrupted before its commit row: drop them so the
                 # retried request does not leave duplicates behind.
@@ -294,6 +294,14 @@ class DatasetWriter:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+
+
+def _row_id(raw: bytes) -> str | None:
+    try:
+        row = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return str(row.get("id")) if isinstance(row, dict) else None
 
 
 def _line(row: Mapping[str, Any]) -> bytes:

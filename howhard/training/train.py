@@ -204,9 +204,13 @@ def train_probe(
     *,
     assignments: Sequence[str] | None = None,
     encoder: Mapping[str, Any] | None = None,
+    test: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train an MLP probe on ``features`` ``(n, d)`` against ``targets``.
+
+    ``test`` is an external ``(features, targets)`` held-out set (e.g. collected separately with
+    more samples); its metrics replace those of the internal test split.
 
     ``targets`` are λ or preference probabilities ``(n,)``, or Δ rows ``(n, B)`` for the delta
     head (see :func:`howhard.training.labels.labels_for`). ``encoder`` (model, layer …) is
@@ -275,6 +279,11 @@ def train_probe(
         for name, rows in splits.items()
         if len(rows)
     }
+    if test is not None:
+        x_test, y_test = np.asarray(test[0], dtype=np.float32), np.asarray(test[1])
+        metrics["test"] = probe_metrics(
+            config.head, probe.predict(x_test), y_test, train_mean=train_mean
+        )
     full_config["metrics"] = metrics
     return TrainResult(
         checkpoint=Checkpoint(config=full_config, tensors=tensors),
@@ -305,18 +314,28 @@ def train_from_files(
     *,
     split_column: str | None = None,
     weak: str | os.PathLike[str] | None = None,
+    test_dataset: str | os.PathLike[str] | None = None,
+    test_features: str | os.PathLike[str] | None = None,
+    test_weak: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train on a collected dataset and its features; write the checkpoint folder ``out``.
 
     ``weak`` is the weak procedure's dataset for the preference head (``dataset`` being the
-    strong one). Also writes ``out/metrics.json`` and ``out/splits.json`` (ids per split).
+    strong one). ``test_dataset`` (with ``test_features``, default ``TEST_DATASET/features``, and
+    ``test_weak`` for routing) is an external held-out set whose metrics are reported as
+    ``test``. Also writes ``out/metrics.json`` and ``out/splits.json`` (ids per split).
     """
     from howhard.training.features import load_features
 
     data, labels, config = _load_labels(dataset, config or TrainConfig(), weak)
     feats = load_features(features)
     x = feats.aligned(data.ids)
+    test = None
+    if test_dataset is not None:
+        test_data, test_labels, _ = _load_labels(test_dataset, config, test_weak)
+        test_feats = load_features(test_features or Path(test_dataset) / "features")
+        test = (test_feats.aligned(test_data.ids), test_labels.targets)
     encoder = {
         k: v for k, v in feats.meta.items() if k not in ("format", "dim", "dtype", "dataset")
     }
@@ -326,9 +345,12 @@ def train_from_files(
         config,
         assignments=_split_column(data.rows, split_column) if split_column else None,
         encoder=encoder,
+        test=test,
         log=log,
     )
     result.checkpoint.config["train"]["dataset"] = str(dataset)
+    if test_dataset is not None:
+        result.checkpoint.config["train"]["test_dataset"] = str(test_dataset)
     folder = save_checkpoint(out, result.checkpoint.tensors, result.checkpoint.config)
     _write_outputs(folder, result, data.ids)
     return result
@@ -349,7 +371,8 @@ def _load_labels(
         max_budget=config.max_budget,
         weak=load_dataset(weak) if weak is not None else None,
     )
-    if config.max_budget is None and config.head == "lambda":
+    if config.max_budget is None and config.head in ("lambda", "delta"):
+        # Pin the width so an external test set with more samples is labelled alike.
         config = config.model_copy(update={"max_budget": labels.max_budget})
     return data, labels, config
 

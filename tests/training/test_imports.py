@@ -7,7 +7,8 @@ import sys
 def test_training_and_its_commands_import_without_heavy_dependencies() -> None:
     code = (
         "import sys, howhard.training, howhard.policies\n"
-        "import howhard.commands.collect, howhard.cli\n"
+        "import howhard.commands.collect, howhard.commands.features, howhard.commands.train\n"
+        "import howhard.cli\n"
         "howhard.cli.build_parser()\n"
         "heavy = [m for m in ('torch', 'transformers', 'vllm', 'openai') if m in sys.modules]\n"
         "print(','.join(heavy))"

@@ -1,11 +1,24 @@
 """Training learns a learnable signal, is reproducible, and respects splits and calibration."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from howhard.errors import ConfigError
 from howhard.policies import marginals_from_rewards
-from howhard.training.train import TrainConfig, format_metrics, split_indices, train_probe
+from howhard.training.checkpoint import load_checkpoint
+from howhard.training.dataset import DatasetWriter, request_row
+from howhard.training.features import save_features
+from howhard.training.train import (
+    TrainConfig,
+    format_metrics,
+    split_indices,
+    train_from_files,
+    train_probe,
+)
+from howhard.types import Request
 from tests.training.synthetic import synthetic
 
 FAST = dict(hidden_dim=16, lr=1e-2, batch_size=128, max_epochs=150, patience=15)
@@ -76,3 +89,38 @@ def test_bad_targets_are_refused() -> None:
         train_probe(x, np.full(20, 1.5))
     with pytest.raises(ConfigError, match="calibration applies to the lambda and preference"):
         train_probe(x, np.zeros((20, 3)), TrainConfig(head="delta", calibration="temperature"))
+
+
+def _write(folder: Path, x: np.ndarray, rewards: np.ndarray, splits: list[str]) -> None:
+    writer = DatasetWriter(folder, {"model": "synthetic", "samples": rewards.shape[1]}, resume=True)
+    ids = []
+    for i, row in enumerate(rewards):
+        request = Request(prompt=f"p{i}", id=f"{folder.name}-{i}", metadata={"split": splits[i]})
+        writer.append(request_row(request, list(row), [1] * len(row), 1), [])
+        ids.append(request.id)
+    save_features(folder / "features", ids, x, {"encoder": "scripted"})
+
+
+@pytest.mark.parametrize("head", ["lambda", "delta"])
+def test_train_from_files_uses_a_split_column_and_an_external_test_set(
+    tmp_path: Path, head: str
+) -> None:
+    x, rewards = synthetic(n=300, m=8, seed=1)
+    x_test, rewards_test = synthetic(n=100, m=16, seed=2)  # more samples per test request
+    _write(tmp_path / "trainval", x, rewards, ["train", "val"] * 150)
+    _write(tmp_path / "test", x_test, rewards_test, ["test"] * 100)
+    config = TrainConfig(head=head, **FAST)  # type: ignore[arg-type]
+    result = train_from_files(
+        tmp_path / "trainval",
+        tmp_path / "trainval" / "features",
+        tmp_path / "probe",
+        config,
+        split_column="split",
+        test_dataset=tmp_path / "test",
+    )
+    assert [len(result.splits[s]) for s in ("train", "val", "test")] == [150, 150, 0]
+    test = result.metrics["test"]
+    assert test["n"] == 100 and test["loss"] < test["avg_loss"]
+    saved = json.loads((tmp_path / "probe" / "splits.json").read_text())
+    assert saved["val"][0] == "trainval-1"
+    assert load_checkpoint(tmp_path / "probe").config["max_budget"] == 8
