@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.evaluation.consistency import majority_vote_curves
+from howhard.evaluation.curves import Curve
 
 __all__ = [
     "BenchmarkReport",
@@ -28,7 +29,6 @@ __all__ = [
     "best_of_k_quality",
     "build_report",
     "concave_marginals",
-    "matched_budget",
     "write_report",
 ]
 
@@ -80,13 +80,15 @@ class SplitData:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BenchmarkReport:
-    """Everything ``howhard evaluate`` prints and plots, as arrays keyed by method."""
+    """Everything ``howhard evaluate`` prints and plots, keyed by method."""
 
     budgets: FloatArray
     """Average budgets B (samples per question) the curves are evaluated at."""
-    best_of_k: Mapping[str, FloatArray]
-    """Expected success vs B with a verifier: uniform, online, offline, oracle."""
-    self_consistency: Mapping[str, FloatArray]
+    best_of_k: Mapping[str, Curve]
+    """Expected success vs B with a verifier: uniform, online, online_plugin, offline, oracle."""
+    best_of_k_savings: Mapping[str, FloatArray]
+    """Compute saved vs uniform at matched success, at each point of each method's curve."""
+    self_consistency: Mapping[str, Curve]
     """Expected success vs B with majority vote: uniform, online, oracle."""
     routing_fractions: FloatArray
     routing: Mapping[str, FloatArray]
@@ -101,6 +103,18 @@ class BenchmarkReport:
     probe_metrics: Mapping[str, float]
     info: Mapping[str, Any] = field(default_factory=dict)
 
+    def quality(self, procedure: str, method: str) -> FloatArray:
+        """Expected success of ``method`` per budget (``best_of_k`` or ``self_consistency``)."""
+        curves = self.best_of_k if procedure == "best_of_k" else self.self_consistency
+        return curves[method].quality
+
+    def gain_share(self, method: str) -> FloatArray:
+        """Share of the oracle's best-of-k gain over uniform that ``method`` captures, per B."""
+        from howhard.evaluation import oracle_gain_fraction
+
+        bok = self.best_of_k
+        return oracle_gain_fraction(bok[method], bok["uniform"], bok["oracle"])
+
     def table(self) -> list[dict[str, float]]:
         """Rows of the headline table at the standard budgets."""
         rows = []
@@ -108,30 +122,14 @@ class BenchmarkReport:
             if b > self.budgets[-1]:
                 continue
             i = int(np.argmin(np.abs(self.budgets - b)))
-            uniform, online = self.best_of_k["uniform"][i], self.best_of_k["online"][i]
-            offline, oracle = self.best_of_k["offline"][i], self.best_of_k["oracle"][i]
-            row = {
-                "budget": float(b),
-                "uniform": uniform,
-                "online": online,
-                "online_plugin": self.best_of_k["online_plugin"][i],
-                "offline": offline,
-                "oracle": oracle,
-                "online_saving": _saving(
-                    self.budgets, self.best_of_k["online"], self.best_of_k["uniform"], b
-                ),
-                "offline_saving": _saving(
-                    self.budgets, self.best_of_k["offline"], self.best_of_k["uniform"], b
-                ),
-                "oracle_saving": _saving(
-                    self.budgets, self.best_of_k["oracle"], self.best_of_k["uniform"], b
-                ),
-                "online_gain_share": _gain_share(online, uniform, oracle),
-                "offline_gain_share": _gain_share(offline, uniform, oracle),
-                "sc_uniform": self.self_consistency["uniform"][i],
-                "sc_online": self.self_consistency["online"][i],
-                "sc_oracle": self.self_consistency["oracle"][i],
-            }
+            row: dict[str, float] = {"budget": float(b)}
+            for method in self.best_of_k:
+                row[method] = float(self.best_of_k[method].quality[i])
+                row[f"{method}_saving"] = float(self.best_of_k_savings[method][i])
+            for method in ("online", "offline"):
+                row[f"{method}_gain_share"] = float(self.gain_share(method)[i])
+            for method in self.self_consistency:
+                row[f"sc_{method}"] = float(self.self_consistency[method].quality[i])
             rows.append(row)
         return rows
 
@@ -182,18 +180,6 @@ def _upper_hull(row: FloatArray) -> FloatArray:
                 break
         points.append(k)
     result: FloatArray = np.interp(np.arange(len(row)), points, row[points])
-    return result
-
-
-def _score(quality: FloatArray, budgets: npt.ArrayLike) -> float:
-    b = np.asarray(budgets, dtype=np.int64)
-    return float(quality[np.arange(len(b)), b].mean())
-
-
-def _uniform(n: int, average: float, max_budget: int) -> IntArray:
-    from howhard.policies import uniform_budgets
-
-    result: IntArray = np.asarray(uniform_budgets(n, average, max_budget), dtype=np.int64)
     return result
 
 
@@ -265,36 +251,32 @@ def best_of_k_curves(
     *,
     n_bins: int = 8,
     curve_bins: int = 10,
-) -> dict[str, FloatArray]:
+) -> dict[str, Curve]:
     """Expected best-of-k success vs average budget (the paper's Fig. 3, right column).
 
     Methods: ``uniform``; ``online`` (exact per-batch allocation on marginals predicted from λ̂
     through val: :func:`binned_curves`); ``online_plugin`` (the paper's recipe, marginals
     ``λ̂(1 - λ̂)^(j-1)``); ``offline`` (one budget per λ̂ bin, fitted on val); ``oracle``.
     """
-    from howhard.policies import OfflineAllocator, marginals_from_success_prob
+    from howhard.evaluation import offline_curve, online_curve, oracle_curve, uniform_curve
+    from howhard.policies import marginals_from_success_prob
 
-    quality = best_of_k_quality(test.rewards, max_budget)
-    true_marginals = np.diff(quality, axis=1)
+    true_marginals = np.diff(best_of_k_quality(test.rewards, max_budget), axis=1)
     val_quality = heldout_quality(val.rewards, max_budget)
     val_marginals = np.diff(val_quality, axis=1)
     predicted = np.diff(
         binned_curves(val_quality, val.lambda_hat, test.lambda_hat, n_bins=curve_bins), axis=1
     )
     plugin = marginals_from_success_prob(np.clip(test.lambda_hat, 0.0, 1.0), max_budget)
-    n = len(test.ids)
-    names = ("uniform", "online", "online_plugin", "offline", "oracle")
-    curves: dict[str, list[float]] = {name: [] for name in names}
-    for b in budgets:
-        curves["uniform"].append(_score(quality, _uniform(n, float(b), max_budget)))
-        curves["online"].append(_score(quality, _allocate(predicted, float(b))))
-        curves["online_plugin"].append(_score(quality, _allocate(plugin, float(b))))
-        offline = OfflineAllocator.fit(
-            val.lambda_hat, val_marginals, float(b), n_bins, max_budget=max_budget
-        )
-        curves["offline"].append(_score(quality, offline.budgets(test.lambda_hat)))
-        curves["oracle"].append(_score(quality, _allocate(true_marginals, float(b))))
-    return {k: np.asarray(v) for k, v in curves.items()}
+    return {
+        "uniform": uniform_curve(true_marginals, budgets),
+        "online": online_curve(true_marginals, predicted, budgets),
+        "online_plugin": online_curve(true_marginals, plugin, budgets, name="online_plugin"),
+        "offline": offline_curve(
+            true_marginals, test.lambda_hat, val.lambda_hat, val_marginals, budgets, n_bins=n_bins
+        ),
+        "oracle": oracle_curve(true_marginals, budgets),
+    }
 
 
 def sc_predicted_curves(
@@ -317,21 +299,25 @@ def sc_predicted_curves(
 
 def self_consistency_curves(
     test: SplitData, val: SplitData, budgets: FloatArray, max_budget: int
-) -> tuple[dict[str, FloatArray], FloatArray]:
+) -> tuple[dict[str, Curve], FloatArray]:
     """Expected majority-vote success vs average budget (no verifier at serving time).
 
     Returns the curves (uniform, online, oracle) and the test questions' true SC quality table.
+    The allocator sees concave envelopes (:func:`concave_marginals`); success is always scored
+    on the true curves, which may dip.
     """
+    from howhard.evaluation import online_curve, uniform_curve
+
     quality = majority_vote_curves(test.answers, test.rewards, max_budget)
+    true_marginals = np.diff(quality, axis=1)
     predicted = concave_marginals(sc_predicted_curves(val, test.lambda_hat, max_budget))
     oracle = concave_marginals(quality)
-    n = len(test.ids)
-    curves: dict[str, list[float]] = {"uniform": [], "online": [], "oracle": []}
-    for b in budgets:
-        curves["uniform"].append(_score(quality, _uniform(n, float(b), max_budget)))
-        curves["online"].append(_score(quality, _allocate(predicted, float(b))))
-        curves["oracle"].append(_score(quality, _allocate(oracle, float(b))))
-    return {k: np.asarray(v) for k, v in curves.items()}, quality
+    curves = {
+        "uniform": uniform_curve(true_marginals, budgets),
+        "online": online_curve(true_marginals, predicted, budgets),
+        "oracle": online_curve(true_marginals, oracle, budgets, name="oracle"),
+    }
+    return curves, quality
 
 
 def routing_curves(
@@ -432,41 +418,6 @@ def _spearman(a: FloatArray, b: FloatArray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-# ----------------------------------------------------------------------------- savings
-
-
-def matched_budget(budgets: FloatArray, curve: FloatArray, target: float) -> float:
-    """The smallest average budget at which ``curve`` (piecewise linear) reaches ``target``.
-
-    ``nan`` if it never does within ``budgets``.
-    """
-    if curve[0] >= target:
-        return float(budgets[0] * target / curve[0]) if curve[0] > 0 else float(budgets[0])
-    for j in range(1, len(budgets)):
-        if curve[j] >= target:
-            lo, hi = curve[j - 1], curve[j]
-            t = (target - lo) / (hi - lo) if hi > lo else 1.0
-            return float(budgets[j - 1] + t * (budgets[j] - budgets[j - 1]))
-    return float("nan")
-
-
-def _saving(budgets: FloatArray, method: FloatArray, uniform: FloatArray, b: float) -> float:
-    """Compute saved by ``method`` at the quality uniform reaches with budget ``b``."""
-    i = int(np.argmin(np.abs(budgets - b)))
-    needed = matched_budget(budgets, method, float(uniform[i]))
-    return 1.0 - needed / b if math.isfinite(needed) else float("nan")
-
-
-def _gain_share(method: float, uniform: float, oracle: float) -> float:
-    gap = oracle - uniform
-    return (method - uniform) / gap if gap > 1e-9 else float("nan")
-
-
-def savings_curve(budgets: FloatArray, method: FloatArray, uniform: FloatArray) -> FloatArray:
-    """Fraction of compute saved at matched quality, for each uniform budget in ``budgets``."""
-    return np.array([_saving(budgets, method, uniform, float(b)) for b in budgets])
-
-
 # ----------------------------------------------------------------------------- assembling
 
 
@@ -488,7 +439,11 @@ def build_report(
             f"got {test.rewards.shape[1]}; lower max_budget or collect more samples"
         )
     budgets: FloatArray = np.arange(budget_step, max_budget + 1e-9, budget_step, dtype=np.float64)
+    from howhard.evaluation import savings_vs_uniform
+
     bok = best_of_k_curves(test, val, budgets, max_budget, n_bins=n_bins)
+    true_marginals = np.diff(best_of_k_quality(test.rewards, max_budget), axis=1)
+    savings = {name: savings_vs_uniform(curve, true_marginals) for name, curve in bok.items()}
     sc, sc_quality = self_consistency_curves(test, val, budgets, max_budget)
     weak = test.success
     strong = sc_quality[:, strong_k]
@@ -504,6 +459,7 @@ def build_report(
     return BenchmarkReport(
         budgets=budgets,
         best_of_k=bok,
+        best_of_k_savings=savings,
         self_consistency=sc,
         routing_fractions=fractions,
         routing=routing,
@@ -521,12 +477,13 @@ def build_report(
 
 
 def _pct(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+    return "n/a" if not math.isfinite(x) else f"{round(100 * x) + 0:.0f}%"
 
 
 def _best_saving(report: BenchmarkReport, method: str, lo: float, hi: float) -> tuple[float, float]:
+    """Largest saving at an integer budget in ``[lo, hi]``, and that budget."""
     b = report.budgets
-    savings = savings_curve(b, report.best_of_k[method], report.best_of_k["uniform"])
+    savings = report.best_of_k_savings[method]
     mask = (b >= lo) & (b <= hi) & np.isfinite(savings) & (np.mod(b, 1.0) == 0)
     if not mask.any():
         return float("nan"), float("nan")
@@ -536,23 +493,18 @@ def _best_saving(report: BenchmarkReport, method: str, lo: float, hi: float) -> 
 
 def _mean_gain_share(report: BenchmarkReport, method: str, lo: float, hi: float) -> float:
     b = report.budgets
-    mask = (b >= lo) & (b <= hi) & (np.mod(b, 1.0) == 0)
-    shares = [
-        _gain_share(
-            report.best_of_k[method][j],
-            report.best_of_k["uniform"][j],
-            report.best_of_k["oracle"][j],
-        )
-        for j in np.flatnonzero(mask)
-    ]
-    finite = [s for s in shares if math.isfinite(s)]
-    return float(np.mean(finite)) if finite else float("nan")
+    shares = report.gain_share(method)
+    mask = (b >= lo) & (b <= hi) & (np.mod(b, 1.0) == 0) & np.isfinite(shares)
+    return float(shares[mask].mean()) if mask.any() else float("nan")
 
 
 def _strong_call_saving(report: BenchmarkReport, method: str) -> float:
     """Share of strong calls saved while matching the all-strong success (routing)."""
-    target = float(report.routing[method][-1])
-    needed = matched_budget(report.routing_fractions[1:], report.routing[method][1:], target)
+    from howhard.evaluation import Curve, budget_to_reach
+
+    f = report.routing_fractions
+    curve = Curve(method, f, f, report.routing[method])
+    needed = float(budget_to_reach(curve, report.routing[method][-1])[0])
     return 1.0 - needed if math.isfinite(needed) else float("nan")
 
 
@@ -590,7 +542,7 @@ def markdown(report: BenchmarkReport) -> str:
         "## Headline (test split)",
         "",
         f"- Online adaptive best-of-k: up to **{_pct(h['online_best_saving'])}** less compute than "
-        f"uniform at matched success (at uniform B = {h['online_best_saving_at']:g}, B ∈ [2, 16]); "
+        f"uniform at matched success (at B = {h['online_best_saving_at']:g}, B ∈ [2, 16]); "
         f"oracle: {_pct(h['oracle_best_saving'])} (at B = {h['oracle_best_saving_at']:g}).",
         f"- Offline adaptive: up to {_pct(h['offline_best_saving'])} "
         f"(at B = {h['offline_best_saving_at']:g}).",
@@ -617,9 +569,9 @@ def markdown(report: BenchmarkReport) -> str:
         )
     lines += [
         "",
-        "Saving = 1 - B_method / B_uniform at the success uniform reaches with B samples "
-        "(uniform interpolated between integer budgets); n/a = never reached within B ≤ "
-        f"{report.budgets[-1]:g}.",
+        "Saving = 1 - (samples the method spent at B) / (samples uniform needs for the same "
+        "success, interpolated between integer budgets); n/a = uniform never reaches it within "
+        f"B ≤ {report.budgets[-1]:g}.",
         "",
         "## Self-consistency (majority vote, no verifier): expected success",
         "",
@@ -689,8 +641,10 @@ def write_report(
     paths[0].write_text(markdown(report), encoding="utf-8")
     payload = {
         "budgets": report.budgets.tolist(),
-        "best_of_k": {k: v.tolist() for k, v in report.best_of_k.items()},
-        "self_consistency": {k: v.tolist() for k, v in report.self_consistency.items()},
+        "best_of_k": {k: c.quality.tolist() for k, c in report.best_of_k.items()},
+        "best_of_k_spent": {k: c.spent.tolist() for k, c in report.best_of_k.items()},
+        "best_of_k_savings": {k: v.tolist() for k, v in report.best_of_k_savings.items()},
+        "self_consistency": {k: c.quality.tolist() for k, c in report.self_consistency.items()},
         "routing_fractions": report.routing_fractions.tolist(),
         "routing": {k: v.tolist() for k, v in report.routing.items()},
         "apgr": report.apgr,
@@ -750,8 +704,16 @@ def _plots(report: BenchmarkReport, out: Path, observed: FloatArray | None) -> l
         ax.legend(fontsize=8)
         save(fig, name)
 
-    curve_plot(report.best_of_k, "Best-of-k with a verifier (test)", PLOTS[0])
-    curve_plot(report.self_consistency, "Self-consistency, majority vote (test)", PLOTS[1])
+    curve_plot(
+        {k: c.quality for k, c in report.best_of_k.items()},
+        "Best-of-k with a verifier (test)",
+        PLOTS[0],
+    )
+    curve_plot(
+        {k: c.quality for k, c in report.self_consistency.items()},
+        "Self-consistency, majority vote (test)",
+        PLOTS[1],
+    )
 
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for label, values in report.routing.items():
