@@ -9,9 +9,10 @@ export HF_HUB_OFFLINE=1 VLLM_HOST_IP=127.0.0.1
 $py -m howhard.tasks answers data/runs/trainval data/runs/test
 # Strong routing procedure: self-consistency over 8 samples (8 units), exact from the samples.
 $py -m howhard.tasks vote data/runs/trainval --k 8 --out data/runs/trainval-sc8
-# Last-token hidden states of every prompt (SmolLM2-135M-Instruct, last layer, float16).
-$py -m howhard features --dataset data/runs/trainval --no-progress
-$py -m howhard features --dataset data/runs/test --no-progress
+# Last-token hidden state of every prompt at layer 15 of 30 (SmolLM2-135M-Instruct, float16);
+# layer 15 was chosen over the last layer on val (λ probe CE 0.474 vs 0.491).
+$py -m howhard features --dataset data/runs/trainval --layer 15 --no-progress
+$py -m howhard features --dataset data/runs/test --layer 15 --no-progress
 # λ probe: trained on train, early-stopped and temperature-calibrated on val.
 $py -m howhard train --dataset data/runs/trainval --out data/probes/lambda --head lambda \
     --split-column split --calibration temperature --max-budget 16 --quiet
