@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the benchmark's collected samples (resumable: rerun to continue an interrupted run).
-#   bash data/collect.sh            # from the repository root; ~1 h on 2 CPU cores
+#   bash data/collect.sh            # from the repository root; ~35 min on 2 CPU cores
 # Train and val share one dataset (their split is metadata.split); test has its own, with 32
 # samples per question. Questions: `python -m howhard.tasks questions --out data/questions`
 # (seed 0, 900/300/300).
