@@ -24,7 +24,9 @@ def test_demo_rejects_a_budget_above_the_cap() -> None:
 @pytest.mark.integration
 def test_demo_runs_end_to_end_on_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert DEFAULT_PROBE.exists()
-    code = main(["demo", "--backend", "transformers", "--questions", "6", "--budget", "2"])
+    # One torch thread: on a shared CI machine spinning OpenMP threads slow decoding tenfold.
+    args = ["--backend", "transformers", "--backend-option", "num_threads=1"]
+    code = main(["demo", *args, "--questions", "6", "--budget", "2"])
     out = capsys.readouterr().out
     assert code == 0
     assert "summary" in out
