@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import BackendRejected, ConfigError, missing_extra
-from howhard.models import resolve_model
+from howhard.models import model_name, resolve_model
 from howhard.types import Completion, Generation, GenerationParams
 
 if TYPE_CHECKING:
@@ -97,7 +96,7 @@ class TransformersBackend:
         """The served name, or the model folder's name."""
         if self.config.served_name:
             return self.config.served_name
-        return Path(self._path or self.config.model or "SmolLM2-135M-Instruct").name
+        return model_name(self.config.model)
 
     async def __aenter__(self) -> TransformersBackend:
         await self.start()
