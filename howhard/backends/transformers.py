@@ -146,16 +146,21 @@ class TransformersBackend:
         return ids
 
     async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
-        """Sample ``n`` completions of ``prompt`` from one shared prefill."""
+        """Sample ``n`` completions of ``prompt`` from one shared prefill.
+
+        With ``temperature=0`` the prompt is decoded once and the sample repeated ``n`` times.
+        """
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be an integer >= 1, got {n!r}")
         started = time.monotonic()
         cancelled = threading.Event()
+        # Greedy samples are all alike: decode one and repeat it.
+        rows = 1 if params.temperature == 0 else n
         try:
             ids, completions = await anyio.to_thread.run_sync(
                 self._generate_sync,
                 prompt,
-                n,
+                rows,
                 params,
                 cancelled,
                 # Return at once on cancellation; the worker sees `cancelled` and stops within
@@ -167,7 +172,7 @@ class TransformersBackend:
             cancelled.set()
             raise
         return Generation(
-            completions=completions,
+            completions=completions * (n // rows),
             prompt_tokens=len(ids),
             model=self.model,
             latency_s=time.monotonic() - started,
