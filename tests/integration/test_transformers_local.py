@@ -1,0 +1,41 @@
+"""TransformersBackend on the embedded default model (SmolLM2-135M-Instruct, bf16 on CPU)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from howhard.backends import TransformersBackend
+from howhard.types import GenerationParams
+from tests.integration.end_to_end import answer_arithmetic
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+@pytest.fixture(scope="module")
+async def backend(model_path: Path) -> AsyncIterator[TransformersBackend]:
+    # One thread: on a CPU shared with other busy processes, spinning OpenMP threads crawl.
+    async with TransformersBackend(model_path, num_threads=1) as backend:
+        yield backend
+
+
+async def test_samples_from_the_default_model(backend: TransformersBackend) -> None:
+    generation = await backend.generate(
+        "What is 2 + 3?", n=4, params=GenerationParams(max_tokens=16, logprobs=True)
+    )
+    assert len(generation.completions) == 4
+    assert generation.prompt_tokens > 20  # includes the chat template's system prompt
+    for completion in generation.completions:
+        assert completion.text.strip()
+        assert completion.logprobs is not None and len(completion.logprobs) == completion.tokens
+
+
+async def test_encode_gives_576_dimensional_features(backend: TransformersBackend) -> None:
+    features = await backend.encode(["What is 2 + 3?", "What is 48 + 67?"])
+    assert features.shape == (2, 576)
+
+
+async def test_end_to_end_best_of_k_with_a_math_verifier(backend: TransformersBackend) -> None:
+    await answer_arithmetic(backend)
