@@ -83,7 +83,10 @@ class Price(_Config):
         default=0.0, ge=0.0, description="Price per million generated tokens."
     )
     per_second: float = Field(
-        default=0.0, ge=0.0, description="Price per second of backend time (self-hosted engines)."
+        default=0.0,
+        ge=0.0,
+        description="Price per second of backend time (self-hosted engines); reserved up front "
+        "only for requests with a timeout.",
     )
 
     def cost(self, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0) -> float:

@@ -11,8 +11,12 @@ PACKAGES = [
     "howhard.errors",
     "howhard.types",
     "howhard.backends",
+    "howhard.evaluation",
     "howhard.policies",
     "howhard.scoring",
+    "howhard.config",
+    "howhard.scheduler",
+    "howhard.procedures",
     "howhard.training",
     "howhard.models",
 ]

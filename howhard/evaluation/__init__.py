@@ -1,1 +1,38 @@
-"""howhard.evaluation."""
+"""howhard.evaluation: exact quality-versus-compute maths for allocation policies.
+
+Expected quality of an allocation under true marginal rewards (:mod:`.quality`), curves over a
+grid of average budgets for uniform / online / offline / oracle allocation (:mod:`.curves`), and
+compute savings at matched quality and the share of the oracle's gain (:mod:`.savings`).
+"""
+
+from howhard.evaluation.curves import (
+    Curve,
+    offline_curve,
+    online_curve,
+    oracle_curve,
+    quality_curves,
+    uniform_curve,
+)
+from howhard.evaluation.quality import expected_quality, quality_table, uniform_quality
+from howhard.evaluation.savings import (
+    budget_to_reach,
+    compute_savings,
+    oracle_gain_fraction,
+    savings_vs_uniform,
+)
+
+__all__ = [
+    "Curve",
+    "budget_to_reach",
+    "compute_savings",
+    "expected_quality",
+    "offline_curve",
+    "online_curve",
+    "oracle_curve",
+    "oracle_gain_fraction",
+    "quality_curves",
+    "quality_table",
+    "savings_vs_uniform",
+    "uniform_curve",
+    "uniform_quality",
+]

@@ -1,7 +1,9 @@
 """howhard.policies: how much compute each request gets.
 
 Marginal-reward maths (:mod:`howhard.policies.marginals`), exact allocators
-(:mod:`howhard.policies.allocators`) and baseline allocations (:mod:`howhard.policies.baselines`).
+(:mod:`howhard.policies.allocators`), baseline allocations (:mod:`howhard.policies.baselines`),
+the Policy/Predictor protocols users plug in (:mod:`howhard.policies.base`) and the built-in
+policies the scheduler runs (:mod:`howhard.policies.policies`).
 """
 
 from howhard.policies.allocators import (
@@ -11,6 +13,7 @@ from howhard.policies.allocators import (
     allocate_success_prob,
 )
 from howhard.policies.base import Policy, Predictor, check_budgets
+from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
 from howhard.policies.marginals import (
     marginals_from_rewards,
     marginals_from_success_prob,
@@ -41,5 +44,8 @@ __all__ = [
     "check_budgets",
     "marginals_from_rewards",
     "marginals_from_success_prob",
+    "oracle_budgets",
     "preference_prob",
+    "random_routing",
+    "uniform_budgets",
 ]

@@ -46,6 +46,9 @@ _SAMPLE_SEED = 0x5EED
 _BRACKET_SIGMAS = 4.0
 _CHUNK_ELEMENTS = 65_536
 _SMALLEST_SUBNORMAL = 5e-324
+# Relative distance within which an approximate count may misplace an entry (see _select).
+_ROUNDING = 1e-9
+_DEDUPLICATE_ABOVE = 4096
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -112,13 +115,25 @@ def _check_rows(matrix: FloatArray, first: int = 0) -> FloatArray:
         return matrix
     region = matrix[:, first:]
     suspect = not np.isfinite(matrix[:, :first]).all()
+    region_width = region.shape[1]
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // width)
+    verdict = np.empty(rows_per_chunk * width, dtype=np.bool_)
     # One chunked pass (the temporary stays in cache) proves the rows non-increasing; a NaN fails
-    # the comparison too. Sorted rows then hold their extremes in their first and last columns,
-    # so checking those two columns proves every entry finite. Anything odd takes the slow path.
-    for start in range(0, n if region.shape[1] > 1 and not suspect else 0, rows_per_chunk):
+    # the comparison too. Comparing each chunk as one flat run (fast contiguous loop) also pairs
+    # a row's last entry with the next row's first; those verdicts are overwritten with True.
+    # Sorted rows then hold their extremes in their first and last columns, so checking those
+    # two columns proves every entry finite. Anything odd takes the slow path.
+    for start in range(0, n if region_width > 1 and not suspect else 0, rows_per_chunk):
         block = region[start : start + rows_per_chunk]
-        if not np.less_equal(block[:, 1:], block[:, :-1]).all():
+        if first == 0:
+            run = block.ravel()
+            out = verdict[: run.size - 1]
+            np.less_equal(run[1:], run[:-1], out=out)
+            out[width - 1 :: width] = True
+            ok = bool(out.all())
+        else:
+            ok = bool(np.less_equal(block[:, 1:], block[:, :-1]).all())
+        if not ok:
             suspect = True
             break
     if region.shape[1] and not suspect:
@@ -168,20 +183,31 @@ def _check_budgets(n: int, max_budget: int, total_budget: Any, min_budget: Any) 
 
 # --------------------------------------------------------------------------- threshold selection
 
-CountAbove = Callable[[tuple[float, ...]], list[IntArray]]
+CountAbove = Callable[[tuple[float, ...], bool], list[IntArray]]
 Values = Callable[[IntArray, IntArray], FloatArray]
 
 
 def _select(
-    n: int, width: int, remaining: int, count_above: CountAbove, values: Values
+    n: int,
+    width: int,
+    remaining: int,
+    count_above: CountAbove,
+    values: Values,
+    *,
+    exact: bool = False,
 ) -> IntArray:
     """Units bought per row: the ``remaining`` largest positive entries, ties to lower rows.
 
     The entries are those of an implicit ``(n, width)`` matrix with non-increasing rows, seen
-    through ``count_above(thresholds)`` (per threshold ``t >= 0`` and row, how many entries are
-    ``> t``) and ``values(rows, cols)``. The threshold (value of the last unit bought) is
-    bracketed by sampling, the bracket narrowed by sampling inside it until few entries remain,
-    and only those entries are read and partitioned.
+    through ``count_above(thresholds, exact)`` (per threshold ``t >= 0`` and row, how many
+    entries are ``> t``) and ``values(rows, cols)``. The threshold (value of the last unit
+    bought) is bracketed by sampling, the bracket narrowed by sampling inside it until few
+    entries remain, and only those entries are read and partitioned.
+
+    With ``exact=False`` a counter may misplace entries lying within rounding distance
+    (``_ROUNDING``, relative) of a bracket end. That cannot change the result unless the final
+    threshold itself lies that close to a bracket end, which is checked; then the selection is
+    redone with exact counts.
     """
     zeros = np.zeros(n, dtype=np.int64)
     if n == 0 or width == 0 or remaining == 0:
@@ -189,30 +215,29 @@ def _select(
     # Invariant below: count(hi) < remaining <= count(lo), so the threshold lies in (lo, hi].
     hi, lo = _bracket(values(*_sample_positions(n, width)), remaining, n * width)
     if math.isfinite(hi):
-        cnt_hi, cnt_lo = count_above((hi, lo))
+        cnt_hi, cnt_lo = count_above((hi, lo), exact)
     else:
-        cnt_hi, (cnt_lo,) = zeros, count_above((lo,))
+        cnt_hi, (cnt_lo,) = zeros, count_above((lo,), exact)
     bought_hi, bought_lo = int(cnt_hi.sum()), int(cnt_lo.sum())
     if bought_hi >= remaining:  # the sample's upper bound was too low: search above it
         lo, cnt_lo, bought_lo = hi, cnt_hi, bought_hi
         hi, cnt_hi, bought_hi = math.inf, zeros, 0
     elif bought_lo < remaining and lo > 0.0:  # the lower bound was too high: search down to 0
         hi, cnt_hi, bought_hi = lo, cnt_lo, bought_lo
-        lo, (cnt_lo,) = 0.0, count_above((0.0,))
+        lo, (cnt_lo,) = 0.0, count_above((0.0,), True)
         bought_lo = int(cnt_lo.sum())
     if bought_lo <= remaining and lo == 0.0:
-        return cnt_lo  # every positive unit fits in the budget
+        return cnt_lo  # every positive unit fits (counts at 0 are always exact)
     while bought_lo - bought_hi > _BAND_LIMIT:
-        lengths = cnt_lo - cnt_hi
-        rows, cols = _sample_band(lengths, bought_lo - bought_hi)
+        rows, cols = _sample_band(cnt_hi, cnt_lo, bought_lo - bought_hi)
         new_hi, new_lo = _bracket(
-            values(rows, cnt_hi[rows] + cols), remaining - bought_hi, bought_lo - bought_hi
+            values(rows, cols), remaining - bought_hi, bought_lo - bought_hi, hi
         )
-        new_hi, new_lo = min(new_hi, hi), max(new_lo, lo)
+        new_lo = max(new_lo, lo)
         if math.isfinite(new_hi):
-            cnt_new_hi, cnt_new_lo = count_above((new_hi, new_lo))
+            cnt_new_hi, cnt_new_lo = count_above((new_hi, new_lo), exact)
         else:
-            cnt_new_hi, (cnt_new_lo,) = zeros, count_above((new_lo,))
+            cnt_new_hi, (cnt_new_lo,) = zeros, count_above((new_lo,), exact)
         progress = False
         if int(cnt_new_hi.sum()) < remaining and new_hi < hi:
             hi, cnt_hi, bought_hi, progress = new_hi, cnt_new_hi, int(cnt_new_hi.sum()), True
@@ -220,19 +245,19 @@ def _select(
             lo, cnt_lo, bought_lo, progress = new_lo, cnt_new_lo, int(cnt_new_lo.sum()), True
         if not progress:  # e.g. one value tied across the whole band: finish on the band as is
             break
-    lengths = cnt_lo - cnt_hi
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    starts = np.cumsum(lengths) - lengths
-    cols = cnt_hi[rows] + (np.arange(rows.size, dtype=np.int64) - starts[rows])
+    rows, cols = _band_positions(cnt_hi, cnt_lo)
     band = values(rows, cols)
     rank = remaining - bought_hi  # the threshold is the rank-th largest entry of the band
-    threshold = np.partition(band, band.size - rank)[band.size - rank]
-    bought = cnt_hi + np.bincount(rows[band > threshold], minlength=n)
-    ties = np.bincount(rows[band == threshold], minlength=n)
+    threshold = float(np.partition(band, band.size - rank)[band.size - rank])
+    if not exact and not (lo * (1.0 + _ROUNDING) < threshold < hi * (1.0 - _ROUNDING)):
+        return _select(n, width, remaining, count_above, values, exact=True)
+    bought: IntArray = cnt_hi + np.bincount(rows[band > threshold], minlength=n)
+    # Units worth exactly the threshold fill what is left, lower rows first. Tied entries of a
+    # row are contiguous and the band lists rows in order, so that is the band's order.
     extra = remaining - int(bought.sum())
-    before = np.cumsum(ties) - ties
-    result: IntArray = bought + np.clip(extra - before, 0, ties)
-    return result
+    tie_rows = rows[band == threshold][:extra]
+    bought += np.bincount(tie_rows, minlength=n)
+    return bought
 
 
 def _sample_positions(n: int, width: int) -> tuple[IntArray, IntArray]:
@@ -246,14 +271,29 @@ def _sample_positions(n: int, width: int) -> tuple[IntArray, IntArray]:
     return rows, cols
 
 
-def _sample_band(lengths: IntArray, size: int) -> tuple[IntArray, IntArray]:
-    """A deterministic uniform sample of a band given as per-row run lengths (row, offset)."""
+def _band_positions(cnt_hi: IntArray, cnt_lo: IntArray) -> tuple[IntArray, IntArray]:
+    """(row, column) of every entry of the band: row i's columns ``cnt_hi[i]..cnt_lo[i]-1``."""
+    occupied = np.flatnonzero(cnt_lo != cnt_hi)  # usually far fewer rows than the batch
+    lengths = cnt_lo[occupied] - cnt_hi[occupied]
+    rows = np.repeat(occupied, lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols: IntArray = np.repeat(cnt_hi[occupied], lengths) + (
+        np.arange(rows.size, dtype=np.int64) - starts
+    )
+    return rows, cols
+
+
+def _sample_band(cnt_hi: IntArray, cnt_lo: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """A deterministic uniform sample of the band's (row, column) positions (``size`` entries)."""
+    occupied = np.flatnonzero(cnt_lo != cnt_hi)
+    lengths = cnt_lo[occupied] - cnt_hi[occupied]
     rng = np.random.default_rng(_SAMPLE_SEED)
-    flat = rng.integers(0, size, size=_sample_size(size), dtype=np.int64)
+    flat = np.sort(rng.integers(0, size, size=_sample_size(size), dtype=np.int64))
     ends = np.cumsum(lengths)
-    rows = np.searchsorted(ends, flat, side="right")
-    offsets: IntArray = flat - (ends[rows] - lengths[rows])
-    return rows, offsets
+    slot = np.searchsorted(ends, flat, side="right")
+    rows = occupied[slot]
+    cols: IntArray = cnt_hi[rows] + flat - (ends[slot] - lengths[slot])
+    return rows, cols
 
 
 def _sample_size(population: int) -> int:
@@ -262,11 +302,14 @@ def _sample_size(population: int) -> int:
     return int(min(_SAMPLE_MAX, max(_SAMPLE_MIN, 8.0 * math.sqrt(population))))
 
 
-def _bracket(sample: FloatArray, rank: int, population: int) -> tuple[float, float]:
+def _bracket(
+    sample: FloatArray, rank: int, population: int, ceiling: float = math.inf
+) -> tuple[float, float]:
     """Bounds ``lo < t <= hi`` on the ``rank``-th largest of ``population`` values, from a sample.
 
-    ``(inf, 0)`` (search every positive entry) when there is no sample. A bracket that misses is
-    detected by exact counts and widened, so the margin trades speed only, never correctness.
+    ``(inf, 0)`` (search every positive entry) when there is no sample. ``hi`` never exceeds
+    ``ceiling`` (a bound already known). A bracket that misses is detected by exact counts and
+    widened, so the margin trades speed only, never correctness.
     """
     if sample.size == 0:
         return math.inf, 0.0
@@ -277,9 +320,9 @@ def _bracket(sample: FloatArray, rank: int, population: int) -> tuple[float, flo
     margin = _BRACKET_SIGMAS * math.sqrt(size * fraction * (1.0 - fraction)) + 2.0
     upper_rank = math.floor(expected_rank - margin)
     lower_rank = math.ceil(expected_rank + margin)
-    hi = float(ordered[upper_rank]) if upper_rank >= 0 else math.inf
+    hi = min(float(ordered[upper_rank]) if upper_rank >= 0 else math.inf, ceiling)
     if hi <= 0.0:  # the sample says nearly every positive unit fits: search all of them
-        return math.inf, 0.0
+        return ceiling, 0.0
     lo = float(ordered[lower_rank]) if lower_rank < size else 0.0
     if lo >= hi:  # tied sample values: step below the tie so the bracket is not empty
         below = ordered[ordered < hi]
@@ -292,31 +335,53 @@ def _matrix_counter(matrix: FloatArray, min_budget: int) -> tuple[CountAbove, Va
     width = max_budget - min_budget
     flat = matrix.ravel()
     row_base = np.arange(n, dtype=np.int64) * max_budget + min_budget
-    steps = width.bit_length()
+    # The binary search below finds min(count, width - 1); rows whose last entry is also above
+    # t are then settled with one more probe. When width is a power of two its steps never
+    # probe past a row's end; otherwise probes are clamped to the row's last entry.
+    first_step = 1 << ((width - 1).bit_length() - 1) if width > 1 else 0
+    clamp = width & (width - 1) != 0
+    row_last = row_base + (width - 1)
 
-    def count_above(thresholds: tuple[float, ...]) -> list[IntArray]:
-        # Branch-free binary search over all rows and thresholds at once: rows are sorted, so a
-        # row's count above t is the length of its prefix above t. Each step tries to extend
-        # every prefix by `step` entries; probes past the row's end read its last entry, which
-        # can only overshoot when the whole row is above t, and the final clip repairs that.
-        k = len(thresholds)
-        base = np.tile(row_base - 1, k)
-        limit = np.repeat(np.asarray(thresholds, dtype=np.float64), n)
-        count = np.zeros(n * k, dtype=np.int64)
-        probe = np.empty_like(count)
-        probed = np.empty(n * k, dtype=np.float64)
-        above = np.empty(n * k, dtype=np.bool_)
-        step = 1 << (steps - 1) if steps else 0
+    def count_above(thresholds: tuple[float, ...], exact: bool) -> list[IntArray]:
+        # Always exact. A row whose first entry is not above the lowest threshold counts 0 for
+        # every threshold; when that holds for many rows (hopeless requests, say), only the
+        # others are searched.
+        live = np.flatnonzero(flat.take(row_base) > min(thresholds))
+        if live.size > 0.8 * n:
+            return list(_search(row_base, row_last, thresholds))
+        counts = np.zeros((len(thresholds), n), dtype=np.int64)
+        counts[:, live] = _search(row_base[live], row_last[live], thresholds)
+        return list(counts)
+
+    def _search(base: IntArray, ends: IntArray, thresholds: tuple[float, ...]) -> IntArray:
+        # Branch-free binary search over the given rows and all thresholds at once: rows are
+        # sorted, so a row's count above t is the length of its prefix above t. `last` holds
+        # the flat index of each row's last entry known to be above t (base - 1 if none); each
+        # step tries to move it `step` entries further.
+        k, m = len(thresholds), base.size
+        limit = np.repeat(np.asarray(thresholds, dtype=np.float64), m)
+        last = np.tile(base - 1, k)
+        ends = np.tile(ends, k)
+        probe = np.empty_like(last)
+        probed = np.empty(m * k, dtype=np.float64)
+        above = np.empty(m * k, dtype=np.bool_)
+        step = first_step
         while step:
-            np.add(count, step, out=probe)
-            np.minimum(probe, width, out=probe)
-            probe += base
+            np.add(last, step, out=probe)
+            if clamp:
+                np.minimum(probe, ends, out=probe)
             flat.take(probe, out=probed)
             np.greater(probed, limit, out=above)
-            np.add(count, step, out=count, where=above)
+            np.add(last, step, out=last, where=above)
             step >>= 1
-        np.minimum(count, width, out=count)
-        return list(count.reshape(k, n))
+        np.minimum(last, ends, out=last)
+        last -= ends  # now count - width
+        flat.take(ends, out=probed)
+        np.greater(probed, limit, out=above)
+        above &= last == -1
+        last += width
+        last += above
+        return last.reshape(k, m)
 
     def values(rows: IntArray, cols: IntArray) -> FloatArray:
         result: FloatArray = flat.take(row_base[rows] + cols)
@@ -360,7 +425,8 @@ def allocate(marginals: npt.ArrayLike, total_budget: int, *, min_budget: int = 0
     total, floor = _check_budgets(n, max_budget, total_budget, min_budget)
     matrix = _check_rows(matrix, floor)
     count_above, values = _matrix_counter(matrix, floor)
-    bought = _select(n, max_budget - floor, total - floor * n, count_above, values)
+    # Matrix counts are exact, so _select never needs its second, exact pass.
+    bought = _select(n, max_budget - floor, total - floor * n, count_above, values, exact=True)
     return bought + floor
 
 
@@ -390,7 +456,9 @@ def allocate_success_prob(
     total, floor = _check_budgets(n, budget_cap, total_budget, min_budget)
     count_above, values = _geometric_counter(probs, budget_cap, floor)
     bought = _select(n, budget_cap - floor, total - floor * n, count_above, values)
-    return bought + floor
+    if floor:
+        bought += floor
+    return bought
 
 
 def _validate_probabilities(p: Any) -> FloatArray:
@@ -405,9 +473,9 @@ def _validate_probabilities(p: Any) -> FloatArray:
         raise ConfigError(
             f"p must have shape (n,), got shape {probs.shape}; pass one probability per request"
         )
-    bad = ~((probs >= 0.0) & (probs <= 1.0))  # also catches NaN
-    if bad.any():
-        index = int(np.argmax(bad))
+    # min/max propagate NaN, so two reductions prove every entry lies in [0, 1].
+    if probs.size and not (probs.min() >= 0.0 and probs.max() <= 1.0):
+        index = int(np.argmax(~((probs >= 0.0) & (probs <= 1.0))))
         raise ConfigError(
             f"p must lie in [0, 1], got {probs[index]} at index {index}; "
             "pass probabilities (clip or apply a sigmoid to raw scores)"
@@ -419,76 +487,110 @@ def _geometric_counter(
     probs: FloatArray, max_budget: int, min_budget: int
 ) -> tuple[CountAbove, Values]:
     width = max_budget - min_budget
-    complement = np.subtract(1.0, probs)
-    with np.errstate(divide="ignore"):
-        log_p = np.log(probs)
-        log_c = np.log(complement)
-    # Rows whose value never changes (p == 0, or p so small that 1 - p rounds to 1) or that drop
-    # to exactly 0 after the first unit (p == 1) have trivial counts; the log formula skips them.
-    constant_rows = np.flatnonzero(log_c == 0.0)
-    step_rows = np.flatnonzero(probs == 1.0)
-    special = np.zeros(probs.shape[0], dtype=np.bool_)
-    special[constant_rows] = True
-    special[step_rows] = True
-    with np.errstate(divide="ignore"):
-        inverse_log_c = np.where(special, -1.0, 1.0 / np.where(special, -1.0, log_c))
-    neg_log_p = np.where(special, 0.0, -log_p)
-    # How close to an integer the real-valued bound must be before rounding could flip a
-    # comparison: a few ulps of the value, converted to exponent units by 1/|log(1-p)|.
-    slack = 1e-9 * (max_budget + 3.0) - 1e-12 * inverse_log_c
-    cap = float(max_budget + 1)
+    n = probs.shape[0]
+    # Work in a few preallocated arrays: at a million rows, each fresh temporary costs more in
+    # page faults than the arithmetic done in it.
+    #
+    # Row i's count above t is ceil(bound) with bound = offset + scale * log(t) (see count_one):
+    # offset = -log(p)/log(1-p), scale = 1/log(1-p). Rows the formula cannot describe get
+    # scale 0 and a fixed offset instead: p == 0 (never above t >= 0), p == 1 (one unit of
+    # value 1, then zeros), and p so small that 1 - p rounds to 1 (constant rows, settled
+    # explicitly in count_one).
+    scale = np.subtract(1.0, probs)
+    special = np.flatnonzero((scale == 1.0) | (scale == 0.0))
+    special_p = probs[special]
+    scale[special] = 0.5  # placeholder keeping the logarithms finite; overwritten below
+    offset = np.maximum(probs, _SMALLEST_SUBNORMAL)
+    np.log(offset, out=offset)
+    np.log(scale, out=scale)
+    np.divide(1.0, scale, out=scale)
+    np.multiply(offset, scale, out=offset)
+    np.negative(offset, out=offset)
+    scale[special] = 0.0
+    offset[special] = np.where(special_p == 1.0, 1.0, -1.0)
+    constant_rows = special[(special_p > 0.0) & (np.subtract(1.0, special_p) == 1.0)]
+    bound = np.empty(n, dtype=np.float64)
+    # Only exact counts and subnormal thresholds need these; most calls never touch them.
+    distance = np.empty(0, dtype=np.float64)
+    near = np.empty(0, dtype=np.bool_)
+    slack_cache: list[FloatArray] = []
+
+    def slack() -> FloatArray:
+        # How close to an integer the bound must be before rounding could flip a comparison:
+        # a few ulps of the value, in exponent units via 1/|log(1-p)|; -1 marks rows never in
+        # doubt. Only exact counts need it, so it is built on first use.
+        if not slack_cache:
+            margin = np.multiply(scale, -1e-12)
+            margin += 1e-9 * (max_budget + 3.0)
+            margin[special] = -1.0
+            slack_cache.append(margin)
+        return slack_cache[0]
 
     def value_at(rows: IntArray, exponents: IntArray) -> FloatArray:
         return geometric_marginal(probs[rows], exponents)
 
-    def count_above(thresholds: tuple[float, ...]) -> list[IntArray]:
-        return [count_one(t) for t in thresholds]
+    def count_above(thresholds: tuple[float, ...], exact: bool) -> list[IntArray]:
+        return [count_one(t, exact) for t in thresholds]
 
-    def count_one(threshold: float) -> IntArray:
-        # Number of leading exponents j >= 0 with p(1-p)^j > t is ceil(log(t/p) / log(1-p)),
+    def count_one(threshold: float, exact: bool) -> IntArray:
+        # The number of leading exponents j >= 0 with p(1-p)^j > t is ceil(log(t/p) / log(1-p)),
         # clipped to the row. Rounding matters only where that bound is within `slack` of an
-        # integer or the threshold is subnormal; those rows are settled by exact evaluation.
+        # integer, or the threshold is subnormal; with `exact`, those rows are settled by exact
+        # evaluation (otherwise they may be off by the entries within ~1e-12 relative of t).
+        if threshold >= 1.0:  # no marginal reward exceeds p <= 1
+            return np.zeros(n, dtype=np.int64)
         # Below the smallest subnormal, "> t" means "has not underflowed to 0".
-        log_t = math.log(max(threshold, _SMALLEST_SUBNORMAL))
-        bound = neg_log_p + log_t
-        bound *= inverse_log_c
-        np.clip(bound, -1.0, cap, out=bound)
-        leading = np.ceil(bound).astype(np.int64)
-        if threshold < 1e-280:  # subnormal territory: rounding is coarse, check every row
-            near = bound < cap
-        else:
-            distance = bound - np.rint(bound)
+        np.multiply(scale, math.log(max(threshold, _SMALLEST_SUBNORMAL)), out=bound)
+        np.add(bound, offset, out=bound)
+        nonlocal distance, near
+        subnormal = threshold < 1e-280  # rounding is coarse there: check every row in range
+        if (subnormal or exact) and near.size != n:
+            distance = np.empty(n, dtype=np.float64)
+            near = np.empty(n, dtype=np.bool_)
+        if subnormal:
+            np.less(bound, float(max_budget + 1), out=near)
+        elif exact:
+            np.rint(bound, out=distance)
+            np.subtract(distance, bound, out=distance)
             np.abs(distance, out=distance)
-            near = distance <= slack
-        near[special] = False
-        unsure = np.flatnonzero(near)
-        if unsure.size:
-            guess = np.clip(leading[unsure], 0, max_budget)
-            leading[unsure] = _exact_leading(unsure, guess, threshold)
+            np.less_equal(distance, slack(), out=near)
+        np.ceil(bound, out=bound)
+        leading = bound.astype(np.int64)
+        if subnormal or exact:
+            unsure = np.flatnonzero(near)
+            if unsure.size:
+                guess = np.clip(leading[unsure], 0, max_budget)
+                leading[unsure] = _exact_leading(unsure, guess, threshold)
         if constant_rows.size:
             leading[constant_rows] = np.where(probs[constant_rows] > threshold, max_budget, 0)
-        if step_rows.size:
-            leading[step_rows] = 1 if threshold < 1.0 else 0
-        leading -= min_budget
-        np.clip(leading, 0, width, out=leading)
+        if min_budget:
+            leading -= min_budget
+        np.maximum(leading, 0, out=leading)
+        np.minimum(leading, width, out=leading)
         return leading
 
     def _exact_leading(rows: IntArray, guess: IntArray, threshold: float) -> IntArray:
+        if rows.size > _DEDUPLICATE_ABOVE:
+            # Many rows in doubt usually means tied probabilities: equal p, equal row, equal
+            # answer, so settle each distinct probability once.
+            _, first, inverse = np.unique(probs[rows], return_index=True, return_inverse=True)
+            if first.size < rows.size // 2:
+                return _exact_leading(rows[first], guess[first], threshold)[inverse]
         position = guess.copy()
-        while True:  # walk up while the entry at `position` is still above the threshold
-            movable = position < max_budget
-            up = np.zeros(rows.size, dtype=np.bool_)
-            up[movable] = value_at(rows[movable], position[movable]) > threshold
-            if not up.any():
-                break
-            position += up
-        while True:  # walk down while the entry before `position` is not above it
-            movable = position > 0
-            down = np.zeros(rows.size, dtype=np.bool_)
-            down[movable] = value_at(rows[movable], position[movable] - 1) <= threshold
-            if not down.any():
-                break
-            position -= down
+        # Walk up while the entry at `position` is still above the threshold, then down while
+        # the entry before it is not; each pass keeps only the rows that moved.
+        active = np.flatnonzero(position < max_budget)
+        while active.size:
+            up = value_at(rows[active], position[active]) > threshold
+            active = active[up]
+            position[active] += 1
+            active = active[position[active] < max_budget]
+        active = np.flatnonzero(position > 0)
+        while active.size:
+            down = value_at(rows[active], position[active] - 1) <= threshold
+            active = active[down]
+            position[active] -= 1
+            active = active[position[active] > 0]
         return position
 
     def values(rows: IntArray, cols: IntArray) -> FloatArray:
@@ -752,29 +854,32 @@ def _solve_bins(sizes: IntArray, gains: FloatArray, total: int) -> IntArray:
     """Exact multiple-choice knapsack: one budget per bin, bin ``k`` costs ``sizes[k]`` per unit.
 
     ``best[c]`` is the largest reward reachable with the bins so far spending at most ``c``
-    units; the choice table records each bin's budget for backtracking.
+    units; the choice table records each bin's budget for backtracking. Costs are divided by
+    the gcd of the bin sizes (every spend is a multiple of it), which shrinks the table when
+    bins are equal-sized. Time ``O(bins · max_budget · total / gcd)``.
     """
     n_bins, cap = gains.shape
+    unit = math.gcd(*(int(size) for size in sizes if size > 0)) or 1
+    costs = [int(size) // unit for size in sizes]
+    capacity = total // unit
     values = np.concatenate([np.zeros((n_bins, 1)), np.cumsum(gains, axis=1)], axis=1)
-    best = np.zeros(total + 1, dtype=np.float64)
-    choice = np.zeros((n_bins, total + 1), dtype=np.int64)
+    best = np.zeros(capacity + 1, dtype=np.float64)
+    choice = np.zeros((n_bins, capacity + 1), dtype=np.min_scalar_type(cap))
     for k in range(n_bins):
-        size = int(sizes[k])
         nxt = best + values[k, 0]
-        pick = np.zeros(total + 1, dtype=np.int64)
+        pick = choice[k]
         for b in range(1, cap + 1):
-            cost = size * b
-            if cost > total:
+            cost = costs[k] * b
+            if cost > capacity:
                 break
-            candidate = best[: total + 1 - cost] + values[k, b]
+            candidate = best[: capacity + 1 - cost] + values[k, b]
             better = candidate > nxt[cost:]  # strict: equal rewards keep the smaller budget
             nxt[cost:] = np.where(better, candidate, nxt[cost:])
-            pick[cost:] = np.where(better, b, pick[cost:])
+            pick[cost:][better] = b
         best = nxt
-        choice[k] = pick
     table = np.zeros(n_bins, dtype=np.int64)
-    remaining = total
+    remaining = capacity
     for k in range(n_bins - 1, -1, -1):
-        table[k] = choice[k, remaining]
-        remaining -= int(sizes[k]) * int(table[k])
+        table[k] = int(choice[k, remaining])
+        remaining -= costs[k] * int(table[k])
     return table

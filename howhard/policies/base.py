@@ -85,7 +85,10 @@ def check_budgets(
         )
     out: list[int] = []
     for i, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        # `type(...) is int` first: the numbers.Integral ABC check is slow on the hot path.
+        if type(value) is not int and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral)
+        ):
             raise PolicyError(f"{name}.allocate returned budget[{i}] = {value!r}; budgets are ints")
         budget = int(value)
         if budget < min_budget:

@@ -94,11 +94,9 @@ def _check_probabilities(probs: FloatArray) -> None:
         )
 
 
-def _log_binomial(n: FloatArray, k: FloatArray) -> FloatArray:
-    """``log C(n, k)`` elementwise for ``0 <= k <= n`` (via lgamma, stable for large n)."""
-    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
-    result: FloatArray = lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0)
-    return result
+def _log_factorials(m: int) -> FloatArray:
+    """``log k!`` for ``k = 0..m`` (via lgamma, exact to a few ulps even for large m)."""
+    return np.array([math.lgamma(k + 1.0) for k in range(m + 1)], dtype=np.float64)
 
 
 def _best_of_weights(m: int, max_budget: int, replace: bool) -> FloatArray:
@@ -113,8 +111,17 @@ def _best_of_weights(m: int, max_budget: int, replace: bool) -> FloatArray:
         weights: FloatArray = np.power(i / m, j) - np.power((i - 1.0) / m, j)
         return weights
     valid = i >= j
-    safe_i = np.where(valid, i, j)  # keeps lgamma's arguments in range where the weight is 0
-    log_w = _log_binomial(safe_i - 1.0, j - 1.0) - _log_binomial(np.full_like(j, m), j)
+    log_fact = _log_factorials(m)
+    # log C(i-1, j-1) - log C(m, j), with integer indices into the log-factorial table; the
+    # clipped index keeps entries where i < j (weight 0) in range.
+    ii = i.astype(np.int64)
+    jj = j.astype(np.int64)
+    log_w = (
+        log_fact[ii - 1]
+        - log_fact[jj - 1]
+        - log_fact[np.maximum(ii - jj, 0)]
+        - (log_fact[m] - log_fact[jj] - log_fact[m - jj])
+    )
     weights = np.where(valid, np.exp(log_w), 0.0)
     # Each row sums to 1 exactly in real arithmetic; renormalising cancels lgamma's ~1e-12
     # rounding so that constant rewards give exactly zero gain beyond the first unit.

@@ -93,6 +93,10 @@ class AdaptivePolicy:
     marginals, default column 0 = λ for binary rewards) each request is served from the fitted
     table; when a batch's table budgets exceed its total, the units with the smallest predicted
     marginal value are dropped first (the scheduler carries any shortfall to later batches).
+
+    Predicted rows can wobble upward (a regression probe is not constrained), while the exact
+    allocator needs non-increasing rows; with ``monotone=True`` (default) each row is replaced by
+    its running minimum first, the closest non-increasing row that never overstates a unit.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class AdaptivePolicy:
         allocator: OnlineAllocatorLike | OfflineAllocatorLike,
         *,
         score_fn: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] | None = None,
+        monotone: bool = True,
     ) -> None:
         if not isinstance(allocator, OnlineAllocatorLike | OfflineAllocatorLike):
             raise ConfigError(
@@ -110,6 +115,7 @@ class AdaptivePolicy:
         self.predictor = predictor
         self.allocator = allocator
         self._score_fn = score_fn or (lambda m: m[:, 0])
+        self.monotone = monotone
 
     async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
         """Budgets from the predicted marginals."""
@@ -118,6 +124,8 @@ class AdaptivePolicy:
         marginals = _predict_checked(
             await self.predictor.predict(requests), len(requests), self.predictor
         )
+        if self.monotone:
+            marginals = np.minimum.accumulate(marginals, axis=1)
         if isinstance(self.allocator, OnlineAllocatorLike):
             budgets = np.asarray(self.allocator.allocate(marginals, total_budget))
             return [int(b) for b in budgets]

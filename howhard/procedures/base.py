@@ -61,7 +61,10 @@ class Procedure(Protocol):
     """Answers one request with ``budget`` compute units."""
 
     def plan(self, budget: int) -> Sequence[PlannedCall]:
-        """The calls ``run`` may make with this budget (their worst case is reserved first)."""
+        """The calls ``run`` may make with this budget (their worst case is reserved first).
+
+        Must depend on ``budget`` alone (the scheduler caches plans per budget).
+        """
         ...
 
     async def run(self, request: Request, budget: int, context: Context) -> Outcome:

@@ -1,7 +1,7 @@
 """Micro-batching: gather queued requests into batches, and the budget carry rule.
 
 A batch closes when it holds ``max_batch_size`` requests or ``max_wait_s`` after its first
-request arrived (anyio's monotonic clock), whichever comes first.
+request was submitted (``time.monotonic``), whichever comes first.
 
 **Carry rule.** Batch ``t`` with ``n_t`` requests gets ``T_t = floor(B * n_t + c_t)`` units, where
 ``B`` is the average budget and ``c_t`` the carry; after the policy allocates ``s_t <= T_t`` units,
@@ -16,6 +16,8 @@ later burst.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import TypeVar
 
@@ -56,15 +58,24 @@ class BudgetCarry:
 
 
 async def next_batch(
-    receive: MemoryObjectReceiveStream[T], *, max_batch_size: int, max_wait_s: float
+    receive: MemoryObjectReceiveStream[T],
+    *,
+    max_batch_size: int,
+    max_wait_s: float,
+    arrival: Callable[[T], float] | None = None,
 ) -> list[T] | None:
-    """The next batch from ``receive``, or ``None`` once the stream has ended and is empty."""
+    """The next batch from ``receive``, or ``None`` once the stream has ended and is empty.
+
+    The batch stays open ``max_wait_s`` after its first item *arrived* (``arrival(item)``, in
+    ``time.monotonic()`` seconds; default: when the batcher received it), so time the item
+    spent queued behind a busy batcher counts toward its wait.
+    """
     try:
         first = await receive.receive()
     except anyio.EndOfStream:
         return None
     batch = [first]
-    deadline = anyio.current_time() + max_wait_s
+    deadline = (arrival(first) if arrival is not None else time.monotonic()) + max_wait_s
     while len(batch) < max_batch_size:
         try:
             batch.append(receive.receive_nowait())
@@ -73,7 +84,7 @@ async def next_batch(
             pass
         except anyio.EndOfStream:
             break
-        remaining = deadline - anyio.current_time()
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         with anyio.move_on_after(remaining):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 
 import anyio
@@ -29,7 +30,18 @@ class CallContext:
     of successful calls accumulates in ``usage``; ``units`` is left to the caller.
     """
 
-    __slots__ = ("_backend", "_log", "_params", "_price", "_random", "_retry", "attempts", "usage")
+    __slots__ = (
+        "_backend",
+        "_completion_tokens",
+        "_cost",
+        "_log",
+        "_params",
+        "_price",
+        "_prompt_tokens",
+        "_random",
+        "_retry",
+        "attempts",
+    )
 
     def __init__(
         self,
@@ -47,10 +59,28 @@ class CallContext:
         self._price = price
         self._random = rng or random.Random()
         self._log = log
-        self.usage = Usage()
-        """Tokens and cost of the successful calls so far."""
+        self._prompt_tokens = self._completion_tokens = 0
+        self._cost = 0.0
         self.attempts = 0
         """Backend calls made, retries included."""
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens and priced cost of the successful calls so far (``units`` left at 0)."""
+        return Usage(
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            cost=self._cost,
+        )
+
+    def usage_with_units(self, units: int) -> Usage:
+        """``usage`` with ``units`` filled in (one object, built once per request)."""
+        return Usage(
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            units=units,
+            cost=self._cost,
+        )
 
     @property
     def backend(self) -> Backend:
@@ -69,7 +99,7 @@ class CallContext:
         while True:
             attempt += 1
             self.attempts += 1
-            started = anyio.current_time()
+            started = time.monotonic()
             try:
                 generation = await target.generate(prompt, n=n, params=self._params)
             except RetryableError as exc:
@@ -93,13 +123,11 @@ class CallContext:
                     f"backend {target.model!r} raised {type(exc).__name__}: {exc}; "
                     "backends should translate their errors into howhard.errors"
                 ) from exc
-            elapsed = anyio.current_time() - started
-            cost = self._price(target.model).cost(
-                generation.prompt_tokens, generation.completion_tokens, elapsed
-            )
-            self.usage = self.usage + Usage(
-                prompt_tokens=generation.prompt_tokens,
-                completion_tokens=generation.completion_tokens,
-                cost=cost,
+            prompt_tokens = generation.prompt_tokens
+            completion_tokens = generation.completion_tokens
+            self._prompt_tokens += prompt_tokens
+            self._completion_tokens += completion_tokens
+            self._cost += self._price(target.model).cost(
+                prompt_tokens, completion_tokens, time.monotonic() - started
             )
             return generation

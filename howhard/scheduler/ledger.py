@@ -20,15 +20,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import structlog
-
 from howhard.config import Price, QuotaConfig
 from howhard.errors import ConfigError, QuotaExceeded, UnknownTenant, UsageError
+from howhard.scheduler.events import get_logger
 from howhard.types import Usage
 
 __all__ = ["InMemoryLedger", "Ledger", "Reservation", "TenantSpend"]
 
-_ZERO = Usage()
 _FREE = Price()
 # Float sums of costs drift in the last bits; a quota is "fitting" within this absolute slack.
 _COST_EPS = 1e-12
@@ -68,6 +66,10 @@ class Ledger(abc.ABC):
     """What the scheduler needs from a quota store. Implementations must make ``reserve`` atomic."""
 
     @abc.abstractmethod
+    def check_tenant(self, tenant: str) -> None:
+        """Raise ``UnknownTenant`` if ``tenant`` can never be served (called at submit time)."""
+
+    @abc.abstractmethod
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
 
@@ -99,25 +101,44 @@ class Ledger(abc.ABC):
         """Per-tenant spend, for ``Scheduler.stats()`` and dashboards."""
 
 
+class _Tally:
+    """Mutable running sums (cheaper than building a frozen ``Usage`` on every update)."""
+
+    __slots__ = ("completion", "cost", "prompt", "units")
+
+    def __init__(self) -> None:
+        self.prompt = self.completion = self.units = 0
+        self.cost = 0.0
+
+    def add(self, usage: Usage, sign: int = 1) -> None:
+        self.prompt += sign * usage.prompt_tokens
+        self.completion += sign * usage.completion_tokens
+        self.units += sign * usage.units
+        self.cost = max(0.0, self.cost + sign * usage.cost)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt + self.completion
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt,
+            completion_tokens=self.completion,
+            units=self.units,
+            cost=self.cost,
+        )
+
+
 @dataclass(slots=True)
 class _Account:
     quota: QuotaConfig | None
-    settled: Usage = _ZERO
-    window: Usage = _ZERO
-    reserved: Usage = _ZERO
+    settled: _Tally = field(default_factory=_Tally)
+    window: _Tally = field(default_factory=_Tally)
+    reserved: _Tally = field(default_factory=_Tally)
     events: deque[tuple[float, Usage]] = field(default_factory=deque)
     open: int = 0
     rejected: int = 0
     degraded: int = 0
-
-
-def _minus(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        prompt_tokens=a.prompt_tokens - b.prompt_tokens,
-        completion_tokens=a.completion_tokens - b.completion_tokens,
-        units=a.units - b.units,
-        cost=max(0.0, a.cost - b.cost),
-    )
 
 
 class InMemoryLedger(Ledger):
@@ -152,11 +173,19 @@ class InMemoryLedger(Ledger):
         self._accounts: dict[str, _Account] = {}
         self._open: dict[int, Reservation] = {}
         self._ids = itertools.count(1)
-        self._log = structlog.get_logger("howhard.ledger").bind()
+        self._log = get_logger("howhard.ledger")
 
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
         return self._prices.get(model, _FREE)
+
+    def check_tenant(self, tenant: str) -> None:
+        """Raise ``UnknownTenant`` when quotas are configured, none for ``tenant``, no default."""
+        if self._open_default or self._default is not None or tenant in self._quotas:
+            return
+        raise UnknownTenant(
+            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
+        )
 
     def _account(self, tenant: str) -> _Account:
         account = self._accounts.get(tenant)
@@ -172,14 +201,14 @@ class InMemoryLedger(Ledger):
             account = self._accounts[tenant] = _Account(quota)
         return account
 
-    def _expire(self, account: _Account, now: float) -> None:
+    def _expire(self, account: _Account, now: float | None = None) -> None:
         quota = account.quota
         if quota is None or quota.window_s is None:
             return
-        horizon = now - quota.window_s
+        horizon = (self._clock() if now is None else now) - quota.window_s
         events = account.events
         while events and events[0][0] <= horizon:
-            account.window = _minus(account.window, events.popleft()[1])
+            account.window.add(events.popleft()[1], -1)
 
     @staticmethod
     def _fits(account: _Account, amount: Usage) -> str | None:
@@ -187,13 +216,19 @@ class InMemoryLedger(Ledger):
         quota = account.quota
         if quota is None:
             return None
-        held = account.window + account.reserved
-        if quota.units is not None and held.units + amount.units > quota.units:
-            return f"units: {held.units} held + {amount.units} > {quota.units}"
-        if quota.tokens is not None and held.total_tokens + amount.total_tokens > quota.tokens:
-            return f"tokens: {held.total_tokens} held + {amount.total_tokens} > {quota.tokens}"
-        if quota.cost is not None and held.cost + amount.cost > quota.cost + _COST_EPS:
-            return f"cost: {held.cost:.6g} held + {amount.cost:.6g} > {quota.cost:.6g}"
+        window, reserved = account.window, account.reserved
+        if quota.units is not None:
+            held = window.units + reserved.units
+            if held + amount.units > quota.units:
+                return f"units: {held} held + {amount.units} > {quota.units}"
+        if quota.tokens is not None:
+            held = window.tokens + reserved.tokens
+            if held + amount.total_tokens > quota.tokens:
+                return f"tokens: {held} held + {amount.total_tokens} > {quota.tokens}"
+        if quota.cost is not None:
+            spent = window.cost + reserved.cost
+            if spent + amount.cost > quota.cost + _COST_EPS:
+                return f"cost: {spent:.6g} held + {amount.cost:.6g} > {quota.cost:.6g}"
         return None
 
     async def reserve(
@@ -209,7 +244,7 @@ class InMemoryLedger(Ledger):
             raise UsageError(f"budget and min_budget must be >= 0, got {budget}, {min_budget}")
         with self._lock:
             account = self._account(tenant)
-            self._expire(account, self._clock())
+            self._expire(account)
             granted = budget
             amount = worst_case(budget)
             broken = self._fits(account, amount)
@@ -225,7 +260,7 @@ class InMemoryLedger(Ledger):
                     )
                 account.degraded += 1
             reservation = Reservation(next(self._ids), tenant, granted, budget, amount)
-            account.reserved = account.reserved + amount
+            account.reserved.add(amount)
             account.open += 1
             self._open[reservation.id] = reservation
         if granted != budget:
@@ -261,7 +296,7 @@ class InMemoryLedger(Ledger):
                 "settle or refund each reservation exactly once"
             )
         account = self._accounts[reservation.tenant]
-        account.reserved = _minus(account.reserved, reservation.amount)
+        account.reserved.add(reservation.amount, -1)
         account.open -= 1
         return account
 
@@ -270,11 +305,10 @@ class InMemoryLedger(Ledger):
         overrun = False
         with self._lock:
             account = self._close(reservation)
-            now = self._clock()
-            account.settled = account.settled + usage
-            account.window = account.window + usage
+            account.settled.add(usage)
+            account.window.add(usage)
             if account.quota is not None and account.quota.window_s is not None:
-                account.events.append((now, usage))
+                account.events.append((self._clock(), usage))
             amount = reservation.amount
             overrun = (
                 usage.total_tokens > amount.total_tokens
@@ -305,9 +339,9 @@ class InMemoryLedger(Ledger):
             for tenant, account in self._accounts.items():
                 self._expire(account, now)
                 out[tenant] = TenantSpend(
-                    settled=account.settled,
-                    window=account.window,
-                    reserved=account.reserved,
+                    settled=account.settled.usage(),
+                    window=account.window.usage(),
+                    reserved=account.reserved.usage(),
                     open_reservations=account.open,
                     rejected=account.rejected,
                     degraded=account.degraded,

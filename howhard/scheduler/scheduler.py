@@ -16,13 +16,14 @@ import dataclasses
 import enum
 import math
 import random
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -44,6 +45,7 @@ from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
+from howhard.scheduler.events import get_logger
 from howhard.scheduler.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.types import GenerationParams, Request, Result, Usage
 
@@ -100,7 +102,7 @@ class _Job:
         "resolved",
         "result",
         "scope",
-        "submitted",
+        "started",
         "timeout_s",
     )
 
@@ -108,15 +110,16 @@ class _Job:
         self,
         request: Request,
         params: GenerationParams,
-        submitted: float,
         timeout_s: float | None,
+        done: anyio.Event,
     ) -> None:
         self.request = request
         self.params = params
-        self.submitted = submitted
+        self.started = time.monotonic()
         self.timeout_s = timeout_s
-        self.deadline = math.inf if timeout_s is None else submitted + timeout_s
-        self.done = anyio.Event()
+        # Deadlines live on anyio's clock (what cancel scopes compare against).
+        self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
+        self.done = done
         self.budget = 0
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -126,7 +129,8 @@ class _Job:
         self.scope: anyio.CancelScope | None = None
 
 
-_ZERO = Usage()
+def _submitted_at(job: _Job) -> float:
+    return job.started
 
 
 class Scheduler:
@@ -177,18 +181,29 @@ class Scheduler:
         base: dict[str, Any] = dict(config) if config is not None else {}
         self.config = SchedulerConfig(**{**base, **overrides})
         self._backend = backend
-        self._policy: Policy = policy or UniformPolicy(max_budget=self.config.max_budget)
-        self._procedure: Procedure = procedure or SelfConsistency()
-        self._ledger: Ledger = ledger or InMemoryLedger()
+        self._policy: Policy = (
+            policy if policy is not None else UniformPolicy(max_budget=self.config.max_budget)
+        )
+        self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
+        self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._rng = random.Random(seed)
-        self._log = structlog.get_logger("howhard.scheduler").bind()
+        self._log = get_logger("howhard.scheduler")
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
         self._work_scope: anyio.CancelScope | None = None
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._receive: MemoryObjectReceiveStream[_Job] | None = None
+        self._plans: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._ready: deque[_Job] = deque()
+        self._dispatch_closed = False
+        self._idle: deque[anyio.Event] = deque()
+        self._ready_drained = anyio.Event()  # replaced by the backend's class in _run
+        # anyio.Event() and anyio.CancelScope() look the async backend up on every call; the
+        # hot path (one of each per request) uses the backend's classes, resolved at start.
+        self._event_type: type[anyio.Event] = anyio.Event
+        self._scope_type: type[anyio.CancelScope] = anyio.CancelScope
         self._in_flight = 0
         self._submitted = 0
         self._completed = 0
@@ -216,6 +231,8 @@ class Scheduler:
         self._send, self._receive = anyio.create_memory_object_stream[_Job](
             max_buffer_size=self.config.max_queue
         )
+        self._event_type = type(anyio.Event())
+        self._scope_type = type(anyio.CancelScope())
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -286,32 +303,31 @@ class Scheduler:
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         assert self._receive is not None and self._send is not None
-        dispatch_send, dispatch_receive = anyio.create_memory_object_stream[_Job](
-            max_buffer_size=self.config.max_concurrency
-        )
+        self._ready_drained = self._event_type()
         try:
             # The scheduler's own scope: aclose(cancel=True) cancels it without touching the
             # caller's code in the body of `async with`.
             with anyio.CancelScope() as self._work_scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._batch_loop, dispatch_send)
+                    tg.start_soon(self._batch_loop)
                     for _ in range(self.config.max_concurrency):
-                        tg.start_soon(self._worker, dispatch_receive.clone())
+                        tg.start_soon(self._worker)
                     self._state = SchedulerState.RUNNING
                     task_status.started()
         finally:
             # Only after cancellation can jobs remain: fail them, then break the queue so
             # callers still blocked on it get SchedulerClosed too.
-            dispatch_send.close()
             self._send.close()
-            for stream in (dispatch_receive, self._receive):
-                while True:
-                    try:
-                        job = stream.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    self._resolve(job, error=self._closed_error(job))
-                stream.close()
+            while self._ready:
+                job = self._ready.popleft()
+                self._resolve(job, error=self._closed_error(job))
+            while True:
+                try:
+                    job = self._receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                self._resolve(job, error=self._closed_error(job))
+            self._receive.close()
             self._state = SchedulerState.CLOSED
             self._closed.set()
             self._log.debug("scheduler.closed", **self._counters())
@@ -394,29 +410,33 @@ class Scheduler:
                 "submit() takes a prompt string or a Request, "
                 f"got {type(prompt_or_request).__name__}"
             )
+        self._ledger.check_tenant(request.tenant)  # unknown tenants fail here, changing nothing
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
         if timeout is not None and not timeout > 0:
             raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
         self._submitted += 1
-        return _Job(request, request.params or self.config.params, anyio.current_time(), timeout)
+        return _Job(request, request.params or self.config.params, timeout, self._event_type())
 
     async def _enqueue_and_wait(self, job: _Job, *, wait_for_space: bool) -> Result:
         assert self._send is not None
         try:
             try:
-                self._send.send_nowait(job)
-            except anyio.WouldBlock:
-                if not wait_for_space:
-                    self._resolve(
-                        job,
-                        error=QueueFull(
-                            f"the submission queue is full (max_queue={self.config.max_queue}); "
-                            "retry later, use submit() to wait, or raise max_queue"
-                        ),
-                    )
-                else:
-                    await self._send.send(job)
+                try:
+                    self._send.send_nowait(job)
+                except anyio.WouldBlock:
+                    if not wait_for_space:
+                        self._resolve(
+                            job,
+                            error=QueueFull(
+                                f"the submission queue is full (max_queue="
+                                f"{self.config.max_queue}); retry later, use submit() to wait, "
+                                "or raise max_queue"
+                            ),
+                        )
+                    else:
+                        await self._send.send(job)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                # Closed while this caller waited for queue space.
                 self._resolve(job, error=self._closed_error(job))
             await job.done.wait()
         except BaseException:
@@ -459,37 +479,44 @@ class Scheduler:
 
     # ------------------------------------------------------------------ batching
 
-    async def _batch_loop(self, dispatch: MemoryObjectSendStream[_Job]) -> None:
+    async def _batch_loop(self) -> None:
         assert self._receive is not None
         batching = self.config.batching
-        async with dispatch:
+        try:
             while True:
                 batch = await next_batch(
                     self._receive,
                     max_batch_size=batching.max_batch_size,
                     max_wait_s=batching.max_wait_s,
+                    arrival=_submitted_at,
                 )
                 if batch is None:
                     return
                 try:
-                    await self._allocate_and_dispatch(batch, dispatch)
+                    await self._allocate_and_dispatch(batch)
                 except BaseException:
                     for job in batch:
                         if not job.dispatched:
                             self._resolve(job, error=self._closed_error(job))
                     raise
+        finally:
+            self._dispatch_closed = True
+            self._wake_workers()
 
-    async def _allocate_and_dispatch(
-        self, batch: list[_Job], dispatch: MemoryObjectSendStream[_Job]
-    ) -> None:
+    def _wake_workers(self, count: int | None = None) -> None:
+        # Wake only as many idle workers as there are new jobs (no thundering herd).
+        idle = self._idle
+        for _ in range(len(idle) if count is None else min(count, len(idle))):
+            idle.popleft().set()
+
+    async def _allocate_and_dispatch(self, batch: list[_Job]) -> None:
         live = [job for job in batch if not job.resolved]
         if not live:
             return
         n = len(live)
         total = self._carry.total(n)
         self._batches += 1
-        now = anyio.current_time()
-        self._log.debug("batch.formed", size=n, wait_s=round(now - live[0].submitted, 6))
+        self._log.debug("batch.formed", size=n, wait_s=round(time.monotonic() - live[0].started, 6))
         try:
             raw = await self._policy.allocate([job.request for job in live], total)
             budgets = check_budgets(
@@ -518,15 +545,17 @@ class Scheduler:
             max=max(budgets),
             carry=float(self._carry.carry),
         )
+        # Hand over only when workers have taken the previous batch: at most one allocated batch
+        # waits for workers, while the next one is already being gathered and allocated.
+        while self._ready:
+            await self._ready_drained.wait()
         for job, budget in zip(live, budgets, strict=True):
             if job.resolved:  # the caller gave up while the policy ran
                 continue
             job.budget = budget
-            try:
-                dispatch.send_nowait(job)
-            except anyio.WouldBlock:
-                await dispatch.send(job)
             job.dispatched = True
+            self._ready.append(job)
+        self._wake_workers(len(self._ready))
 
     def _policy_error(self, exc: Exception) -> PolicyError:
         name = type(self._policy).__name__
@@ -539,37 +568,51 @@ class Scheduler:
 
     # ------------------------------------------------------------------ execution
 
-    async def _worker(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
-        with receive:
-            while True:
-                try:
-                    job = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    try:
-                        job = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                except anyio.EndOfStream:
-                    return
+    async def _worker(self) -> None:
+        # Workers share a deque filled one batch at a time (bounded by max_batch_size); there
+        # are max_concurrency of them, which is the dispatch concurrency limit.
+        ready = self._ready
+        while True:
+            if ready:
+                job = ready.popleft()
+                if not ready:
+                    event, self._ready_drained = self._ready_drained, self._event_type()
+                    event.set()
                 if not job.resolved:
                     await self._execute(job)
+            elif self._dispatch_closed:
+                return
+            else:
+                wake = self._event_type()
+                self._idle.append(wake)
+                await wake.wait()
+
+    def _planned(self, budget: int) -> tuple[tuple[str, int], ...]:
+        """``(model, n)`` of each call planned for ``budget`` (cached: plans must be pure)."""
+        plan = self._plans.get(budget)
+        if plan is None:
+            default = self._backend
+            plan = tuple(
+                ((call.backend or default).model, call.n) for call in self._procedure.plan(budget)
+            )
+            if len(self._plans) < 4096:
+                self._plans[budget] = plan
+        return plan
 
     def _worst_case(self, job: _Job) -> Callable[[int], Usage]:
         prompt_bound = len(job.request.prompt.encode()) + self.config.prompt_overhead_tokens
         max_tokens = job.params.max_tokens
         seconds = job.timeout_s or 0.0
-        plan = self._procedure.plan
         price = self._ledger.price
-        default = self._backend
+        planned = self._planned
 
         def worst_case(budget: int) -> Usage:
             prompt = completion = 0
             cost = 0.0
-            for call in plan(budget):
-                generated = call.n * max_tokens
+            for model, n in planned(budget):
+                generated = n * max_tokens
                 prompt += prompt_bound
                 completion += generated
-                model = (call.backend or default).model
                 cost += price(model).cost(prompt_bound, generated, seconds)
             return Usage(
                 prompt_tokens=prompt, completion_tokens=completion, units=budget, cost=cost
@@ -579,12 +622,16 @@ class Scheduler:
 
     async def _execute(self, job: _Job) -> None:
         request = job.request
+        if job.deadline != math.inf and anyio.current_time() >= job.deadline:
+            # Expired while queued: fail without reserving or calling the backend.
+            self._resolve(job, error=self._timeout_error(job))
+            return
         reservation = None
         result: Result | None = None
         error: BaseException | None = None
         self._in_flight += 1
         try:
-            with anyio.CancelScope(deadline=job.deadline) as scope:
+            with self._scope_type(deadline=job.deadline) as scope:
                 job.scope = scope
                 try:
                     reservation = await self._ledger.reserve(
@@ -602,7 +649,7 @@ class Scheduler:
                         log=self._log,
                     )
                     outcome = await self._procedure.run(request, reservation.budget, context)
-                    usage = dataclasses.replace(context.usage, units=reservation.budget)
+                    usage = context.usage_with_units(reservation.budget)
                     await self._ledger.settle(reservation, usage)
                     reservation = None
                     metadata = outcome.metadata
@@ -615,7 +662,7 @@ class Scheduler:
                         candidates=outcome.candidates,
                         budget=usage.units,
                         usage=usage,
-                        latency_s=anyio.current_time() - job.submitted,
+                        latency_s=time.monotonic() - job.started,
                         tenant=request.tenant,
                         abstained=outcome.abstained,
                         metadata=metadata,
@@ -623,10 +670,7 @@ class Scheduler:
                 except Exception as exc:
                     error = exc
             if scope.cancelled_caught and not job.cancelled:
-                error = RequestTimeout(
-                    f"request {request.id} did not finish within timeout_s={job.timeout_s} "
-                    "(queueing and retries included); raise request_timeout_s or reduce load"
-                )
+                error = self._timeout_error(job)
         except anyio.get_cancelled_exc_class():
             # The scheduler itself is being cancelled (aclose(cancel=True)).
             error = self._closed_error(job)
@@ -639,6 +683,13 @@ class Scheduler:
             if not job.cancelled:
                 self._resolve(job, result, error)
                 self._log_outcome(job, result, error)
+
+    @staticmethod
+    def _timeout_error(job: _Job) -> RequestTimeout:
+        return RequestTimeout(
+            f"request {job.request.id} did not finish within timeout_s={job.timeout_s} "
+            "(queueing and retries included); raise request_timeout_s or reduce load"
+        )
 
     def _log_outcome(self, job: _Job, result: Result | None, error: BaseException | None) -> None:
         if result is not None:

@@ -117,20 +117,22 @@ def test_allocate_is_deterministic_and_does_not_modify_its_input() -> None:
     np.testing.assert_array_equal(marginals, before)
 
 
-@pytest.mark.parametrize("total", [1, 777, 20_000, 123_457, 400_000, 10**7])
+@pytest.mark.parametrize("min_budget", [0, 2])
+@pytest.mark.parametrize("extra", [1, 777, 20_000, 123_457, 400_000, 10**7])
 @pytest.mark.parametrize("kind", ["spread", "ties", "mixed-signs"])
-def test_large_instances_match_the_sort_reference(total: int, kind: str) -> None:
+def test_large_instances_match_the_sort_reference(extra: int, kind: str, min_budget: int) -> None:
     """Large enough to exercise the sampled bracket and its narrowing rounds."""
-    rng = np.random.default_rng(len(kind) * 1000 + total % 997)
+    rng = np.random.default_rng(len(kind) * 1000 + extra % 997)
     n, width = 12_000, 24
+    total = extra + min_budget * n
     if kind == "spread":
         marginals = marginals_from_success_prob(rng.beta(0.5, 2.0, size=n), width)
     elif kind == "ties":
         marginals = marginals_from_success_prob(rng.choice([0.0, 0.2, 0.5, 1.0], size=n), width)
     else:
         marginals = -np.sort(-rng.normal(size=(n, width)), axis=1)
-    budgets = allocate(marginals, total)
-    np.testing.assert_array_equal(budgets, sort_reference(marginals, total))
+    budgets = allocate(marginals, total, min_budget=min_budget)
+    np.testing.assert_array_equal(budgets, sort_reference(marginals, total, min_budget))
 
 
 def test_min_budget_is_granted_even_to_worthless_requests() -> None:
@@ -164,7 +166,7 @@ def test_rounding_sized_rises_are_tolerated() -> None:
 # --------------------------------------------------------------------------- success probabilities
 
 _probability = st.one_of(
-    st.sampled_from([0.0, 1.0, 0.5, 0.25, 1e-17, 1e-300, 1 - 1e-12]),
+    st.sampled_from([0.0, 1.0, 0.5, 0.25, 1e-17, 1e-16, 1.5e-16, 2e-16, 1e-300, 1 - 1e-12]),
     st.floats(0.0, 1.0, allow_subnormal=True),
 )
 
@@ -186,13 +188,16 @@ def test_success_prob_path_is_identical_to_the_matrix_path(
     np.testing.assert_array_equal(actual, expected)
 
 
-@pytest.mark.parametrize("total", [5, 50_000, 333_333, 3_000_000])
-def test_success_prob_path_matches_on_large_batches_with_ties(total: int) -> None:
-    rng = np.random.default_rng(total)
+@pytest.mark.parametrize("min_budget", [0, 3])
+@pytest.mark.parametrize("extra", [5, 50_000, 333_333, 3_000_000])
+def test_success_prob_path_matches_on_large_batches_with_ties(extra: int, min_budget: int) -> None:
+    """Large enough for the sampled bracket and its narrowing rounds on both paths."""
+    rng = np.random.default_rng(extra + min_budget)
     p = np.concatenate([rng.beta(0.5, 2.0, 60_000), rng.choice([0.0, 0.05, 0.3, 1.0], 60_000)])
-    width = 40
-    expected = allocate(marginals_from_success_prob(p, width), total)
-    np.testing.assert_array_equal(allocate_success_prob(p, total, max_budget=width), expected)
+    width, total = 40, extra + min_budget * p.size
+    expected = allocate(marginals_from_success_prob(p, width), total, min_budget=min_budget)
+    actual = allocate_success_prob(p, total, max_budget=width, min_budget=min_budget)
+    np.testing.assert_array_equal(actual, expected)
 
 
 def test_success_prob_path_handles_underflowing_rows() -> None:
@@ -299,3 +304,15 @@ def test_online_allocator_validates_its_configuration(
 def test_online_allocator_rejects_too_few_columns() -> None:
     with pytest.raises(ConfigError, match=r"B >= max_budget=4, got shape \(2, 3\)"):
         OnlineAllocator(2.0, 4).allocate(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("total", [1, 999, 150_000, 150_001, 400_000])
+def test_identical_requests_are_served_in_request_order(total: int) -> None:
+    """Every entry of a column ties: whole columns are bought, the last one by request order."""
+    n, width = 150_000, 8
+    p = np.full(n, 0.3)
+    full_columns, rest = divmod(total, n)
+    expected = np.full(n, full_columns)
+    expected[:rest] += 1
+    np.testing.assert_array_equal(allocate_success_prob(p, total, max_budget=width), expected)
+    np.testing.assert_array_equal(allocate(marginals_from_success_prob(p, width), total), expected)

@@ -6,11 +6,29 @@ from typing import Any
 import anyio
 import pytest
 
-from howhard import BatchingConfig, Request, Scheduler
+from howhard import (
+    BatchingConfig,
+    Price,
+    QuotaConfig,
+    Request,
+    RetryConfig,
+    Scheduler,
+    SchedulerConfig,
+)
 from howhard.backends import ScriptedBackend
-from howhard.errors import ConfigError, InvalidRequest, QueueFull, SchedulerClosed, UsageError
+from howhard.errors import (
+    ConfigError,
+    InvalidRequest,
+    QueueFull,
+    QuotaExceeded,
+    RateLimited,
+    RequestTimeout,
+    SchedulerClosed,
+    UnknownTenant,
+    UsageError,
+)
 from howhard.procedures import BestOfK, SelfConsistency
-from howhard.scheduler import SchedulerState
+from howhard.scheduler import InMemoryLedger, SchedulerState
 from howhard.scoring import ExactMatch
 from howhard.types import GenerationParams
 
@@ -272,3 +290,129 @@ async def test_stats_and_structured_events(log_events: list[dict[str, Any]]) -> 
     assert "batch.formed" in names and "batch.allocated" in names
     done = next(event for event in log_events if event["event"] == "request.done")
     assert done["tenant"] == "a" and done["budget"] == 2 and done["outcome"] == "answered"
+
+
+async def test_dispatch_never_exceeds_max_concurrency() -> None:
+    gate = anyio.Event()
+    running = 0
+    peak = 0
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return ["ok"] * n
+
+    async with (
+        Scheduler(
+            backend=ScriptedBackend(handler), average_budget=1, batching=WIDE, max_concurrency=5
+        ) as scheduler,
+        anyio.create_task_group() as tg,
+    ):
+        for i in range(40):
+            tg.start_soon(scheduler.submit, f"q{i}")
+        await anyio.wait_all_tasks_blocked()
+        assert running == 5 and scheduler.stats().in_flight == 5
+        gate.set()
+    assert peak == 5
+
+
+async def test_usage_is_priced_per_model_and_charged_to_the_tenant() -> None:
+    ledger = InMemoryLedger(prices={"scripted": Price(input_per_mtok=1e6, output_per_mtok=2e6)})
+    async with Scheduler(
+        backend=answering("one two"), average_budget=3, batching=WIDE, ledger=ledger
+    ) as scheduler:
+        result = await scheduler.submit("a b c d", tenant="paying")
+    # 4 prompt tokens at $1 each, 3 samples x 2 tokens at $2 each.
+    assert result.usage.cost == pytest.approx(4 * 1.0 + 6 * 2.0)
+    assert ledger.snapshot()["paying"].settled == result.usage
+
+
+async def test_config_object_and_keyword_overrides_combine() -> None:
+    config = SchedulerConfig(average_budget=2, max_budget=4, max_queue=7)
+    scheduler = Scheduler(backend=answering("1"), config=config, max_queue=9)
+    assert scheduler.config.average_budget == 2
+    assert scheduler.config.max_budget == 4
+    assert scheduler.config.max_queue == 9
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        Scheduler(backend=answering("1"), average_budget=1, max_concurrency=0)
+
+
+async def test_request_that_expired_before_dispatch_never_reaches_the_backend() -> None:
+    class Slow:
+        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+            await anyio.sleep(0.02)  # outlives the request's 1 ms deadline
+            return [1] * len(requests)
+
+    backend = answering("1")
+    async with Scheduler(
+        backend=backend, policy=Slow(), average_budget=1, batching=WIDE
+    ) as scheduler:
+        with pytest.raises(RequestTimeout, match=r"timeout_s=0\.001"):
+            await scheduler.submit("q", timeout_s=0.001)
+        spend = scheduler.stats().spend
+    assert backend.calls == []
+    assert spend == {}  # nothing was even reserved
+
+
+async def test_unknown_tenant_is_refused_at_submit() -> None:
+    ledger = InMemoryLedger({"known": QuotaConfig(units=10)})
+    async with Scheduler(
+        backend=answering("1"), average_budget=1, batching=WIDE, ledger=ledger
+    ) as scheduler:
+        with pytest.raises(UnknownTenant, match="tenant 'stranger' has no quota"):
+            await scheduler.submit("q", tenant="stranger")
+        stats = scheduler.stats()
+    assert stats.submitted == 0 and stats.batches == 0
+
+
+async def test_close_fails_callers_still_waiting_for_queue_space() -> None:
+    gate = anyio.Event()
+
+    class Gated:
+        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+            await gate.wait()
+            return [1] * len(requests)
+
+    outcomes: dict[str, str] = {}
+    batching = BatchingConfig(max_batch_size=1, max_wait_s=0.0)
+    async with Scheduler(
+        backend=answering("7"), policy=Gated(), average_budget=1, batching=batching, max_queue=1
+    ) as scheduler:
+
+        async def submit(name: str) -> None:
+            try:
+                outcomes[name] = (await scheduler.submit(name)).answer or ""
+            except SchedulerClosed:
+                outcomes[name] = "closed"
+
+        async with anyio.create_task_group() as tg:
+            for name in ("running", "queued", "waiting"):
+                tg.start_soon(submit, name)
+                await anyio.wait_all_tasks_blocked()
+            assert scheduler.stats().waiting_submitters == 1
+            tg.start_soon(scheduler.close)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+    assert outcomes == {"running": "7", "queued": "7", "waiting": "closed"}
+
+
+async def test_quota_and_retry_events_are_emitted(log_events: list[dict[str, Any]]) -> None:
+    backend = ScriptedBackend({"q": "answer: 1"}, faults=[RateLimited("429", retry_after=0.0)])
+    ledger = InMemoryLedger({"a": QuotaConfig(units=1)})
+    async with Scheduler(
+        backend=backend,
+        average_budget=1,
+        batching=WIDE,
+        ledger=ledger,
+        retry=RetryConfig(initial_backoff_s=0.0),
+    ) as scheduler:
+        await scheduler.submit("q", tenant="a")
+        with pytest.raises(QuotaExceeded):
+            await scheduler.submit("q", tenant="a")
+    retry = next(e for e in log_events if e["event"] == "backend.retry")
+    assert retry["error"] == "RateLimited" and retry["attempt"] == 1
+    rejected = next(e for e in log_events if e["event"] == "quota.rejected")
+    assert rejected["tenant"] == "a" and rejected["budget"] == 1

@@ -1,0 +1,432 @@
+"""Reliability: exactly-once resolution under faults, quotas under concurrency, cancellation."""
+
+import asyncio
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from howhard import BatchingConfig, Price, QuotaConfig, Request, RetryConfig, Scheduler
+from howhard.backends import ScriptedBackend
+from howhard.errors import (
+    BackendError,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    PolicyError,
+    QuotaExceeded,
+    RateLimited,
+    RequestTimeout,
+)
+from howhard.scheduler import InMemoryLedger, Reservation
+from howhard.types import GenerationParams, Result, Usage
+
+pytestmark = pytest.mark.anyio
+
+FAST_RETRY = RetryConfig(max_attempts=2, initial_backoff_s=0.0, jitter=False)
+
+
+def total_usage(results: Sequence[Result]) -> Usage:
+    out = Usage()
+    for result in results:
+        out = out + result.usage
+    return out
+
+
+async def test_ten_thousand_submits_with_faults_resolve_exactly_once() -> None:
+    hang_forever = "#hang"
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        if prompt.endswith(hang_forever):
+            await anyio.sleep_forever()
+        return [f"The answer is {len(prompt) % 7}."] * n
+
+    backend = ScriptedBackend(
+        handler,
+        fault_rate=0.1,
+        seed=7,
+        fault_errors=(
+            BackendTimeout("timed out"),
+            RateLimited("slow down", retry_after=0.0),
+            BackendUnavailable("503"),
+            BackendRejected("400"),
+        ),
+        record=False,
+    )
+    outcomes: dict[int, Result | BaseException] = {}
+    async with Scheduler(
+        backend=backend,
+        average_budget=2,
+        batching=BatchingConfig(max_batch_size=128, max_wait_s=0.001),
+        retry=FAST_RETRY,
+        max_concurrency=128,
+    ) as scheduler:
+
+        async def submit(i: int) -> None:
+            hangs = i % 100 == 7
+            prompt = f"question {i}" + (hang_forever if hangs else "")
+            try:
+                outcome: Result | BaseException = await scheduler.submit(
+                    prompt, tenant=f"tenant-{i % 3}", timeout_s=0.05 if hangs else None
+                )
+            except Exception as exc:
+                outcome = exc
+            assert i not in outcomes, f"submit {i} resolved twice"
+            outcomes[i] = outcome
+
+        async with anyio.create_task_group() as tg:
+            for i in range(10_000):
+                tg.start_soon(submit, i)
+        stats = scheduler.stats()
+
+    assert len(outcomes) == 10_000
+    kinds = Counter(type(o).__name__ for o in outcomes.values())
+    assert set(kinds) <= {
+        "Result",
+        "BackendTimeout",
+        "RateLimited",
+        "BackendUnavailable",
+        "BackendRejected",
+        "RequestTimeout",
+    }
+    hung = [outcomes[i] for i in range(7, 10_000, 100)]
+    # A hanging request times out unless an injected fault ended it first.
+    assert all(isinstance(o, RequestTimeout | BackendError) for o in hung)
+    assert kinds["RequestTimeout"] == sum(isinstance(o, RequestTimeout) for o in hung) >= 80
+    assert kinds["BackendRejected"] > 0  # not retried: fails fast
+    assert kinds["Result"] > 9_000
+    assert stats.submitted == stats.resolved == 10_000
+    assert stats.failed == 10_000 - kinds["Result"]
+    assert stats.in_flight == 0 and stats.queued == 0
+    for t in range(3):
+        tenant = f"tenant-{t}"
+        results = [o for o in outcomes.values() if isinstance(o, Result) and o.tenant == tenant]
+        spend = stats.spend[tenant]
+        assert spend.settled == total_usage(results)
+        assert spend.reserved == Usage() and spend.open_reservations == 0
+
+
+class AuditedLedger(InMemoryLedger):
+    """Checks after every reservation that held spend never exceeds the quota."""
+
+    def __init__(self, quota: QuotaConfig, **kwargs: Any) -> None:
+        super().__init__({"small": quota}, **kwargs)
+        self.quota = quota
+        self.peak = Usage()
+
+    async def reserve(
+        self,
+        tenant: str,
+        budget: int,
+        worst_case: Callable[[int], Usage],
+        *,
+        min_budget: int = 0,
+    ) -> Reservation:
+        reservation = await super().reserve(tenant, budget, worst_case, min_budget=min_budget)
+        spend = self.snapshot()[tenant]
+        held = spend.window + spend.reserved
+        assert self.quota.units is not None and held.units <= self.quota.units
+        assert self.quota.tokens is not None and held.total_tokens <= self.quota.tokens
+        assert self.quota.cost is not None and held.cost <= self.quota.cost + 1e-9
+        self.peak = max(self.peak, held, key=lambda u: u.units)
+        return reservation
+
+
+@pytest.mark.parametrize("on_exceed", ["reject", "degrade"])
+async def test_concurrent_submitters_never_overspend_a_small_quota(on_exceed: str) -> None:
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await anyio.lowlevel.checkpoint()  # interleave with other requests in flight
+        return ["The answer is 4."] * n
+
+    quota = QuotaConfig(units=300, tokens=40_000, cost=5.0, on_exceed=on_exceed)
+    ledger = AuditedLedger(
+        quota, prices={"scripted": Price(input_per_mtok=100.0, output_per_mtok=200.0)}
+    )
+    results: list[Result] = []
+    rejected: list[QuotaExceeded] = []
+    async with Scheduler(
+        backend=ScriptedBackend(handler),
+        ledger=ledger,
+        average_budget=4,
+        params=GenerationParams(max_tokens=8),
+        batching=BatchingConfig(max_batch_size=32, max_wait_s=0.001),
+        max_concurrency=64,
+    ) as scheduler:
+
+        async def submit(i: int) -> None:
+            try:
+                results.append(await scheduler.submit(f"question {i}", tenant="small"))
+            except QuotaExceeded as exc:
+                rejected.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(500):
+                tg.start_soon(submit, i)
+        spend = scheduler.stats().spend["small"]
+
+    assert len(results) + len(rejected) == 500
+    assert spend.settled == total_usage(results)
+    assert spend.settled.units <= 300
+    assert spend.settled.total_tokens <= 40_000
+    assert spend.settled.cost <= 5.0 + 1e-9
+    assert ledger.peak.units > 200  # the quota was actually contended
+    if on_exceed == "reject":
+        assert rejected and all(exc.tenant == "small" for exc in rejected)
+        assert "over quota" in str(rejected[0])
+        assert spend.rejected == len(rejected)
+    else:
+        assert not rejected
+        degraded = [r for r in results if "requested_budget" in r.metadata]
+        assert degraded and spend.degraded == len(degraded)
+        assert any(r.abstained for r in degraded)
+
+
+async def test_cancellation_storm_refunds_every_reservation_and_leaks_no_tasks() -> None:
+    gate = anyio.Event()
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await gate.wait()
+        return ["The answer is 1."] * n
+
+    tasks_before = len(asyncio.all_tasks())
+    backend = ScriptedBackend(handler)
+    async with Scheduler(
+        backend=backend,
+        average_budget=3,
+        batching=BatchingConfig(max_batch_size=16, max_wait_s=0.0),
+        max_concurrency=16,
+        max_queue=64,
+    ) as scheduler:
+        async with anyio.create_task_group() as callers:
+            for i in range(400):
+                callers.start_soon(scheduler.submit, f"q{i}")
+            await anyio.wait_all_tasks_blocked()
+            before = scheduler.stats()
+            assert before.in_flight == 16
+            assert before.queued == 64 and before.waiting_submitters > 0
+            assert before.spend["default"].reserved.units == 16 * 3
+            callers.cancel_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        after = scheduler.stats()
+        assert after.cancelled == 400 and after.resolved == 400
+        assert after.in_flight == 0 and after.queued == 0
+        spend = after.spend["default"]
+        assert spend.open_reservations == 0 and spend.reserved == Usage()
+        assert spend.settled == Usage()
+        gate.set()
+        healthy = await scheduler.submit("still working?")
+        assert healthy.answer == "1"
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_partial_cancellation_charges_only_delivered_results() -> None:
+    gate = anyio.Event()
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await gate.wait()
+        return ["The answer is 2."] * n
+
+    results: list[Result] = []
+    async with Scheduler(
+        backend=ScriptedBackend(handler),
+        average_budget=2,
+        batching=BatchingConfig(max_batch_size=8, max_wait_s=0.0),
+        max_concurrency=8,
+    ) as scheduler:
+        scopes = [anyio.CancelScope() for _ in range(100)]
+
+        async def submit(i: int) -> None:
+            with scopes[i]:
+                results.append(await scheduler.submit(f"q{i}"))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(100):
+                tg.start_soon(submit, i)
+            await anyio.wait_all_tasks_blocked()
+            for scope in scopes[::2]:
+                scope.cancel()
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+        stats = scheduler.stats()
+    assert len(results) == 50
+    assert stats.cancelled == 50 and stats.completed == 50
+    assert stats.spend["default"].settled == total_usage(results)
+    assert stats.spend["default"].reserved == Usage()
+
+
+async def test_deadline_raises_request_timeout_and_refunds() -> None:
+    async def hang(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async with Scheduler(
+        backend=ScriptedBackend(hang), average_budget=2, request_timeout_s=0.01
+    ) as scheduler:
+        with pytest.raises(RequestTimeout, match=r"timeout_s=0.01"):
+            await scheduler.submit("slow")
+        spend = scheduler.stats().spend["default"]
+    assert spend.reserved == Usage() and spend.settled == Usage()
+
+
+async def test_retryable_errors_are_retried_and_misuse_fails_fast() -> None:
+    backend = ScriptedBackend(
+        {"q": "The answer is 3."},
+        faults=[RateLimited("429", retry_after=0.0), BackendUnavailable, None, BackendRejected],
+    )
+    retry = RetryConfig(max_attempts=3, initial_backoff_s=0.0)
+    async with Scheduler(
+        backend=backend, average_budget=1, retry=retry, batching=BatchingConfig(max_wait_s=0.0)
+    ) as scheduler:
+        result = await scheduler.submit("q")
+        assert result.answer == "3"
+        assert len(backend.calls) == 3
+        with pytest.raises(BackendRejected):
+            await scheduler.submit("q")
+        assert len(backend.calls) == 4  # not retried
+
+
+async def test_retries_stop_after_max_attempts_with_the_last_error() -> None:
+    backend = ScriptedBackend(faults=[BackendTimeout] * 5)
+    async with Scheduler(backend=backend, average_budget=1, retry=FAST_RETRY) as scheduler:
+        with pytest.raises(BackendTimeout):
+            await scheduler.submit("q")
+    assert len(backend.calls) == 2
+
+
+class FlakyPolicy:
+    """Returns ``bad`` for the first batch, then behaves."""
+
+    def __init__(self, bad: Callable[[int, int], Any]) -> None:
+        self.bad = bad
+        self.calls = 0
+
+    async def allocate(self, requests: Sequence[Request], total_budget: int) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            return self.bad(len(requests), total_budget)
+        return [1] * len(requests)
+
+
+def _raise(n: int, total: int) -> Any:
+    raise ZeroDivisionError("policy bug")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda n, total: [1] * (n - 1), "returned 2 budgets for a batch of 3"),
+        (lambda n, total: [-1] + [1] * (n - 1), "budgets must be >= min_budget = 0"),
+        (lambda n, total: [total] * n, "keep sum\\(budgets\\) <= total_budget"),
+        (lambda n, total: [1.5] * n, "budgets are ints"),
+        (lambda n, total: [99] + [0] * (n - 1), "<= max_budget = 16"),
+        (lambda n, total: None, "return a sequence of ints"),
+        (_raise, "raised ZeroDivisionError: policy bug"),
+    ],
+    ids=["length", "negative", "overspend", "float", "above-max", "none", "raises"],
+)
+async def test_misbehaving_policy_fails_its_batch_cleanly(
+    bad: Callable[[int, int], Any], message: str
+) -> None:
+    policy = FlakyPolicy(bad)
+    errors: list[PolicyError] = []
+    async with Scheduler(
+        backend=ScriptedBackend({"next": "The answer is 1."}),
+        policy=policy,
+        average_budget=1,
+        batching=BatchingConfig(max_batch_size=3, max_wait_s=30.0),
+    ) as scheduler:
+
+        async def submit(i: int) -> None:
+            with pytest.raises(PolicyError) as info:
+                await scheduler.submit(f"q{i}")
+            errors.append(info.value)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(submit, i)
+        after: list[Result] = []
+
+        async def submit_good() -> None:
+            after.append(await scheduler.submit("next"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(submit_good)
+        stats = scheduler.stats()
+    assert len(errors) == 3
+    assert all(e is not errors[0] for e in errors[1:])  # one exception object per caller
+    assert re.search(message, str(errors[0]))
+    assert [r.answer for r in after] == ["1", "1", "1"]
+    assert stats.spend["default"].settled.units == 3
+    assert stats.spend["default"].reserved == Usage()
+    assert math.isclose(stats.carry, 0.0)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+async def test_chaos_faults_cancellations_quotas_and_shutdown_keep_the_books_straight(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        for _ in range(int(prompt.split()[-1]) % 3):
+            await anyio.lowlevel.checkpoint()
+        return ["The answer is 1."] * n
+
+    ledger = InMemoryLedger(
+        {"capped": QuotaConfig(units=150, on_exceed="degrade")}, default_quota=QuotaConfig()
+    )
+    backend = ScriptedBackend(handler, fault_rate=0.1, seed=seed, record=False)
+    outcomes: list[str] = []
+    async with Scheduler(
+        backend=backend,
+        ledger=ledger,
+        average_budget=2,
+        retry=FAST_RETRY,
+        batching=BatchingConfig(max_batch_size=16, max_wait_s=0.0),
+        max_concurrency=8,
+        max_queue=32,
+    ) as scheduler:
+
+        async def submit(i: int, scope: anyio.CancelScope) -> None:
+            outcome = "cancelled"
+            with scope:
+                try:
+                    await scheduler.submit(f"q {i}", tenant="capped" if i % 2 else "open")
+                    outcome = "result"
+                except Exception as exc:
+                    outcome = type(exc).__name__
+            outcomes.append(outcome)
+
+        async with anyio.create_task_group() as tg:
+            scopes = [anyio.CancelScope() for _ in range(600)]
+            for i, scope in enumerate(scopes):
+                tg.start_soon(submit, i, scope)
+            for _ in range(40):
+                await anyio.lowlevel.checkpoint()
+                for scope in rng.sample(scopes, 5):
+                    scope.cancel()
+            await scheduler.aclose(cancel=True)
+        stats = scheduler.stats()
+
+    assert len(outcomes) == 600
+    assert set(outcomes) <= {
+        "result",
+        "cancelled",
+        "SchedulerClosed",
+        "BackendTimeout",
+        "RateLimited",
+        "BackendUnavailable",
+    }
+    assert "SchedulerClosed" in outcomes and "result" in outcomes
+    assert stats.resolved == stats.submitted <= 600
+    assert stats.in_flight == 0
+    for spend in stats.spend.values():
+        assert spend.reserved == Usage() and spend.open_reservations == 0
+    assert stats.spend["capped"].settled.units <= 150

@@ -1,0 +1,28 @@
+"""Backoff: exponential, capped, jittered, and never sooner than the server's Retry-After."""
+
+import pytest
+
+from howhard import RetryConfig
+from howhard.errors import BackendTimeout, RateLimited
+from howhard.scheduler import backoff_delay
+
+CONFIG = RetryConfig(initial_backoff_s=0.1, max_backoff_s=1.0, jitter=False)
+
+
+@pytest.mark.parametrize(("attempt", "delay"), [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0)])
+def test_backoff_doubles_up_to_the_cap(attempt: int, delay: float) -> None:
+    assert backoff_delay(attempt, BackendTimeout("t"), CONFIG, lambda: 0.5) == pytest.approx(delay)
+
+
+def test_full_jitter_draws_below_the_bound() -> None:
+    jittered = RetryConfig(initial_backoff_s=0.1, max_backoff_s=1.0, jitter=True)
+    assert backoff_delay(3, BackendTimeout("t"), jittered, lambda: 0.25) == pytest.approx(0.1)
+    assert backoff_delay(3, BackendTimeout("t"), jittered, lambda: 0.0) == 0.0
+
+
+def test_retry_after_is_a_floor() -> None:
+    slow_down = RateLimited("429", retry_after=3.0)
+    assert backoff_delay(1, slow_down, CONFIG, lambda: 0.5) == 3.0
+    soon = RateLimited("429", retry_after=0.01)
+    assert backoff_delay(2, soon, CONFIG, lambda: 0.5) == pytest.approx(0.2)
+    assert backoff_delay(2, RateLimited("429"), CONFIG, lambda: 0.5) == pytest.approx(0.2)
