@@ -17,6 +17,7 @@ PACKAGES = [
     "howhard.config",
     "howhard.scheduler",
     "howhard.procedures",
+    "howhard.training",
     "howhard.models",
 ]
 

@@ -25,13 +25,17 @@ from howhard.policies.policies import (
     RoutingPolicy,
     UniformPolicy,
 )
+from howhard.policies.predictors import ConstantPredictor, OraclePredictor, ProbePredictor
 
 __all__ = [
     "AdaptivePolicy",
+    "ConstantPredictor",
     "OfflineAllocator",
     "OnlineAllocator",
+    "OraclePredictor",
     "Policy",
     "Predictor",
+    "ProbePredictor",
     "RandomRoutingPolicy",
     "RoutingPolicy",
     "UniformPolicy",

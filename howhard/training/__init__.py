@@ -1,1 +1,58 @@
-"""howhard.training."""
+"""Training difficulty probes: collect scored samples, compute labels, extract features, fit.
+
+``collect`` → :class:`Dataset` → :func:`labels_for` + :func:`extract_features` →
+:func:`train_probe` → checkpoint → :class:`howhard.policies.ProbePredictor`. Importing this
+package is cheap; torch is imported only by the functions that train or load a torch probe.
+"""
+
+from howhard.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from howhard.training.collect import CollectSummary, collect
+from howhard.training.dataset import Dataset, load_dataset, read_requests
+from howhard.training.features import (
+    Features,
+    LayerEncoder,
+    extract_features,
+    load_features,
+    make_encoder,
+    save_features,
+)
+from howhard.training.labels import Labels, best_of_curve, labels_for, success_rate
+from howhard.training.metrics import probe_metrics
+from howhard.training.runtime import SavedProbe
+from howhard.training.scorers import resolve_scorer
+from howhard.training.train import (
+    TrainConfig,
+    TrainResult,
+    train_from_files,
+    train_lora,
+    train_probe,
+)
+
+__all__ = [
+    "Checkpoint",
+    "CollectSummary",
+    "Dataset",
+    "Features",
+    "Labels",
+    "LayerEncoder",
+    "SavedProbe",
+    "TrainConfig",
+    "TrainResult",
+    "best_of_curve",
+    "collect",
+    "extract_features",
+    "labels_for",
+    "load_checkpoint",
+    "load_dataset",
+    "load_features",
+    "make_encoder",
+    "probe_metrics",
+    "read_requests",
+    "resolve_scorer",
+    "save_checkpoint",
+    "save_features",
+    "success_rate",
+    "train_from_files",
+    "train_lora",
+    "train_probe",
+]

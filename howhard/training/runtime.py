@@ -1,0 +1,107 @@
+"""A saved MLP probe, run with numpy: features in, calibrated scores and marginals out.
+
+Serving a probe needs no torch: the 2-layer MLP is two matrix products. The same code computes
+the test metrics at training time, so the reported figures are those of the served probe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from howhard.errors import CheckpointError, ConfigError
+from howhard.training.calibration import apply_isotonic, sigmoid
+from howhard.training.checkpoint import Checkpoint
+
+__all__ = ["SavedProbe", "marginals_from_head"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def marginals_from_head(head: str, values: FloatArray, max_budget: int) -> FloatArray:
+    """Turn a head's output into ``(n, max_budget)`` marginals for the allocator.
+
+    ``lambda``: geometric rows ``λ(1-λ)^(j-1)``; ``delta``: the predicted vector (cut or
+    zero-padded to ``max_budget``); ``preference``: one column, ``P(strong ≻ weak)``.
+    """
+    from howhard.policies.marginals import marginals_from_success_prob
+
+    if head == "lambda":
+        return marginals_from_success_prob(values, max_budget)
+    if head == "delta":
+        out = np.zeros((len(values), max_budget))
+        width = min(max_budget, values.shape[1])
+        out[:, :width] = values[:, :width]
+        return out
+    if max_budget != 1:
+        raise ConfigError(
+            f"a preference probe predicts one routing unit; max_budget must be 1, got {max_budget}"
+        )
+    result: FloatArray = values.reshape(-1, 1)
+    return result
+
+
+class SavedProbe:
+    """An ``mlp`` checkpoint ready to run on feature rows ``(n, input_dim)``."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        config = checkpoint.config
+        if config.get("kind") != "mlp":
+            raise CheckpointError(
+                f"SavedProbe runs mlp checkpoints, got kind={config.get('kind')!r}"
+            )
+        self.config: Mapping[str, Any] = config
+        t = {k: np.asarray(v, dtype=np.float64) for k, v in checkpoint.tensors.items()}
+        self._tensors = t
+        self.head: str = str(config["head"])
+        self.max_budget: int = int(config["max_budget"])
+        self.input_dim: int = int(config["input_dim"])
+        calibration = config.get("calibration") or {}
+        self.calibration: str = str(calibration.get("method", "none"))
+        self.temperature: float = float(calibration.get("temperature", 1.0))
+
+    def raw(self, features: npt.ArrayLike) -> FloatArray:
+        """The head's pre-activation output: logits ``(n,)`` or Δ increments' logits ``(n, B)``."""
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ConfigError(
+                f"features must have shape (n, {self.input_dim}) for this probe, got {x.shape}; "
+                "encode with the model and layer the probe was trained on "
+                f"({dict(self.config.get('encoder') or {})})"
+            )
+        t = self._tensors
+        z = (x - t["feature_mean"]) / t["feature_std"]
+        hidden = np.maximum(z @ t["fc1.weight"].T + t["fc1.bias"], 0.0)
+        out: FloatArray = hidden @ t["fc2.weight"].T + t["fc2.bias"]
+        return out[:, 0] if self.head != "delta" else out
+
+    def uncalibrated(self, features: npt.ArrayLike) -> FloatArray:
+        """Head output before calibration: probabilities ``(n,)`` or marginals ``(n, B)``."""
+        raw = self.raw(features)
+        if self.head == "delta":
+            # Non-negative increments summed from the end: each row is non-increasing.
+            increments = np.logaddexp(0.0, raw)
+            result: FloatArray = np.flip(np.cumsum(np.flip(increments, 1), 1), 1)
+            return result
+        return sigmoid(raw)
+
+    def predict(self, features: npt.ArrayLike) -> FloatArray:
+        """Calibrated head output: probabilities ``(n,)`` (λ or preference) or Δ rows ``(n, B)``."""
+        if self.head == "delta" or self.calibration == "none":
+            return self.uncalibrated(features)
+        if self.calibration == "temperature":
+            return sigmoid(self.raw(features) / self.temperature)
+        if self.calibration == "isotonic":
+            t = self._tensors
+            return apply_isotonic(
+                self.uncalibrated(features), t["calibration.x"], t["calibration.y"]
+            )
+        raise CheckpointError(f"unknown calibration method {self.calibration!r}")
+
+    def marginals(self, features: npt.ArrayLike, max_budget: int | None = None) -> FloatArray:
+        """``(n, max_budget)`` marginal rewards for the allocator (default: the trained budget)."""
+        budget = self.max_budget if max_budget is None else max_budget
+        return marginals_from_head(self.head, self.predict(features), budget)

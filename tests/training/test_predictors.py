@@ -1,0 +1,85 @@
+"""Predictors: constant and oracle baselines, and a saved probe serving marginals to a policy."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from howhard.backends import ScriptedBackend
+from howhard.errors import ConfigError
+from howhard.policies import (
+    AdaptivePolicy,
+    ConstantPredictor,
+    OnlineAllocator,
+    OraclePredictor,
+    Predictor,
+    ProbePredictor,
+    marginals_from_success_prob,
+)
+from howhard.training.checkpoint import save_checkpoint
+from howhard.training.train import TrainConfig, train_probe
+from howhard.types import Request
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_constant_predictor_repeats_one_row() -> None:
+    predictor = ConstantPredictor(success_prob=0.5, max_budget=3)
+    assert isinstance(predictor, Predictor)
+    out = await predictor.predict([Request(prompt="a"), Request(prompt="b")])
+    np.testing.assert_allclose(out, [[0.5, 0.25, 0.125]] * 2)
+    row = await ConstantPredictor(marginals=[0.3, 0.1], max_budget=3).predict([Request(prompt="a")])
+    np.testing.assert_allclose(row, [[0.3, 0.1, 0.0]])
+    with pytest.raises(ConfigError, match="exactly one of"):
+        ConstantPredictor(max_budget=3)
+
+
+async def test_oracle_reads_true_values_from_metadata_or_a_table() -> None:
+    requests = [
+        Request(prompt="a", id="a", metadata={"marginals": 0.5}),
+        Request(prompt="b", id="b", metadata={"marginals": [0.4, 0.2, 0.1, 0.05]}),
+    ]
+    out = await OraclePredictor(max_budget=2).predict(requests)
+    np.testing.assert_allclose(out, [[0.5, 0.25], [0.4, 0.2]])
+    table = await OraclePredictor(max_budget=2, table={"a": 1.0, "b": 0.0}).predict(requests)
+    np.testing.assert_allclose(table, [[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ConfigError, match=r"request 'x' has no metadata\['marginals'\]"):
+        await OraclePredictor(max_budget=2).predict([Request(prompt="x", id="x")])
+
+
+async def test_probe_predictor_serves_geometric_marginals_to_an_adaptive_policy(
+    tmp_path: Path,
+) -> None:
+    # The scripted encoder's features are pseudo-random per prompt; λ is a function of them.
+    encoder = ScriptedBackend(hidden_size=8)
+    prompts = [f"question {i}" for i in range(200)]
+    x = await encoder.encode(prompts)
+    lam = 1 / (1 + np.exp(-3 * x[:, 0]))
+    config = TrainConfig(hidden_dim=16, lr=1e-2, batch_size=200, max_epochs=200, max_budget=6)
+    description = {"encoder": "scripted", "options": {"hidden_size": 8}}
+    result = train_probe(x, lam, config, encoder=description)
+    save_checkpoint(tmp_path / "probe", result.checkpoint.tensors, result.checkpoint.config)
+
+    predictor = ProbePredictor.load(tmp_path / "probe")  # builds the recorded scripted encoder
+    assert isinstance(predictor, Predictor) and predictor.max_budget == 6
+    requests = [Request(prompt=p) for p in prompts[:20]]
+    marginals = await predictor.predict(requests)
+    served = result.probe.predict(x[:20])
+    np.testing.assert_allclose(marginals, marginals_from_success_prob(served, 6))
+    assert np.corrcoef(served, lam[:20])[0, 1] > 0.9
+
+    policy = AdaptivePolicy(predictor, OnlineAllocator(average_budget=2.0, max_budget=6))
+    budgets = await policy.allocate(requests, 40)
+    assert sum(budgets) <= 40 and max(budgets) <= 6
+    await predictor.aclose()
+
+
+async def test_probe_predictor_refuses_features_of_the_wrong_size(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    result = train_probe(x, np.full(40, 0.5), TrainConfig(hidden_dim=4, max_epochs=2))
+    save_checkpoint(tmp_path / "probe", result.checkpoint.tensors, result.checkpoint.config)
+    predictor = ProbePredictor.load(tmp_path / "probe", encoder=ScriptedBackend(hidden_size=5))
+    with pytest.raises(ConfigError, match=r"features must have shape \(n, 8\) for this probe"):
+        await predictor.predict([Request(prompt="a")])
+    with pytest.raises(ConfigError, match="records no encoder"):
+        ProbePredictor.load(tmp_path / "probe")
