@@ -5,7 +5,12 @@ Two measurements per batch size, printed side by side:
 * **throughput** — closed loop: ``2 * batch`` callers each submit back to back, so batches fill
   without waiting; requests/s is completed submits over wall time, and also over this process's
   CPU time (the event loop is one thread, so req/CPU-s is what one idle core would sustain —
-  the fair figure on a machine shared with other jobs; both are printed).
+  the fair figure on a machine shared with other jobs; both are printed). ``CPU wait`` is the
+  share of that wall time the process was ready to run but waiting for a core (Linux
+  ``/proc/self/schedstat``; ``n/a`` elsewhere): when wall and CPU rates differ, it tells other
+  jobs on the machine (high CPU wait) from the scheduler sitting idle (low CPU wait).
+  It is printed for both phases: in the latency phase, time spent waiting for a core lands
+  directly in the tail (p99).
 * **added latency** — open loop at a fixed offered rate (default 2,000 req/s, below capacity):
   submit-to-result time of each request. With an instant backend all of it is scheduler overhead
   plus the batch wait, so the target is ``p99 <= max_wait + 2 ms``.
@@ -55,6 +60,15 @@ class FirstSample:
 PROCEDURE = "first"
 
 
+def cpu_wait_s() -> float | None:
+    """Seconds this process has been runnable but waiting for a core (Linux only)."""
+    try:
+        with open("/proc/self/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def scheduler(batch: int, max_wait_s: float) -> Scheduler:
     procedure: Procedure = FirstSample() if PROCEDURE == "first" else SelfConsistency()
     return Scheduler(
@@ -67,7 +81,13 @@ def scheduler(batch: int, max_wait_s: float) -> Scheduler:
     )
 
 
-async def throughput(batch: int, requests: int, max_wait_s: float) -> tuple[float, float]:
+def share(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{fraction:.0%}"
+
+
+async def throughput(
+    batch: int, requests: int, max_wait_s: float
+) -> tuple[float, float, float | None]:
     callers = max(2 * batch, 8)
     per_caller = max(1, requests // callers)
     async with scheduler(batch, max_wait_s) as s:
@@ -77,16 +97,20 @@ async def throughput(batch: int, requests: int, max_wait_s: float) -> tuple[floa
             for i in range(per_caller):
                 await s.submit(f"question {k}-{i}")
 
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_start, wait_start = time.perf_counter(), time.process_time(), cpu_wait_s()
         async with anyio.create_task_group() as tg:
             for k in range(callers):
                 tg.start_soon(caller, k)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        wait_end = cpu_wait_s()
     done = callers * per_caller
-    return done / elapsed, done / cpu
+    waited = None if wait_start is None or wait_end is None else (wait_end - wait_start) / elapsed
+    return done / elapsed, done / cpu, waited
 
 
-async def latency(batch: int, requests: int, rate: float, max_wait_s: float) -> list[float]:
+async def latency(
+    batch: int, requests: int, rate: float, max_wait_s: float
+) -> tuple[list[float], float | None]:
     latencies: list[float] = []
     tick = 0.001
     async with scheduler(batch, max_wait_s) as s:
@@ -97,6 +121,7 @@ async def latency(batch: int, requests: int, rate: float, max_wait_s: float) -> 
             await s.submit(f"question {i}")
             latencies.append(time.perf_counter() - start)
 
+        wait_start = cpu_wait_s()
         async with anyio.create_task_group() as tg:
             start = time.perf_counter()
             sent = 0
@@ -107,7 +132,9 @@ async def latency(batch: int, requests: int, rate: float, max_wait_s: float) -> 
                     tg.start_soon(one, i)
                 sent = due
                 await anyio.sleep(tick)
-    return latencies
+        elapsed, wait_end = time.perf_counter() - start, cpu_wait_s()
+    waited = None if wait_start is None or wait_end is None else (wait_end - wait_start) / elapsed
+    return latencies, waited
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -119,19 +146,20 @@ async def main(args: argparse.Namespace) -> None:
         f"latency at {args.rate:,.0f} req/s offered"
     )
     header = (
-        f"{'batch':>6} {'req/s wall':>11} {'req/CPU-s':>10} {'vs target':>10} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'p99 target':>11}"
+        f"{'batch':>6} {'req/s wall':>11} {'req/CPU-s':>10} {'CPU wait':>9} {'vs target':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'p99 target':>11} {'CPU wait':>9}"
     )
     print(header)
     print("-" * len(header))
     for batch in args.batch_sizes:
         count = args.requests if batch > 1 else args.requests // 4
-        rps, cpu_rps = await throughput(batch, count, max_wait_s)
-        lat = await latency(batch, args.latency_requests, args.rate, max_wait_s)
+        rps, cpu_rps, waited = await throughput(batch, count, max_wait_s)
+        lat, lat_waited = await latency(batch, args.latency_requests, args.rate, max_wait_s)
         p50, p99 = percentile(lat, 0.50) * 1e3, percentile(lat, 0.99) * 1e3
         print(
-            f"{batch:>6} {rps:>11,.0f} {cpu_rps:>10,.0f} {rps / TARGET_RPS:>9.2f}x "
-            f"{p50:>8.2f} {p99:>8.2f} {args.max_wait_ms + 2:>8.1f} ms"
+            f"{batch:>6} {rps:>11,.0f} {cpu_rps:>10,.0f} {share(waited):>9} "
+            f"{rps / TARGET_RPS:>9.2f}x {p50:>8.2f} {p99:>8.2f} {args.max_wait_ms + 2:>8.1f} ms "
+            f"{share(lat_waited):>9}"
         )
     print(f"(target: >= {TARGET_RPS:,} req/s at batch 256; p99 <= max_wait + 2 ms)")
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

@@ -29,6 +29,7 @@ __all__ = [
     "default_gguf_path",
     "default_model_path",
     "gemma_gguf_path",
+    "model_name",
     "resolve_model",
 ]
 
@@ -234,6 +235,20 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> str:
     if not text.strip():
         raise ConfigError(f"model must be a folder, a model id or None, got {text!r}")
     return text
+
+
+def model_name(name_or_path: str | os.PathLike[str] | None = None) -> str:
+    """A short, stable name for logs and price tables: the folder's or id's last part.
+
+    The embedded default model is called ``SmolLM2-135M-Instruct`` however it was passed
+    (``None``, its name, or its prepared folder), so prices keyed on it keep applying.
+    """
+    if name_or_path is None:
+        return DEFAULT_MODEL
+    name = Path(name_or_path).name or str(name_or_path)
+    if name == DEFAULT_MODEL or name.startswith(f"{DEFAULT_MODEL}-bf16-v"):
+        return DEFAULT_MODEL
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,12 +14,12 @@ PACKAGES = [
     "howhard.evaluation",
     "howhard.policies",
     "howhard.scoring",
-    "howhard.training",
-    "howhard.models",
-    "howhard.tasks",
     "howhard.config",
     "howhard.scheduler",
     "howhard.procedures",
+    "howhard.training",
+    "howhard.models",
+    "howhard.tasks",
 ]
 
 

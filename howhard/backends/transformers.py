@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import BackendRejected, ConfigError, missing_extra
-from howhard.models import resolve_model
+from howhard.models import model_name, resolve_model
 from howhard.types import Completion, Generation, GenerationParams
 
 if TYPE_CHECKING:
@@ -97,7 +96,7 @@ class TransformersBackend:
         """The served name, or the model folder's name."""
         if self.config.served_name:
             return self.config.served_name
-        return Path(self._path or self.config.model or "SmolLM2-135M-Instruct").name
+        return model_name(self.config.model)
 
     async def __aenter__(self) -> TransformersBackend:
         await self.start()
@@ -147,16 +146,21 @@ class TransformersBackend:
         return ids
 
     async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
-        """Sample ``n`` completions of ``prompt`` from one shared prefill."""
+        """Sample ``n`` completions of ``prompt`` from one shared prefill.
+
+        With ``temperature=0`` the prompt is decoded once and the sample repeated ``n`` times.
+        """
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"n must be an integer >= 1, got {n!r}")
         started = time.monotonic()
         cancelled = threading.Event()
+        # Greedy samples are all alike: decode one and repeat it.
+        rows = 1 if params.temperature == 0 else n
         try:
             ids, completions = await anyio.to_thread.run_sync(
                 self._generate_sync,
                 prompt,
-                n,
+                rows,
                 params,
                 cancelled,
                 # Return at once on cancellation; the worker sees `cancelled` and stops within
@@ -168,7 +172,7 @@ class TransformersBackend:
             cancelled.set()
             raise
         return Generation(
-            completions=completions,
+            completions=completions * (n // rows),
             prompt_tokens=len(ids),
             model=self.model,
             latency_s=time.monotonic() - started,

@@ -18,7 +18,6 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -34,7 +33,7 @@ from howhard.errors import (
     ConfigError,
     missing_extra,
 )
-from howhard.models import resolve_model
+from howhard.models import model_name, resolve_model
 from howhard.types import Completion, Generation, GenerationParams
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ class VLLMBackend:
         """The served name, or the model folder's name."""
         if self.config.served_name:
             return self.config.served_name
-        return Path(self._path or self.config.model or "SmolLM2-135M-Instruct").name
+        return model_name(self.config.model)
 
     async def __aenter__(self) -> VLLMBackend:
         await self.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         description["base_url"] = args.base_url
     encoder = make_encoder(description)
     out = Path(args.out) if args.out else Path(args.dataset) / "features"
+    # Batches are persisted here as they finish: rerunning after an interruption resumes.
+    partial = out.with_name(out.name + ".partial")
 
     async def main() -> Any:
         try:
@@ -84,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
                 encoder,
                 batch_size=args.batch_size,
                 progress=not args.no_progress,
+                partial=partial,
+                fingerprint=json.dumps(description, sort_keys=True),
             )
         finally:
             with anyio.CancelScope(shield=True):
@@ -92,5 +97,7 @@ def run(args: argparse.Namespace) -> int:
     array = anyio.run(main)
     meta = {**description, "dataset": str(args.dataset)}
     path = save_features(out, data.ids, array, meta, dtype=args.dtype)
+    for leftover in (partial, partial.with_name(partial.name + ".json")):
+        leftover.unlink(missing_ok=True)
     print(f"features: {array.shape[0]} x {array.shape[1]} ({args.dtype}) -> {path}")
     return 0

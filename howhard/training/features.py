@@ -10,6 +10,7 @@ use the same representation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -199,17 +200,71 @@ def load_features(path: str | os.PathLike[str]) -> Features:
     return Features(ids=ids, array=array, meta=meta)
 
 
+class _Partial:
+    """Rows encoded so far, appended to a raw float32 file so an interrupted run can resume.
+
+    ``PATH`` holds whole rows in prompt order; ``PATH.json`` the row width and a hash of the
+    prompt list and the encoder's fingerprint (any change starts over). A torn last row is cut
+    on resume.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], prompts: Sequence[str], fingerprint: str
+    ) -> None:
+        self.path = Path(path)
+        self.header = self.path.with_name(self.path.name + ".json")
+        text = "\x1e".join([fingerprint, *prompts])
+        self.digest = hashlib.sha256(text.encode()).hexdigest()
+        self.dim: int | None = None
+
+    def load(self) -> npt.NDArray[np.float32]:
+        """Rows finished by an earlier run (possibly none)."""
+        if not (self.path.exists() and self.header.exists()):
+            return np.zeros((0, 0), dtype=np.float32)
+        meta = json.loads(self.header.read_text(encoding="utf-8"))
+        if meta.get("prompts") != self.digest:
+            return np.zeros((0, 0), dtype=np.float32)
+        self.dim = int(meta["dim"])
+        data = self.path.read_bytes()
+        rows = len(data) // (4 * self.dim)
+        with open(self.path, "r+b") as handle:
+            handle.truncate(rows * 4 * self.dim)
+        return np.frombuffer(data[: rows * 4 * self.dim], dtype=np.float32).reshape(rows, -1)
+
+    def append(self, rows: npt.NDArray[np.float32]) -> None:
+        """Persist freshly encoded rows (one write)."""
+        if self.dim is None:
+            self.dim = int(rows.shape[1])
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(b"")
+            self.header.write_text(json.dumps({"dim": self.dim, "prompts": self.digest}))
+        with open(self.path, "ab") as handle:
+            handle.write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+
+
 async def extract_features(
     prompts: Sequence[str],
     encoder: Encoder,
     *,
     batch_size: int = 32,
     progress: bool = False,
+    partial: str | os.PathLike[str] | None = None,
+    fingerprint: str = "",
 ) -> npt.NDArray[np.float32]:
-    """Encode ``prompts`` in batches of ``batch_size`` → ``(n, dim)`` float32."""
+    """Encode ``prompts`` in batches of ``batch_size`` → ``(n, dim)`` float32.
+
+    With ``partial`` (a file path) every batch is persisted as it finishes, and a rerun over the
+    same prompts and encoder ``fingerprint`` (e.g. its JSON description) continues where an
+    interrupted one stopped; the caller removes the files after saving (``howhard features``
+    does).
+    """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    chunks: list[npt.NDArray[np.float32]] = []
+    if not prompts:
+        raise ConfigError("no prompts to encode")
+    store = _Partial(partial, prompts, fingerprint) if partial is not None else None
+    done = store.load() if store is not None else np.zeros((0, 0), dtype=np.float32)
+    chunks: list[npt.NDArray[np.float32]] = [done] if len(done) else []
     bar: Any = None
     if progress:
         try:
@@ -218,10 +273,10 @@ async def extract_features(
             bar = None
         else:
             bar = Progress()
-            task = bar.add_task("features", total=len(prompts))
+            task = bar.add_task("features", total=len(prompts), completed=len(done))
             bar.start()
     try:
-        for start in range(0, len(prompts), batch_size):
+        for start in range(len(done), len(prompts), batch_size):
             batch = list(prompts[start : start + batch_size])
             out = np.asarray(await encoder.encode(batch), dtype=np.float32)
             if out.ndim != 2 or out.shape[0] != len(batch):
@@ -229,12 +284,12 @@ async def extract_features(
                     f"encoder {type(encoder).__name__} returned shape {out.shape} for "
                     f"{len(batch)} prompts; an Encoder must return (n, hidden_size)"
                 )
+            if store is not None:
+                store.append(out)
             chunks.append(out)
             if bar is not None:
                 bar.update(task, advance=len(batch))
     finally:
         if bar is not None:
             bar.stop()
-    if not chunks:
-        raise ConfigError("no prompts to encode")
     return np.concatenate(chunks)

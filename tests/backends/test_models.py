@@ -112,3 +112,12 @@ def test_a_torn_folder_without_the_marker_is_rebuilt(
     )
     path = models.default_model_path(progress=None)
     assert sorted(p.name for p in path.iterdir()) == [models._DONE_MARKER, "config.json"]
+
+
+def test_the_default_model_has_one_name_however_it_is_passed(tmp_path: Path) -> None:
+    prepared = tmp_path / f"{models.DEFAULT_MODEL}-bf16-v1"
+    assert models.model_name(None) == models.DEFAULT_MODEL
+    assert models.model_name(models.DEFAULT_MODEL) == models.DEFAULT_MODEL
+    assert models.model_name(prepared) == models.DEFAULT_MODEL
+    assert models.model_name(tmp_path / "my-model") == "my-model"
+    assert models.model_name("org/some-model") == "some-model"

@@ -118,31 +118,41 @@ class ServerProcess:
         _stop(self.process)
 
 
+def _vllm_server(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory, *options: str
+) -> ServerProcess:
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    command += ["--model", str(model_path), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--served-model-name", MODEL_NAME, "--max-model-len", "1024", "--enforce-eager"]
+    return ServerProcess([*command, *options], port, log)
+
+
 @pytest.fixture(scope="module")
 def vllm_server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """vLLM's OpenAI-compatible server on the default model."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(model_path),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--served-model-name",
-        MODEL_NAME,
-        "--dtype",
-        "bfloat16",
-        "--max-model-len",
-        "1024",
-        "--enforce-eager",
-    ]
-    with ServerProcess(command, port, log) as process:
-        yield Server(f"http://127.0.0.1:{port}/v1", MODEL_NAME, process.pid, log)
+    pytest.importorskip("vllm")
+    server = _vllm_server(model_path, tmp_path_factory, "--dtype", "bfloat16")
+    with server as process:
+        yield Server(f"http://127.0.0.1:{server.port}/v1", MODEL_NAME, process.pid, server.log)
+
+
+@pytest.fixture(scope="module")
+def vllm_pooling_server(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """vLLM's server as a LAST-token, un-normalised float32 embedding model (/v1/embeddings)."""
+    pytest.importorskip("vllm")
+    pooler = '{"pooling_type": "LAST", "use_activation": false}'
+    server = _vllm_server(
+        model_path,
+        tmp_path_factory,
+        *("--dtype", "float32", "--runner", "pooling", "--convert", "embed"),
+        *("--pooler-config", pooler),
+    )
+    with server as process:
+        yield Server(f"http://127.0.0.1:{server.port}/v1", MODEL_NAME, process.pid, server.log)
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ async def test_n_samples_share_one_request_with_usage_and_logprobs(vllm_backend:
         assert completion.finish_reason in {"stop", "length"}
         assert completion.text.strip()
     assert generation.completion_tokens == sum(c.tokens for c in generation.completions)
-    assert generation.model == "SmolLM2-135M-Instruct-bf16-v1"
+    assert generation.model == "SmolLM2-135M-Instruct"
 
 
 async def test_many_concurrent_calls_all_resolve(vllm_backend: Any) -> None:

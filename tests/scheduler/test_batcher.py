@@ -14,7 +14,7 @@ from howhard import BatchingConfig, Request, Scheduler
 from howhard.backends import ScriptedBackend
 from howhard.policies import UniformPolicy
 from howhard.scheduler import BudgetCarry
-from howhard.scheduler.batcher import next_batch
+from howhard.scheduler.batcher import TIMER_SLACK_S, close_time, next_batch
 
 pytestmark = pytest.mark.anyio
 
@@ -138,3 +138,25 @@ async def test_wait_counts_from_the_first_items_arrival_not_its_receipt() -> Non
                 receive, max_batch_size=5, max_wait_s=30.0, arrival=lambda item: item
             )
     assert batch == [long_ago]
+
+
+async def test_a_batch_due_within_the_timer_slack_closes_without_waiting() -> None:
+    # The loop would round a shorter wait up to a whole millisecond and close late; closing now
+    # is closer to the deadline. The second item is already being sent when the batcher decides.
+    send, receive = anyio.create_memory_object_stream[float](10)
+    max_wait_s = 30.0
+    almost_due = time.monotonic() - max_wait_s + TIMER_SLACK_S / 2
+    with send, receive:
+        send.send_nowait(almost_due)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send.send, 0.0)
+            batch = await next_batch(
+                receive, max_batch_size=5, max_wait_s=max_wait_s, arrival=lambda item: item
+            )
+    assert batch == [almost_due]
+
+
+def test_the_close_time_aims_the_timer_slack_early_but_never_more_than_half_the_wait() -> None:
+    assert close_time(100.0, 0.005) == pytest.approx(100.0 + 0.005 - TIMER_SLACK_S)
+    assert close_time(100.0, TIMER_SLACK_S) == pytest.approx(100.0 + TIMER_SLACK_S / 2)
+    assert close_time(100.0, 0.0) == 100.0

@@ -72,6 +72,7 @@ def test_collect_features_train_load_predict_allocate(
     features_args += ["--encoder-option", "dtype=float32", "--batch-size", "64", "--no-progress"]
     assert main(features_args) == 0
     features = load_features(data / "features")
+    assert not list(data.glob("features.partial*"))  # resume files are removed once saved
     assert features.ids == dataset.ids and features.array.shape == (160, 32)
     assert features.array.dtype == np.float16
     assert (features.meta["model"], features.meta["layer"]) == (model, -1)
