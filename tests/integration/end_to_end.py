@@ -10,8 +10,16 @@ from howhard.policies.policies import UniformPolicy
 from howhard.procedures import BestOfK
 from howhard.scoring import MathAnswerVerifier
 
-# The default model gets these right in roughly half of its samples (7 + 8 more often).
-QUESTIONS = [("What is 2 + 3?", "5"), ("What is 7 + 8?", "15"), ("What is 3 + 4?", "7")]
+# The default model answers these in 75-88% of its samples (measured over 16 samples each in
+# data/runs/trainval), so best-of-4 misses all three with probability ~1e-12. Bare phrasings
+# ("What is 2 + 3?") invite chatty replies whose last number is not the answer; with those, all
+# 12 samples of one CI run were judged wrong.
+_SUFFIX = " Answer with just the number."
+QUESTIONS = [
+    ("What is 1 + 6?" + _SUFFIX, "7"),
+    ("What is 1 + 3?" + _SUFFIX, "4"),
+    ("What is 1 + 4?" + _SUFFIX, "5"),
+]
 BUDGET = 4
 
 
