@@ -671,7 +671,7 @@ def _plots(report: BenchmarkReport, out: Path, observed: FloatArray | None) -> l
     except ImportError as exc:  # pragma: no cover - matplotlib ships with the dev extra
         from howhard.errors import missing_extra
 
-        raise missing_extra("matplotlib", "dev") from exc
+        raise missing_extra("matplotlib", "plots") from exc
 
     written: list[Path] = []
 
