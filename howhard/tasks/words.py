@@ -11,7 +11,13 @@ import re
 from collections.abc import Sequence
 
 from howhard.tasks.base import Question
-from howhard.tasks.extract import extract_letter, extract_number, first_mention, mentions
+from howhard.tasks.extract import (
+    extract_letter,
+    extract_number,
+    first_mention,
+    mentions,
+    number_answer,
+)
 
 __all__ = [
     "Capitals",
@@ -103,8 +109,7 @@ class CountItems:
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The number the reply gives."""
-        value = extract_number(reply)
-        return None if value is None else f"{value:g}"
+        return number_answer(reply)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """The number in the reply equals the list's length."""
