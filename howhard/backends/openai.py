@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from howhard.backends._options import parse_options
 from howhard.errors import (
     BackendError,
     BackendRejected,
@@ -80,13 +81,6 @@ class OpenAIConfig(BaseModel):
     )
 
 
-def _config(**options: Any) -> OpenAIConfig:
-    try:
-        return OpenAIConfig(**options)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid OpenAIBackend option: {exc}") from exc
-
-
 @dataclass(frozen=True, slots=True)
 class _Reply:
     """One HTTP call's choices and reported usage."""
@@ -111,7 +105,9 @@ class OpenAIBackend:
         http_client: Any = None,
         **options: Any,
     ) -> None:
-        self.config = _config(base_url=base_url, model=model, **options)
+        self.config = parse_options(
+            OpenAIConfig, "OpenAIBackend", {"base_url": base_url, "model": model, **options}
+        )
         try:
             import openai
         except ImportError as exc:

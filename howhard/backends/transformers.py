@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import BackendRejected, ConfigError, missing_extra
 from howhard.models import model_name, resolve_model
@@ -69,13 +70,6 @@ class TransformersConfig(BaseModel):
     )
 
 
-def _config(**options: Any) -> TransformersConfig:
-    try:
-        return TransformersConfig(**options)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid TransformersBackend option: {exc}") from exc
-
-
 class TransformersBackend:
     """A local model, implementing ``Backend`` and ``Encoder``.
 
@@ -85,7 +79,11 @@ class TransformersBackend:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any) -> None:
-        self.config = _config(model=None if model is None else str(model), **options)
+        self.config = parse_options(
+            TransformersConfig,
+            "TransformersBackend",
+            {"model": None if model is None else str(model), **options},
+        )
         self._limiter = anyio.CapacityLimiter(self.config.max_concurrency)
         self._load_lock = threading.Lock()
         self._loaded: tuple[Any, Any, Any] | None = None  # (model, tokenizer, device)

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import (
     BackendError,
@@ -89,13 +90,6 @@ class VLLMConfig(BaseModel):
     )
 
 
-def _config(**options: Any) -> VLLMConfig:
-    try:
-        return VLLMConfig(**options)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid VLLMBackend option: {exc}") from exc
-
-
 class VLLMBackend:
     """A vLLM engine in this process, implementing ``Backend`` (and ``Encoder`` if configured).
 
@@ -104,7 +98,9 @@ class VLLMBackend:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any) -> None:
-        self.config = _config(model=None if model is None else str(model), **options)
+        self.config = parse_options(
+            VLLMConfig, "VLLMBackend", {"model": None if model is None else str(model), **options}
+        )
         self._path: str | None = None
         self._engine: Any = None
         self._pooler: Any = None

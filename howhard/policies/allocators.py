@@ -86,21 +86,46 @@ def _first_bad_index(mask: npt.NDArray[np.bool_]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
 
 
-def _as_matrix(marginals: Any) -> FloatArray:
-    """``marginals`` as a C-contiguous float64 ``(n, B)`` matrix (no copy when it already is)."""
+def _float_array(
+    name: str,
+    value: Any,
+    shape: str,
+    *,
+    ndim: int,
+    numeric_fix: str,
+    shape_fix: str,
+    contiguous: bool = True,
+) -> FloatArray:
+    """``value`` as a float64 array with ``ndim`` dimensions, or a ``ConfigError`` naming ``name``.
+
+    ``shape`` is the documented shape for messages (``"(n,)"``); the ``*_fix`` texts tell the
+    caller what to pass instead. ``contiguous`` converts with ``np.ascontiguousarray`` (C order,
+    no copy when already so; a scalar becomes shape ``(1,)``), else with ``np.asarray``.
+    """
+    convert = np.ascontiguousarray if contiguous else np.asarray
     try:
-        matrix = np.ascontiguousarray(marginals, dtype=np.float64)
+        array = convert(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"marginals must be a numeric array of shape (n, max_budget), got "
-            f"{type(marginals).__name__}; pass a numpy float array"
+            f"{name} must be a numeric array of shape {shape}, got {type(value).__name__}; "
+            f"{numeric_fix}"
         ) from exc
-    if matrix.ndim != 2:
-        raise ConfigError(
-            f"marginals must have shape (n, max_budget), got shape {matrix.shape}; "
-            "pass one row of marginal rewards per request (reshape a single row with [None, :])"
-        )
-    return matrix
+    if array.ndim != ndim:
+        raise ConfigError(f"{name} must have shape {shape}, got shape {array.shape}; {shape_fix}")
+    return array
+
+
+def _as_matrix(marginals: Any) -> FloatArray:
+    """``marginals`` as a C-contiguous float64 ``(n, B)`` matrix (no copy when it already is)."""
+    return _float_array(
+        "marginals",
+        marginals,
+        "(n, max_budget)",
+        ndim=2,
+        numeric_fix="pass a numpy float array",
+        shape_fix="pass one row of marginal rewards per request "
+        "(reshape a single row with [None, :])",
+    )
 
 
 def _check_rows(matrix: FloatArray, first: int = 0) -> FloatArray:
@@ -462,17 +487,14 @@ def allocate_success_prob(
 
 
 def _validate_probabilities(p: Any) -> FloatArray:
-    try:
-        probs = np.ascontiguousarray(p, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"p must be a numeric array of shape (n,), got {type(p).__name__}; "
-            "pass success probabilities as a numpy float array"
-        ) from exc
-    if probs.ndim != 1:
-        raise ConfigError(
-            f"p must have shape (n,), got shape {probs.shape}; pass one probability per request"
-        )
+    probs = _float_array(
+        "p",
+        p,
+        "(n,)",
+        ndim=1,
+        numeric_fix="pass success probabilities as a numpy float array",
+        shape_fix="pass one probability per request",
+    )
     # min/max propagate NaN, so two reductions prove every entry lies in [0, 1].
     if probs.size and not (probs.min() >= 0.0 and probs.max() <= 1.0):
         index = int(np.argmax(~((probs >= 0.0) & (probs <= 1.0))))
@@ -830,17 +852,15 @@ class OfflineAllocator:
 
 
 def _validate_scores(scores: Any) -> FloatArray:
-    try:
-        score = np.asarray(scores, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"scores must be a numeric array of shape (n,), got {type(scores).__name__}; "
-            "pass one float score per request"
-        ) from exc
-    if score.ndim != 1:
-        raise ConfigError(
-            f"scores must have shape (n,), got shape {score.shape}; pass one score per request"
-        )
+    score = _float_array(
+        "scores",
+        scores,
+        "(n,)",
+        ndim=1,
+        numeric_fix="pass one float score per request",
+        shape_fix="pass one score per request",
+        contiguous=False,
+    )
     if not np.isfinite(score).all():
         index = int(np.argmax(~np.isfinite(score)))
         raise ConfigError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["extract_letter", "extract_number", "first_mention", "mentions"]
+__all__ = ["extract_letter", "extract_number", "first_mention", "mentions", "number_answer"]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 # Ordered by how explicitly they mark an answer; within one pattern the last match wins, since
@@ -35,6 +35,12 @@ def extract_number(reply: str) -> float | None:
         if matches:
             return float(matches[-1])
     return None
+
+
+def number_answer(reply: str) -> str | None:
+    """The number the reply gives, formatted canonically so that votes agree (``15`` = ``15.0``)."""
+    value = extract_number(reply)
+    return None if value is None else f"{value:g}"
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from howhard.tasks.base import Question
-from howhard.tasks.extract import extract_number
+from howhard.tasks.extract import extract_number, number_answer
 
 __all__ = [
     "Addition",
@@ -63,8 +63,7 @@ class _NumericFamily:
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The extracted number, formatted canonically (``15`` and ``15.0`` agree)."""
-        value = extract_number(reply)
-        return None if value is None else f"{value:g}"
+        return number_answer(reply)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """Whether the number extracted from ``reply`` equals the reference."""
@@ -146,8 +145,7 @@ class Comparison(_NumericFamily):
             for match in pattern.finditer(reply):
                 if match.group(1) in options:
                     return match.group(1)
-        value = extract_number(reply)
-        return None if value is None else f"{value:g}"
+        return number_answer(reply)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """The option the reply names as the larger (smaller) one is the reference."""

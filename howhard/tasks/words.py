@@ -11,7 +11,13 @@ import re
 from collections.abc import Sequence
 
 from howhard.tasks.base import Question
-from howhard.tasks.extract import extract_letter, extract_number, first_mention, mentions
+from howhard.tasks.extract import (
+    extract_letter,
+    extract_number,
+    first_mention,
+    mentions,
+    number_answer,
+)
 
 __all__ = [
     "Capitals",
@@ -75,6 +81,12 @@ def _content_word(reply: str, prompt: str) -> str | None:
     return None
 
 
+def _content_word_accepted(reply: str, reference: str, prompt: str) -> bool:
+    """The reply's first content word is one of the ``|``-separated accepted answers."""
+    answer = _content_word(reply, prompt)
+    return answer is not None and answer in reference.lower().split("|")
+
+
 _FRUITS = _split("apple banana cherry grape lemon mango orange peach pear plum melon kiwi")
 
 
@@ -103,8 +115,7 @@ class CountItems:
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The number the reply gives."""
-        value = extract_number(reply)
-        return None if value is None else f"{value:g}"
+        return number_answer(reply)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """The number in the reply equals the list's length."""
@@ -287,8 +298,7 @@ class Opposites:
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """An accepted antonym is named in the reply. (the reply's first content word)."""
-        answer = _content_word(reply, prompt)
-        return answer is not None and answer in reference.lower().split("|")
+        return _content_word_accepted(reply, reference, prompt)
 
 
 _REGULAR = _split(
@@ -329,5 +339,4 @@ class Plurals:
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """The plural form is named in the reply. (the reply's first content word)."""
-        answer = _content_word(reply, prompt)
-        return answer is not None and answer in reference.lower().split("|")
+        return _content_word_accepted(reply, reference, prompt)
