@@ -96,12 +96,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _quiet_logs() -> None:
-    """The demo prints its own table; the scheduler's per-request debug events would bury it."""
+    """The demo prints its own table; engine start-up logs and per-request events would bury it.
+
+    The environment variables are defaults only (a user's own setting wins) and are read by the
+    engine processes vLLM spawns, which is why they are set rather than configured in-process.
+    """
     import logging
+    import os
 
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    # Library deprecation notices (torch, vLLM) in spawned engine processes, not ours to fix.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
 
 
 async def _main(args: argparse.Namespace, out: TextIO) -> int:
