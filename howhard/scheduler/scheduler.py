@@ -650,7 +650,10 @@ class Scheduler:
                     )
                     outcome = await self._procedure.run(request, reservation.budget, context)
                     usage = context.usage_with_units(reservation.budget)
-                    await self._ledger.settle(reservation, usage)
+                    # Shielded: a cancellation landing inside an async ledger's settle, after it
+                    # committed, would otherwise have the finally block refund it a second time.
+                    with self._scope_type(shield=True):
+                        await self._ledger.settle(reservation, usage)
                     reservation = None
                     metadata = outcome.metadata
                     if job.budget != usage.units:

@@ -430,3 +430,36 @@ async def test_chaos_faults_cancellations_quotas_and_shutdown_keep_the_books_str
     for spend in stats.spend.values():
         assert spend.reserved == Usage() and spend.open_reservations == 0
     assert stats.spend["capped"].settled.units <= 150
+
+
+async def test_cancellation_during_an_async_settle_neither_double_closes_nor_crashes() -> None:
+    # A networked ledger awaits inside settle; a caller cancelled after the charge was
+    # committed must not make the scheduler refund the same reservation a second time.
+    committed = anyio.Event()
+
+    class AckingLedger(InMemoryLedger):
+        async def settle(self, reservation: Reservation, usage: Usage) -> None:
+            await super().settle(reservation, usage)
+            committed.set()
+            await anyio.sleep(0.01)  # the store's acknowledgement
+
+    ledger = AckingLedger()
+    async with Scheduler(
+        backend=ScriptedBackend({"q": "The answer is 3."}),
+        average_budget=1,
+        ledger=ledger,
+        batching=BatchingConfig(max_wait_s=0.0),
+    ) as scheduler:
+        async with anyio.create_task_group() as tg:
+
+            async def caller() -> None:
+                await scheduler.submit("q")
+
+            tg.start_soon(caller)
+            await committed.wait()
+            tg.cancel_scope.cancel()
+        result = await scheduler.submit("q")
+    assert result.answer == "3"
+    spend = ledger.snapshot()["default"]
+    assert spend.open_reservations == 0 and spend.reserved == Usage()
+    assert spend.settled.units == 2
