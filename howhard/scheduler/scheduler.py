@@ -418,27 +418,19 @@ class Scheduler:
         return _Job(request, request.params or self.config.params, timeout, self._event_type())
 
     async def _enqueue_and_wait(self, job: _Job, *, wait_for_space: bool) -> Result:
-        assert self._send is not None
         try:
-            try:
-                try:
-                    self._send.send_nowait(job)
-                except anyio.WouldBlock:
-                    if not wait_for_space:
-                        self._resolve(
-                            job,
-                            error=QueueFull(
-                                f"the submission queue is full (max_queue="
-                                f"{self.config.max_queue}); retry later, use submit() to wait, "
-                                "or raise max_queue"
-                            ),
-                        )
-                    else:
-                        await self._send.send(job)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                # Closed while this caller waited for queue space.
-                self._resolve(job, error=self._closed_error(job))
-            await job.done.wait()
+            if job.deadline == math.inf:
+                await self._send_and_wait(job, wait_for_space=wait_for_space)
+            else:
+                # The deadline covers waiting for queue space, in the queue and behind the
+                # policy too, not just execution (whose own scope shares this deadline).
+                with self._scope_type(deadline=job.deadline):
+                    await self._send_and_wait(job, wait_for_space=wait_for_space)
+                if not job.resolved:
+                    if job.scope is None:  # never started: fail it here, nothing to refund
+                        self._resolve(job, error=self._timeout_error(job))
+                    else:  # running: its scope is expiring too and resolves it (with refund)
+                        await job.done.wait()
         except BaseException:
             # The caller was cancelled (or interrupted): its request must not run on.
             self._cancel(job)
@@ -447,6 +439,28 @@ class Scheduler:
             raise job.error
         assert job.result is not None
         return job.result
+
+    async def _send_and_wait(self, job: _Job, *, wait_for_space: bool) -> None:
+        assert self._send is not None
+        try:
+            try:
+                self._send.send_nowait(job)
+            except anyio.WouldBlock:
+                if not wait_for_space:
+                    self._resolve(
+                        job,
+                        error=QueueFull(
+                            f"the submission queue is full (max_queue="
+                            f"{self.config.max_queue}); retry later, use submit() to wait, "
+                            "or raise max_queue"
+                        ),
+                    )
+                else:
+                    await self._send.send(job)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            # Closed while this caller waited for queue space.
+            self._resolve(job, error=self._closed_error(job))
+        await job.done.wait()
 
     def _closed_error(self, job: _Job) -> SchedulerClosed:
         return SchedulerClosed(

@@ -463,3 +463,32 @@ async def test_cancellation_during_an_async_settle_neither_double_closes_nor_cra
     spend = ledger.snapshot()["default"]
     assert spend.open_reservations == 0 and spend.reserved == Usage()
     assert spend.settled.units == 2
+
+
+async def test_deadline_fires_while_the_request_waits_behind_busy_workers() -> None:
+    release = anyio.Event()
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        if prompt == "slow":
+            await release.wait()
+        return ["The answer is 3."] * n
+
+    backend = ScriptedBackend(handler)
+    async with Scheduler(
+        backend=backend,
+        average_budget=1,
+        max_concurrency=1,
+        batching=BatchingConfig(max_wait_s=0.0),
+    ) as scheduler:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scheduler.submit, "slow")
+            while not backend.calls:
+                await anyio.lowlevel.checkpoint()
+            # The only worker is busy: the queued request must still fail at its deadline.
+            with anyio.fail_after(5), pytest.raises(RequestTimeout, match=r"timeout_s=0.01"):
+                await scheduler.submit("queued", timeout_s=0.01)
+            release.set()
+        stats = scheduler.stats()
+    assert [call.prompt for call in backend.calls] == ["slow"]
+    assert (stats.completed, stats.failed) == (1, 1)
+    assert stats.spend["default"].open_reservations == 0
