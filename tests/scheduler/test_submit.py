@@ -1,5 +1,6 @@
 """Scheduler.submit: results, per-request options, batching, lifecycle, backpressure, events."""
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -416,3 +417,16 @@ async def test_quota_and_retry_events_are_emitted(log_events: list[dict[str, Any
     assert retry["error"] == "RateLimited" and retry["attempt"] == 1
     rejected = next(e for e in log_events if e["event"] == "quota.rejected")
     assert rejected["tenant"] == "a" and rejected["budget"] == 1
+
+
+def test_an_infinite_carry_limit_is_a_config_error_not_a_crash_in_the_batcher() -> None:
+    with pytest.raises(ConfigError, match="carry_limit"):
+        Scheduler(
+            backend=answering("1"), config=SchedulerConfig(average_budget=1, carry_limit=math.inf)
+        )
+
+
+@pytest.mark.parametrize("field", ["input_per_mtok", "output_per_mtok", "per_second"])
+def test_an_infinite_price_is_a_config_error(field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        Price(**{field: math.inf})
