@@ -123,6 +123,11 @@ class CallContext:
                     f"backend {target.model!r} raised {type(exc).__name__}: {exc}; "
                     "backends should translate their errors into howhard.errors"
                 ) from exc
+            if not isinstance(generation, Generation):
+                raise BackendError(
+                    f"backend {target.model!r} returned {type(generation).__name__}, not a "
+                    "Generation; Backend.generate must return howhard.types.Generation"
+                )
             prompt_tokens = generation.prompt_tokens
             completion_tokens = generation.completion_tokens
             self._prompt_tokens += prompt_tokens

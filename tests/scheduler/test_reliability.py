@@ -492,3 +492,20 @@ async def test_deadline_fires_while_the_request_waits_behind_busy_workers() -> N
     assert [call.prompt for call in backend.calls] == ["slow"]
     assert (stats.completed, stats.failed) == (1, 1)
     assert stats.spend["default"].open_reservations == 0
+
+
+async def test_a_backend_returning_garbage_fails_the_request_with_backend_error() -> None:
+    class Broken:
+        model = "broken"
+
+        async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Any:
+            return None  # not a Generation
+
+        async def aclose(self) -> None:
+            pass
+
+    async with Scheduler(backend=Broken(), average_budget=1) as scheduler:
+        with pytest.raises(BackendError, match=r"'broken' returned NoneType, not a Generation"):
+            await scheduler.submit("q")
+        spend = scheduler.stats().spend["default"]
+    assert spend.open_reservations == 0 and spend.settled == Usage()
