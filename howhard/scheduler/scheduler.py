@@ -381,6 +381,14 @@ class Scheduler:
             raise SchedulerClosed(
                 f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
             )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidRequest(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+        ):
+            raise InvalidRequest(
+                f"timeout_s must be a number of seconds or None, got {timeout_s!r}"
+            )
         if isinstance(prompt_or_request, Request):
             overrides: dict[str, Any] = {
                 key: value
@@ -400,7 +408,7 @@ class Scheduler:
         elif isinstance(prompt_or_request, str):
             request = Request(
                 prompt=prompt_or_request,
-                tenant=tenant or "default",
+                tenant=tenant if tenant is not None else "default",
                 reference=reference,
                 params=params,
                 metadata=metadata or {},
@@ -409,6 +417,10 @@ class Scheduler:
             raise InvalidRequest(
                 "submit() takes a prompt string or a Request, "
                 f"got {type(prompt_or_request).__name__}"
+            )
+        if request.params is not None and not isinstance(request.params, GenerationParams):
+            raise InvalidRequest(
+                f"params must be a GenerationParams, got {type(request.params).__name__}"
             )
         self._ledger.check_tenant(request.tenant)  # unknown tenants fail here, changing nothing
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
