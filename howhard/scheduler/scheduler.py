@@ -708,7 +708,17 @@ class Scheduler:
             self._in_flight -= 1
             if reservation is not None:
                 with anyio.CancelScope(shield=True):
-                    await self._ledger.refund(reservation)
+                    try:
+                        await self._ledger.refund(reservation)
+                    except Exception as exc:
+                        # A remote store may fail here; the caller must still get its outcome
+                        # and the other requests their workers, so log it rather than crash.
+                        self._log.error(
+                            "ledger.refund_failed",
+                            tenant=request.tenant,
+                            reservation=reservation.id,
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
             if not job.cancelled:
                 self._resolve(job, result, error)
                 self._log_outcome(job, result, error)

@@ -509,3 +509,21 @@ async def test_a_backend_returning_garbage_fails_the_request_with_backend_error(
             await scheduler.submit("q")
         spend = scheduler.stats().spend["default"]
     assert spend.open_reservations == 0 and spend.settled == Usage()
+
+
+async def test_a_failing_ledger_refund_still_resolves_the_request_and_spares_the_scheduler(
+    log_events: list[dict[str, Any]],
+) -> None:
+    class FlakyStore(InMemoryLedger):
+        async def refund(self, reservation: Reservation) -> None:
+            raise ConnectionError("quota store unreachable")
+
+    backend = ScriptedBackend({"q": "The answer is 3."}, faults=[BackendRejected("400")])
+    async with Scheduler(
+        backend=backend, average_budget=1, ledger=FlakyStore(), retry=FAST_RETRY
+    ) as scheduler:
+        with anyio.fail_after(5), pytest.raises(BackendRejected):
+            await scheduler.submit("q")
+        assert (await scheduler.submit("q")).answer == "3"  # still serving
+    failed = [event for event in log_events if event["event"] == "ledger.refund_failed"]
+    assert len(failed) == 1 and "ConnectionError" in failed[0]["error"]
