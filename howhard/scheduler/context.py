@@ -130,6 +130,13 @@ class CallContext:
                 )
             prompt_tokens = generation.prompt_tokens
             completion_tokens = generation.completion_tokens
+            if prompt_tokens < 0 or any(c.tokens < 0 for c in generation.completions):
+                # Settled as is, negative usage would credit the tenant's quota.
+                raise BackendError(
+                    f"backend {target.model!r} reported negative token counts (prompt "
+                    f"{prompt_tokens}, completions {[c.tokens for c in generation.completions]})"
+                    "; token counts must be >= 0"
+                )
             self._prompt_tokens += prompt_tokens
             self._completion_tokens += completion_tokens
             self._cost += self._price(target.model).cost(

@@ -25,7 +25,7 @@ from howhard.errors import (
     RequestTimeout,
 )
 from howhard.scheduler import InMemoryLedger, Reservation
-from howhard.types import GenerationParams, Result, Usage
+from howhard.types import Completion, Generation, GenerationParams, Result, Usage
 
 pytestmark = pytest.mark.anyio
 
@@ -527,3 +527,22 @@ async def test_a_failing_ledger_refund_still_resolves_the_request_and_spares_the
         assert (await scheduler.submit("q")).answer == "3"  # still serving
     failed = [event for event in log_events if event["event"] == "ledger.refund_failed"]
     assert len(failed) == 1 and "ConnectionError" in failed[0]["error"]
+
+
+async def test_negative_token_counts_from_a_backend_never_credit_a_quota() -> None:
+    class Miscounting:
+        model = "miscounting"
+
+        async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
+            done = Completion(text="The answer is 3.", tokens=-500)
+            return Generation(completions=(done,) * n, prompt_tokens=-100)
+
+        async def aclose(self) -> None:
+            pass
+
+    ledger = InMemoryLedger(default_quota=QuotaConfig(tokens=10_000))
+    async with Scheduler(backend=Miscounting(), average_budget=1, ledger=ledger) as scheduler:
+        with pytest.raises(BackendError, match=r"negative token counts"):
+            await scheduler.submit("q")
+    spend = ledger.snapshot()["default"]
+    assert spend.settled == Usage() and spend.open_reservations == 0
