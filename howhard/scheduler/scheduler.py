@@ -41,7 +41,7 @@ from howhard.errors import (
 )
 from howhard.policies.base import Policy, check_budgets
 from howhard.policies.policies import UniformPolicy
-from howhard.procedures.base import Procedure
+from howhard.procedures.base import Outcome, Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
@@ -621,6 +621,13 @@ class Scheduler:
             plan = tuple(
                 ((call.backend or default).model, call.n) for call in self._procedure.plan(budget)
             )
+            for _, n in plan:
+                # A negative n would reserve a negative worst case: a credit against the quota.
+                if type(n) is not int or n < 0:
+                    raise UsageError(
+                        f"{type(self._procedure).__name__}.plan({budget}) planned n={n!r}; "
+                        "each PlannedCall.n must be an int >= 0"
+                    )
             if len(self._plans) < 4096:
                 self._plans[budget] = plan
         return plan
@@ -675,6 +682,11 @@ class Scheduler:
                         log=self._log,
                     )
                     outcome = await self._procedure.run(request, reservation.budget, context)
+                    if not isinstance(outcome, Outcome):
+                        raise UsageError(
+                            f"{type(self._procedure).__name__}.run returned "
+                            f"{type(outcome).__name__}; a procedure returns an Outcome"
+                        )
                     usage = context.usage_with_units(reservation.budget)
                     # Shielded: a cancellation landing inside an async ledger's settle, after it
                     # committed, would otherwise have the finally block refund it a second time.

@@ -23,7 +23,9 @@ from howhard.errors import (
     QuotaExceeded,
     RateLimited,
     RequestTimeout,
+    UsageError,
 )
+from howhard.procedures import Context, Outcome, PlannedCall
 from howhard.scheduler import InMemoryLedger, Reservation
 from howhard.types import Completion, Generation, GenerationParams, Result, Usage
 
@@ -546,3 +548,41 @@ async def test_negative_token_counts_from_a_backend_never_credit_a_quota() -> No
             await scheduler.submit("q")
     spend = ledger.snapshot()["default"]
     assert spend.settled == Usage() and spend.open_reservations == 0
+
+
+class _BrokenProcedure:
+    """A plug-in procedure breaking its contract in one of two ways."""
+
+    def __init__(self, *, planned_n: int = 1, outcome: object = None) -> None:
+        self.planned_n = planned_n
+        self.outcome = outcome
+
+    def plan(self, budget: int) -> Sequence[PlannedCall]:
+        return [PlannedCall(None, self.planned_n)]
+
+    async def run(self, request: Request, budget: int, context: Context) -> Outcome:
+        await context.generate(request.prompt, n=1)
+        return self.outcome  # type: ignore[return-value]  # the contract violation under test
+
+
+async def test_a_procedure_planning_negative_samples_is_refused_before_it_reserves() -> None:
+    ledger = InMemoryLedger(default_quota=QuotaConfig(tokens=10_000))
+    backend = ScriptedBackend()
+    async with Scheduler(
+        backend=backend, average_budget=1, ledger=ledger, procedure=_BrokenProcedure(planned_n=-50)
+    ) as scheduler:
+        with pytest.raises(UsageError, match=r"_BrokenProcedure.plan\(1\) planned n=-50"):
+            await scheduler.submit("q")
+    assert not backend.calls
+    assert ledger.snapshot()["default"].open_reservations == 0
+
+
+async def test_a_procedure_returning_something_other_than_an_outcome_fails_typed() -> None:
+    ledger = InMemoryLedger()
+    async with Scheduler(
+        backend=ScriptedBackend(), average_budget=1, ledger=ledger, procedure=_BrokenProcedure()
+    ) as scheduler:
+        with pytest.raises(UsageError, match=r"_BrokenProcedure.run returned NoneType"):
+            await scheduler.submit("q")
+    spend = ledger.snapshot()["default"]
+    assert spend.open_reservations == 0 and spend.settled == Usage()
