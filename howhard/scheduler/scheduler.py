@@ -510,15 +510,21 @@ class Scheduler:
         batching = self.config.batching
         try:
             while True:
-                batch = await next_batch(
-                    self._receive,
-                    max_batch_size=batching.max_batch_size,
-                    max_wait_s=batching.max_wait_s,
-                    arrival=_submitted_at,
-                )
-                if batch is None:
-                    return
+                # Filled in place: if the scheduler is cancelled while this batch is open (or
+                # being allocated), its jobs are off the queue and only this list can fail them.
+                batch: list[_Job] = []
                 try:
+                    if (
+                        await next_batch(
+                            self._receive,
+                            max_batch_size=batching.max_batch_size,
+                            max_wait_s=batching.max_wait_s,
+                            arrival=_submitted_at,
+                            into=batch,
+                        )
+                        is None
+                    ):
+                        return
                     await self._allocate_and_dispatch(batch)
                 except BaseException:
                     for job in batch:

@@ -23,6 +23,7 @@ from howhard.errors import (
     QuotaExceeded,
     RateLimited,
     RequestTimeout,
+    SchedulerClosed,
     UsageError,
 )
 from howhard.procedures import Context, Outcome, PlannedCall
@@ -586,3 +587,32 @@ async def test_a_procedure_returning_something_other_than_an_outcome_fails_typed
             await scheduler.submit("q")
     spend = ledger.snapshot()["default"]
     assert spend.open_reservations == 0 and spend.settled == Usage()
+
+
+async def test_a_cancelled_host_fails_the_batch_still_being_gathered() -> None:
+    # The scheduler's tasks are cancelled together with the `async with` body by an outer
+    # scope; a caller in another task must still hear about the request the batcher held.
+    outcomes: list[BaseException] = []
+    async with anyio.create_task_group() as callers:
+        with anyio.CancelScope() as host:
+            async with Scheduler(
+                backend=ScriptedBackend(),
+                average_budget=1,
+                batching=BatchingConfig(max_batch_size=8, max_wait_s=60.0),
+            ) as scheduler:
+
+                async def caller() -> None:
+                    try:
+                        await scheduler.submit("q")
+                    except SchedulerClosed as exc:
+                        outcomes.append(exc)
+
+                callers.start_soon(caller)
+                while scheduler.stats().submitted == 0 or scheduler.stats().queued:
+                    await anyio.lowlevel.checkpoint()  # until the batcher holds the request
+                host.cancel()
+                await anyio.sleep_forever()
+        with anyio.fail_after(5):
+            while not outcomes:
+                await anyio.lowlevel.checkpoint()
+    assert len(outcomes) == 1
