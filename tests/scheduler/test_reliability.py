@@ -616,3 +616,17 @@ async def test_a_cancelled_host_fails_the_batch_still_being_gathered() -> None:
             while not outcomes:
                 await anyio.lowlevel.checkpoint()
     assert len(outcomes) == 1
+
+
+async def test_a_retry_that_could_only_start_after_the_deadline_fails_at_once() -> None:
+    # Sleeping out a 60 s Retry-After under a 5 s deadline would hold a worker and the
+    # reservation for 5 s only to time out; the caller gets the server's answer now.
+    backend = ScriptedBackend(faults=[RateLimited("429", retry_after=60.0)])
+    async with Scheduler(
+        backend=backend, average_budget=1, request_timeout_s=5.0, retry=FAST_RETRY
+    ) as scheduler:
+        with anyio.fail_after(2), pytest.raises(RateLimited) as caught:
+            await scheduler.submit("q")
+        spend = scheduler.stats().spend["default"]
+    assert caught.value.retry_after == 60.0
+    assert len(backend.calls) == 1 and spend.open_reservations == 0
