@@ -78,14 +78,15 @@ class Price(_Config):
     """What one backend/model costs, in the ledger's currency (dollars by default)."""
 
     input_per_mtok: float = Field(
-        default=0.0, ge=0.0, description="Price per million prompt tokens."
+        default=0.0, ge=0.0, allow_inf_nan=False, description="Price per million prompt tokens."
     )
     output_per_mtok: float = Field(
-        default=0.0, ge=0.0, description="Price per million generated tokens."
+        default=0.0, ge=0.0, allow_inf_nan=False, description="Price per million generated tokens."
     )
     per_second: float = Field(
         default=0.0,
         ge=0.0,
+        allow_inf_nan=False,
         description="Price per second of backend time (self-hosted engines); reserved up front "
         "only for requests with a timeout.",
     )
@@ -152,6 +153,7 @@ class SchedulerConfig(_Config):
     carry_limit: float | None = Field(
         default=None,
         ge=0.0,
+        allow_inf_nan=False,
         description="Most unspent units carried to later batches; None = one full batch's worth.",
     )
     prompt_overhead_tokens: int = Field(

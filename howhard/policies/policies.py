@@ -127,10 +127,23 @@ class AdaptivePolicy:
         if self.monotone:
             marginals = np.minimum.accumulate(marginals, axis=1)
         if isinstance(self.allocator, OnlineAllocatorLike):
-            budgets = np.asarray(self.allocator.allocate(marginals, total_budget))
+            budgets = _integer_budgets(self.allocator.allocate(marginals, total_budget), self)
             return [int(b) for b in budgets]
-        budgets = np.asarray(self.allocator.budgets(self._score_fn(marginals)), dtype=np.int64)
+        budgets = _integer_budgets(self.allocator.budgets(self._score_fn(marginals)), self)
         return trim_to_total(budgets, marginals, total_budget)
+
+
+def _integer_budgets(values: object, policy: AdaptivePolicy) -> npt.NDArray[np.int64]:
+    # int() or an int64 cast would silently floor 1.7 to 1 (and turn NaN into garbage).
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu" and not (
+        array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all()
+    ):
+        raise PolicyError(
+            f"{type(policy.allocator).__name__} returned non-integer budgets "
+            f"{array.tolist()!r}; an allocator returns whole units (an integer array)"
+        )
+    return array.astype(np.int64)
 
 
 def trim_to_total(

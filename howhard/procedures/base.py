@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from howhard.backends.base import Backend
+from howhard.errors import HowhardError, ScoringError
+from howhard.scoring.base import AnswerExtractor
 from howhard.types import Candidate, Generation, GenerationParams, Request
 
 __all__ = ["Context", "Outcome", "PlannedCall", "Procedure"]
@@ -70,3 +72,26 @@ class Procedure(Protocol):
     async def run(self, request: Request, budget: int, context: Context) -> Outcome:
         """Make (at most) the planned calls through ``context`` and pick the answer."""
         ...
+
+
+def extract_checked(extractor: AnswerExtractor, text: str) -> str | None:
+    """``extractor(text)``, with a plug-in's own failure or non-string answer as ``ScoringError``.
+
+    Procedures call this so a buggy extractor fails its request with a typed error naming it.
+    """
+    name = getattr(extractor, "__name__", type(extractor).__name__)
+    try:
+        answer = extractor(text)
+    except HowhardError:
+        raise
+    except Exception as exc:
+        raise ScoringError(
+            f"answer extractor {name} raised {type(exc).__name__}: {exc}; "
+            "return None when a text has no answer"
+        ) from exc
+    if answer is not None and not isinstance(answer, str):
+        raise ScoringError(
+            f"answer extractor {name} returned {answer!r} ({type(answer).__name__}); "
+            "return a str or None"
+        )
+    return answer

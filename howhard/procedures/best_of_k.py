@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
-from howhard.errors import ScoringError
-from howhard.procedures.base import Context, Outcome, PlannedCall
+from howhard.errors import HowhardError, ScoringError
+from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer
 from howhard.types import Candidate, Request
@@ -48,23 +49,30 @@ class BestOfK:
         completions = generation.completions
         if not completions:
             raise ScoringError(f"backend returned no completions for n={budget}")
-        scores = await self.scorer.score(request, completions)
+        name = type(self.scorer).__name__
+        try:
+            scores = list(await self.scorer.score(request, completions))
+        except HowhardError:
+            raise
+        except Exception as exc:
+            raise ScoringError(f"{name}.score raised {type(exc).__name__}: {exc}") from exc
         if len(scores) != len(completions):
             raise ScoringError(
-                f"{type(self.scorer).__name__} returned {len(scores)} scores for "
+                f"{name} returned {len(scores)} scores for "
                 f"{len(completions)} completions; return one score per completion"
             )
-        candidates = []
+        candidates: list[Candidate] = []
         best = 0
         for i, (completion, score) in enumerate(zip(completions, scores, strict=True)):
-            if not math.isfinite(score) and score != -math.inf:
+            if not isinstance(score, numbers.Real) or (
+                not math.isfinite(score) and score != -math.inf
+            ):
                 raise ScoringError(
-                    f"{type(self.scorer).__name__} returned score {score!r}; scores must be "
-                    "finite (or -inf for 'unusable')"
+                    f"{name} returned score {score!r}; scores must be finite floats "
+                    "(or -inf for 'unusable')"
                 )
-            candidates.append(
-                Candidate(completion=completion, score=score, answer=self._extract(completion.text))
-            )
+            answer = extract_checked(self._extract, completion.text)
+            candidates.append(Candidate(completion=completion, score=float(score), answer=answer))
             if score > candidates[best].score:
                 best = i
         chosen = candidates[best]

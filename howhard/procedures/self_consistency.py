@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
-from howhard.procedures.base import Context, Outcome, PlannedCall
+from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor
 from howhard.scoring.extract import extract_final_answer, normalize_answer
 from howhard.types import Candidate, Request
@@ -43,7 +43,7 @@ class SelfConsistency:
         if budget == 0:
             return Outcome(answer=self.default_answer, chosen=None, abstained=True)
         generation = await context.generate(request.prompt, n=budget)
-        answers = [self._extract(c.text) for c in generation.completions]
+        answers = [extract_checked(self._extract, c.text) for c in generation.completions]
         keys = [None if a is None else self._normalize(a) for a in answers]
         votes: dict[str, int] = {}
         first: dict[str, int] = {}

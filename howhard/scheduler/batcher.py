@@ -75,6 +75,7 @@ async def next_batch(
     max_batch_size: int,
     max_wait_s: float,
     arrival: Callable[[T], float] | None = None,
+    into: list[T] | None = None,
 ) -> list[T] | None:
     """The next batch from ``receive``, or ``None`` once the stream has ended and is empty.
 
@@ -82,12 +83,16 @@ async def next_batch(
     ``time.monotonic()`` seconds; default: when the batcher received it), so time the item
     spent queued behind a busy batcher counts toward its wait. It aims to close
     ``min(TIMER_SLACK_S, max_wait_s / 2)`` before that (see the module docstring).
+
+    Items are appended to ``into`` (an empty list) as they arrive, so a caller cancelled while
+    the batch is open still holds, and can fail, the items taken off the stream.
     """
+    batch: list[T] = [] if into is None else into
     try:
         first = await receive.receive()
     except anyio.EndOfStream:
         return None
-    batch = [first]
+    batch.append(first)
     deadline = close_time(arrival(first) if arrival is not None else time.monotonic(), max_wait_s)
     while len(batch) < max_batch_size:
         try:

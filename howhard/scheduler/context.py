@@ -25,7 +25,8 @@ class CallContext:
     """Implements ``howhard.procedures.Context`` for one request.
 
     Each ``generate`` retries ``RetryableError`` with backoff up to ``retry.max_attempts``
-    (deadlines come from the enclosing cancel scope); other backend errors fail fast. Any other
+    (deadlines come from the enclosing cancel scope; a backoff that would end past the deadline
+    re-raises the error instead of sleeping); other backend errors fail fast. Any other
     exception a backend raises is translated to ``BackendError``. Usage (tokens and priced cost)
     of successful calls accumulates in ``usage``; ``units`` is left to the caller.
     """
@@ -106,6 +107,10 @@ class CallContext:
                 if attempt >= self._retry.max_attempts:
                     raise
                 delay = backoff_delay(attempt, exc, self._retry, self._random.random)
+                if anyio.current_time() + delay >= anyio.current_effective_deadline():
+                    # The retry could only start after the deadline: waiting would hold the
+                    # worker and the reservation just to time out. Report the real cause now.
+                    raise
                 if self._log is not None:
                     self._log.info(
                         "backend.retry",
@@ -123,8 +128,20 @@ class CallContext:
                     f"backend {target.model!r} raised {type(exc).__name__}: {exc}; "
                     "backends should translate their errors into howhard.errors"
                 ) from exc
+            if not isinstance(generation, Generation):
+                raise BackendError(
+                    f"backend {target.model!r} returned {type(generation).__name__}, not a "
+                    "Generation; Backend.generate must return howhard.types.Generation"
+                )
             prompt_tokens = generation.prompt_tokens
             completion_tokens = generation.completion_tokens
+            if prompt_tokens < 0 or any(c.tokens < 0 for c in generation.completions):
+                # Settled as is, negative usage would credit the tenant's quota.
+                raise BackendError(
+                    f"backend {target.model!r} reported negative token counts (prompt "
+                    f"{prompt_tokens}, completions {[c.tokens for c in generation.completions]})"
+                    "; token counts must be >= 0"
+                )
             self._prompt_tokens += prompt_tokens
             self._completion_tokens += completion_tokens
             self._cost += self._price(target.model).cost(

@@ -7,6 +7,7 @@ sleep so deadlines (cancel scopes) interrupt it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from howhard.config import RetryConfig
@@ -26,10 +27,12 @@ def backoff_delay(
     The bound doubles per attempt from ``initial_backoff_s`` up to ``max_backoff_s``; with
     ``jitter`` the delay is drawn uniformly from ``[0, bound]`` (``uniform`` returns ``[0, 1)``)
     so synchronized clients spread out. A server's ``retry_after`` hint is a floor: retrying
-    earlier than it asked only earns another 429.
+    earlier than it asked only earns another 429. A non-finite hint is ignored.
     """
     bound = min(config.max_backoff_s, config.initial_backoff_s * 2.0 ** (attempt - 1))
     delay = bound * uniform() if config.jitter else bound
-    if isinstance(error, RateLimited) and error.retry_after is not None:
-        delay = max(delay, error.retry_after)
+    hint = error.retry_after if isinstance(error, RateLimited) else None
+    # A non-finite hint ("Retry-After: inf" parses as a float) is no hint: never sleep forever.
+    if hint is not None and math.isfinite(hint):
+        delay = max(delay, hint)
     return delay

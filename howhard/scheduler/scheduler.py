@@ -41,7 +41,7 @@ from howhard.errors import (
 )
 from howhard.policies.base import Policy, check_budgets
 from howhard.policies.policies import UniformPolicy
-from howhard.procedures.base import Procedure
+from howhard.procedures.base import Outcome, Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
@@ -381,6 +381,14 @@ class Scheduler:
             raise SchedulerClosed(
                 f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
             )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidRequest(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+        ):
+            raise InvalidRequest(
+                f"timeout_s must be a number of seconds or None, got {timeout_s!r}"
+            )
         if isinstance(prompt_or_request, Request):
             overrides: dict[str, Any] = {
                 key: value
@@ -400,7 +408,7 @@ class Scheduler:
         elif isinstance(prompt_or_request, str):
             request = Request(
                 prompt=prompt_or_request,
-                tenant=tenant or "default",
+                tenant=tenant if tenant is not None else "default",
                 reference=reference,
                 params=params,
                 metadata=metadata or {},
@@ -410,6 +418,10 @@ class Scheduler:
                 "submit() takes a prompt string or a Request, "
                 f"got {type(prompt_or_request).__name__}"
             )
+        if request.params is not None and not isinstance(request.params, GenerationParams):
+            raise InvalidRequest(
+                f"params must be a GenerationParams, got {type(request.params).__name__}"
+            )
         self._ledger.check_tenant(request.tenant)  # unknown tenants fail here, changing nothing
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
         if timeout is not None and not timeout > 0:
@@ -418,27 +430,19 @@ class Scheduler:
         return _Job(request, request.params or self.config.params, timeout, self._event_type())
 
     async def _enqueue_and_wait(self, job: _Job, *, wait_for_space: bool) -> Result:
-        assert self._send is not None
         try:
-            try:
-                try:
-                    self._send.send_nowait(job)
-                except anyio.WouldBlock:
-                    if not wait_for_space:
-                        self._resolve(
-                            job,
-                            error=QueueFull(
-                                f"the submission queue is full (max_queue="
-                                f"{self.config.max_queue}); retry later, use submit() to wait, "
-                                "or raise max_queue"
-                            ),
-                        )
-                    else:
-                        await self._send.send(job)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                # Closed while this caller waited for queue space.
-                self._resolve(job, error=self._closed_error(job))
-            await job.done.wait()
+            if job.deadline == math.inf:
+                await self._send_and_wait(job, wait_for_space=wait_for_space)
+            else:
+                # The deadline covers waiting for queue space, in the queue and behind the
+                # policy too, not just execution (whose own scope shares this deadline).
+                with self._scope_type(deadline=job.deadline):
+                    await self._send_and_wait(job, wait_for_space=wait_for_space)
+                if not job.resolved:
+                    if job.scope is None:  # never started: fail it here, nothing to refund
+                        self._resolve(job, error=self._timeout_error(job))
+                    else:  # running: its scope is expiring too and resolves it (with refund)
+                        await job.done.wait()
         except BaseException:
             # The caller was cancelled (or interrupted): its request must not run on.
             self._cancel(job)
@@ -447,6 +451,28 @@ class Scheduler:
             raise job.error
         assert job.result is not None
         return job.result
+
+    async def _send_and_wait(self, job: _Job, *, wait_for_space: bool) -> None:
+        assert self._send is not None
+        try:
+            try:
+                self._send.send_nowait(job)
+            except anyio.WouldBlock:
+                if not wait_for_space:
+                    self._resolve(
+                        job,
+                        error=QueueFull(
+                            f"the submission queue is full (max_queue="
+                            f"{self.config.max_queue}); retry later, use submit() to wait, "
+                            "or raise max_queue"
+                        ),
+                    )
+                else:
+                    await self._send.send(job)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            # Closed while this caller waited for queue space.
+            self._resolve(job, error=self._closed_error(job))
+        await job.done.wait()
 
     def _closed_error(self, job: _Job) -> SchedulerClosed:
         return SchedulerClosed(
@@ -484,15 +510,21 @@ class Scheduler:
         batching = self.config.batching
         try:
             while True:
-                batch = await next_batch(
-                    self._receive,
-                    max_batch_size=batching.max_batch_size,
-                    max_wait_s=batching.max_wait_s,
-                    arrival=_submitted_at,
-                )
-                if batch is None:
-                    return
+                # Filled in place: if the scheduler is cancelled while this batch is open (or
+                # being allocated), its jobs are off the queue and only this list can fail them.
+                batch: list[_Job] = []
                 try:
+                    if (
+                        await next_batch(
+                            self._receive,
+                            max_batch_size=batching.max_batch_size,
+                            max_wait_s=batching.max_wait_s,
+                            arrival=_submitted_at,
+                            into=batch,
+                        )
+                        is None
+                    ):
+                        return
                     await self._allocate_and_dispatch(batch)
                 except BaseException:
                     for job in batch:
@@ -595,6 +627,13 @@ class Scheduler:
             plan = tuple(
                 ((call.backend or default).model, call.n) for call in self._procedure.plan(budget)
             )
+            for _, n in plan:
+                # A negative n would reserve a negative worst case: a credit against the quota.
+                if type(n) is not int or n < 0:
+                    raise UsageError(
+                        f"{type(self._procedure).__name__}.plan({budget}) planned n={n!r}; "
+                        "each PlannedCall.n must be an int >= 0"
+                    )
             if len(self._plans) < 4096:
                 self._plans[budget] = plan
         return plan
@@ -649,8 +688,16 @@ class Scheduler:
                         log=self._log,
                     )
                     outcome = await self._procedure.run(request, reservation.budget, context)
+                    if not isinstance(outcome, Outcome):
+                        raise UsageError(
+                            f"{type(self._procedure).__name__}.run returned "
+                            f"{type(outcome).__name__}; a procedure returns an Outcome"
+                        )
                     usage = context.usage_with_units(reservation.budget)
-                    await self._ledger.settle(reservation, usage)
+                    # Shielded: a cancellation landing inside an async ledger's settle, after it
+                    # committed, would otherwise have the finally block refund it a second time.
+                    with self._scope_type(shield=True):
+                        await self._ledger.settle(reservation, usage)
                     reservation = None
                     metadata = outcome.metadata
                     if job.budget != usage.units:
@@ -679,7 +726,17 @@ class Scheduler:
             self._in_flight -= 1
             if reservation is not None:
                 with anyio.CancelScope(shield=True):
-                    await self._ledger.refund(reservation)
+                    try:
+                        await self._ledger.refund(reservation)
+                    except Exception as exc:
+                        # A remote store may fail here; the caller must still get its outcome
+                        # and the other requests their workers, so log it rather than crash.
+                        self._log.error(
+                            "ledger.refund_failed",
+                            tenant=request.tenant,
+                            reservation=reservation.id,
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
             if not job.cancelled:
                 self._resolve(job, result, error)
                 self._log_outcome(job, result, error)

@@ -72,7 +72,11 @@ def normalize_answer(answer: str) -> str:
     number = text.replace(",", "")
     if not _PLAIN_NUMBER.match(number):
         return text  # "inf", "nan", "1e5" stay as written
-    value = float(number)
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    # On the digits, not via float(): a float overflows on long digit runs and makes distinct
+    # integers above 2**53 (or long decimals) compare equal.
+    sign = "-" if number.startswith("-") else ""
+    whole, _, fraction = number.removeprefix("-").partition(".")
+    whole = whole.lstrip("0") or "0"
+    fraction = fraction.rstrip("0")
+    digits = f"{whole}.{fraction}" if fraction else whole
+    return "0" if digits == "0" else sign + digits

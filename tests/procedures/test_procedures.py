@@ -112,3 +112,39 @@ async def test_routing_between_procedures_uses_the_default_backend() -> None:
     assert routing.plan(0) == [PlannedCall(None, 3)]
     with pytest.raises(ConfigError, match="samples must be >= 1"):
         Routing(SelfConsistency(), SelfConsistency(), samples=0)
+
+
+def _raise_value_error(*args: object) -> float:
+    raise ValueError("plugin bug")
+
+
+async def test_a_scorer_that_raises_or_returns_garbage_fails_with_scoring_error() -> None:
+    backend = scripted("The answer is 3.")
+    with pytest.raises(ScoringError, match=r"CallableScorer.score raised ValueError: plugin bug"):
+        await BestOfK(CallableScorer(_raise_value_error)).run(
+            Request(prompt="q"), 1, context(backend)
+        )
+
+    class Garbage:
+        async def score(self, request: Request, completions: Sequence[Completion]) -> list[float]:
+            return ["high"]  # type: ignore[list-item]  # the contract violation under test
+
+    with pytest.raises(ScoringError, match=r"Garbage returned score 'high'"):
+        await BestOfK(Garbage()).run(Request(prompt="q"), 1, context(backend))
+
+
+@pytest.mark.parametrize("make", [BestOfK.__name__, SelfConsistency.__name__])
+async def test_an_answer_extractor_that_raises_or_returns_garbage_fails_with_scoring_error(
+    make: str,
+) -> None:
+    backend = scripted("The answer is 3.")
+
+    def build(extractor: object) -> Procedure:
+        if make == "BestOfK":
+            return BestOfK(CallableScorer(lambda request, completion: 1.0), extractor=extractor)  # type: ignore[arg-type]
+        return SelfConsistency(extractor)  # type: ignore[arg-type]
+
+    with pytest.raises(ScoringError, match=r"answer extractor .* raised ValueError: plugin bug"):
+        await build(_raise_value_error).run(Request(prompt="q"), 1, context(backend))
+    with pytest.raises(ScoringError, match=r"answer extractor .* returned 3 \(int\)"):
+        await build(lambda text: 3).run(Request(prompt="q"), 1, context(backend))

@@ -113,6 +113,29 @@ async def test_adaptive_rejects_bad_predictions() -> None:
         AdaptivePolicy(FixedPredictor([[0.1]]), object())  # type: ignore[arg-type]
 
 
+class FractionalOnline:
+    def allocate(
+        self, marginals: npt.NDArray[np.float64], total_budget: int | None = None
+    ) -> npt.NDArray[np.int64]:
+        return np.full(len(marginals), 1.7)  # type: ignore[return-value]  # the bug under test
+
+
+class FractionalOffline:
+    def budgets(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        return np.full(len(scores), 1.7)  # type: ignore[return-value]  # the bug under test
+
+
+@pytest.mark.parametrize("allocator", [FractionalOnline(), FractionalOffline()])
+async def test_adaptive_rejects_fractional_budgets_instead_of_truncating_them(
+    allocator: object,
+) -> None:
+    policy = AdaptivePolicy(FixedPredictor([[0.5, 0.2]] * 2), allocator)  # type: ignore[arg-type]
+    with pytest.raises(
+        PolicyError, match=r"Fractional\w+ returned non-integer budgets \[1.7, 1.7\]"
+    ):
+        await policy.allocate(batch(2), 10)
+
+
 async def test_routing_sends_the_most_likely_winners_to_the_strong_model() -> None:
     predictor = FixedPredictor([[0.2], [0.9], [0.5], [0.9]])
     assert await RoutingPolicy(predictor).allocate(batch(4), 2) == [0, 1, 0, 1]

@@ -23,9 +23,12 @@ from howhard.errors import (
     QuotaExceeded,
     RateLimited,
     RequestTimeout,
+    SchedulerClosed,
+    UsageError,
 )
+from howhard.procedures import Context, Outcome, PlannedCall
 from howhard.scheduler import InMemoryLedger, Reservation
-from howhard.types import GenerationParams, Result, Usage
+from howhard.types import Completion, Generation, GenerationParams, Result, Usage
 
 pytestmark = pytest.mark.anyio
 
@@ -430,3 +433,200 @@ async def test_chaos_faults_cancellations_quotas_and_shutdown_keep_the_books_str
     for spend in stats.spend.values():
         assert spend.reserved == Usage() and spend.open_reservations == 0
     assert stats.spend["capped"].settled.units <= 150
+
+
+async def test_cancellation_during_an_async_settle_neither_double_closes_nor_crashes() -> None:
+    # A networked ledger awaits inside settle; a caller cancelled after the charge was
+    # committed must not make the scheduler refund the same reservation a second time.
+    committed = anyio.Event()
+
+    class AckingLedger(InMemoryLedger):
+        async def settle(self, reservation: Reservation, usage: Usage) -> None:
+            await super().settle(reservation, usage)
+            committed.set()
+            await anyio.sleep(0.01)  # the store's acknowledgement
+
+    ledger = AckingLedger()
+    async with Scheduler(
+        backend=ScriptedBackend({"q": "The answer is 3."}),
+        average_budget=1,
+        ledger=ledger,
+        batching=BatchingConfig(max_wait_s=0.0),
+    ) as scheduler:
+        async with anyio.create_task_group() as tg:
+
+            async def caller() -> None:
+                await scheduler.submit("q")
+
+            tg.start_soon(caller)
+            await committed.wait()
+            tg.cancel_scope.cancel()
+        result = await scheduler.submit("q")
+    assert result.answer == "3"
+    spend = ledger.snapshot()["default"]
+    assert spend.open_reservations == 0 and spend.reserved == Usage()
+    assert spend.settled.units == 2
+
+
+async def test_deadline_fires_while_the_request_waits_behind_busy_workers() -> None:
+    release = anyio.Event()
+
+    async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        if prompt == "slow":
+            await release.wait()
+        return ["The answer is 3."] * n
+
+    backend = ScriptedBackend(handler)
+    async with Scheduler(
+        backend=backend,
+        average_budget=1,
+        max_concurrency=1,
+        batching=BatchingConfig(max_wait_s=0.0),
+    ) as scheduler:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scheduler.submit, "slow")
+            while not backend.calls:
+                await anyio.lowlevel.checkpoint()
+            # The only worker is busy: the queued request must still fail at its deadline.
+            with anyio.fail_after(5), pytest.raises(RequestTimeout, match=r"timeout_s=0.01"):
+                await scheduler.submit("queued", timeout_s=0.01)
+            release.set()
+        stats = scheduler.stats()
+    assert [call.prompt for call in backend.calls] == ["slow"]
+    assert (stats.completed, stats.failed) == (1, 1)
+    assert stats.spend["default"].open_reservations == 0
+
+
+async def test_a_backend_returning_garbage_fails_the_request_with_backend_error() -> None:
+    class Broken:
+        model = "broken"
+
+        async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Any:
+            return None  # not a Generation
+
+        async def aclose(self) -> None:
+            pass
+
+    async with Scheduler(backend=Broken(), average_budget=1) as scheduler:
+        with pytest.raises(BackendError, match=r"'broken' returned NoneType, not a Generation"):
+            await scheduler.submit("q")
+        spend = scheduler.stats().spend["default"]
+    assert spend.open_reservations == 0 and spend.settled == Usage()
+
+
+async def test_a_failing_ledger_refund_still_resolves_the_request_and_spares_the_scheduler(
+    log_events: list[dict[str, Any]],
+) -> None:
+    class FlakyStore(InMemoryLedger):
+        async def refund(self, reservation: Reservation) -> None:
+            raise ConnectionError("quota store unreachable")
+
+    backend = ScriptedBackend({"q": "The answer is 3."}, faults=[BackendRejected("400")])
+    async with Scheduler(
+        backend=backend, average_budget=1, ledger=FlakyStore(), retry=FAST_RETRY
+    ) as scheduler:
+        with anyio.fail_after(5), pytest.raises(BackendRejected):
+            await scheduler.submit("q")
+        assert (await scheduler.submit("q")).answer == "3"  # still serving
+    failed = [event for event in log_events if event["event"] == "ledger.refund_failed"]
+    assert len(failed) == 1 and "ConnectionError" in failed[0]["error"]
+
+
+async def test_negative_token_counts_from_a_backend_never_credit_a_quota() -> None:
+    class Miscounting:
+        model = "miscounting"
+
+        async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
+            done = Completion(text="The answer is 3.", tokens=-500)
+            return Generation(completions=(done,) * n, prompt_tokens=-100)
+
+        async def aclose(self) -> None:
+            pass
+
+    ledger = InMemoryLedger(default_quota=QuotaConfig(tokens=10_000))
+    async with Scheduler(backend=Miscounting(), average_budget=1, ledger=ledger) as scheduler:
+        with pytest.raises(BackendError, match=r"negative token counts"):
+            await scheduler.submit("q")
+    spend = ledger.snapshot()["default"]
+    assert spend.settled == Usage() and spend.open_reservations == 0
+
+
+class _BrokenProcedure:
+    """A plug-in procedure breaking its contract in one of two ways."""
+
+    def __init__(self, *, planned_n: int = 1, outcome: object = None) -> None:
+        self.planned_n = planned_n
+        self.outcome = outcome
+
+    def plan(self, budget: int) -> Sequence[PlannedCall]:
+        return [PlannedCall(None, self.planned_n)]
+
+    async def run(self, request: Request, budget: int, context: Context) -> Outcome:
+        await context.generate(request.prompt, n=1)
+        return self.outcome  # type: ignore[return-value]  # the contract violation under test
+
+
+async def test_a_procedure_planning_negative_samples_is_refused_before_it_reserves() -> None:
+    ledger = InMemoryLedger(default_quota=QuotaConfig(tokens=10_000))
+    backend = ScriptedBackend()
+    async with Scheduler(
+        backend=backend, average_budget=1, ledger=ledger, procedure=_BrokenProcedure(planned_n=-50)
+    ) as scheduler:
+        with pytest.raises(UsageError, match=r"_BrokenProcedure.plan\(1\) planned n=-50"):
+            await scheduler.submit("q")
+    assert not backend.calls
+    assert ledger.snapshot()["default"].open_reservations == 0
+
+
+async def test_a_procedure_returning_something_other_than_an_outcome_fails_typed() -> None:
+    ledger = InMemoryLedger()
+    async with Scheduler(
+        backend=ScriptedBackend(), average_budget=1, ledger=ledger, procedure=_BrokenProcedure()
+    ) as scheduler:
+        with pytest.raises(UsageError, match=r"_BrokenProcedure.run returned NoneType"):
+            await scheduler.submit("q")
+    spend = ledger.snapshot()["default"]
+    assert spend.open_reservations == 0 and spend.settled == Usage()
+
+
+async def test_a_cancelled_host_fails_the_batch_still_being_gathered() -> None:
+    # The scheduler's tasks are cancelled together with the `async with` body by an outer
+    # scope; a caller in another task must still hear about the request the batcher held.
+    outcomes: list[BaseException] = []
+    async with anyio.create_task_group() as callers:
+        with anyio.CancelScope() as host:
+            async with Scheduler(
+                backend=ScriptedBackend(),
+                average_budget=1,
+                batching=BatchingConfig(max_batch_size=8, max_wait_s=60.0),
+            ) as scheduler:
+
+                async def caller() -> None:
+                    try:
+                        await scheduler.submit("q")
+                    except SchedulerClosed as exc:
+                        outcomes.append(exc)
+
+                callers.start_soon(caller)
+                while scheduler.stats().submitted == 0 or scheduler.stats().queued:
+                    await anyio.lowlevel.checkpoint()  # until the batcher holds the request
+                host.cancel()
+                await anyio.sleep_forever()
+        with anyio.fail_after(5):
+            while not outcomes:
+                await anyio.lowlevel.checkpoint()
+    assert len(outcomes) == 1
+
+
+async def test_a_retry_that_could_only_start_after_the_deadline_fails_at_once() -> None:
+    # Sleeping out a 60 s Retry-After under a 5 s deadline would hold a worker and the
+    # reservation for 5 s only to time out; the caller gets the server's answer now.
+    backend = ScriptedBackend(faults=[RateLimited("429", retry_after=60.0)])
+    async with Scheduler(
+        backend=backend, average_budget=1, request_timeout_s=5.0, retry=FAST_RETRY
+    ) as scheduler:
+        with anyio.fail_after(2), pytest.raises(RateLimited) as caught:
+            await scheduler.submit("q")
+        spend = scheduler.stats().spend["default"]
+    assert caught.value.retry_after == 60.0
+    assert len(backend.calls) == 1 and spend.open_reservations == 0

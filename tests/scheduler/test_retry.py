@@ -1,5 +1,7 @@
 """Backoff: exponential, capped, jittered, and never sooner than the server's Retry-After."""
 
+import math
+
 import pytest
 
 from howhard import RetryConfig
@@ -26,3 +28,11 @@ def test_retry_after_is_a_floor() -> None:
     soon = RateLimited("429", retry_after=0.01)
     assert backoff_delay(2, soon, CONFIG, lambda: 0.5) == pytest.approx(0.2)
     assert backoff_delay(2, RateLimited("429"), CONFIG, lambda: 0.5) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("hint", [math.inf, math.nan])
+def test_a_non_finite_retry_after_is_no_hint_at_all(hint: float) -> None:
+    # float("inf") parses from a "Retry-After: inf" header; honouring it would sleep forever.
+    assert backoff_delay(2, RateLimited("429", retry_after=hint), CONFIG, lambda: 0.5) == (
+        pytest.approx(0.2)
+    )

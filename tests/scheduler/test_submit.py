@@ -1,5 +1,6 @@
 """Scheduler.submit: results, per-request options, batching, lifecycle, backpressure, events."""
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -416,3 +417,39 @@ async def test_quota_and_retry_events_are_emitted(log_events: list[dict[str, Any
     assert retry["error"] == "RateLimited" and retry["attempt"] == 1
     rejected = next(e for e in log_events if e["event"] == "quota.rejected")
     assert rejected["tenant"] == "a" and rejected["budget"] == 1
+
+
+def test_an_infinite_carry_limit_is_a_config_error_not_a_crash_in_the_batcher() -> None:
+    with pytest.raises(ConfigError, match="carry_limit"):
+        Scheduler(
+            backend=answering("1"), config=SchedulerConfig(average_budget=1, carry_limit=math.inf)
+        )
+
+
+@pytest.mark.parametrize("field", ["input_per_mtok", "output_per_mtok", "per_second"])
+def test_an_infinite_price_is_a_config_error(field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        Price(**{field: math.inf})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tenant": ""}, "tenant must be a non-empty string"),
+        ({"params": {"max_tokens": 5}}, "params must be a GenerationParams"),
+        ({"timeout_s": "5"}, "timeout_s must be a number"),
+        ({"timeout_s": True}, "timeout_s must be a number"),
+        ({"metadata": [1]}, "metadata must be a mapping"),
+    ],
+)
+async def test_malformed_submit_options_are_refused_before_anything_runs(
+    options: dict[str, Any], message: str
+) -> None:
+    backend = answering("1")
+    async with Scheduler(backend=backend, average_budget=1, batching=WIDE) as scheduler:
+        with pytest.raises(InvalidRequest, match=message):
+            await scheduler.submit("q", **options)
+        with pytest.raises(InvalidRequest, match=message):
+            await scheduler.submit(Request(prompt="q"), **options)
+        stats = scheduler.stats()
+    assert stats.submitted == 0 and not backend.calls and stats.spend == {}

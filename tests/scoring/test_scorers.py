@@ -95,3 +95,18 @@ async def test_callable_scorer_accepts_sync_and_async_functions() -> None:
     assert await CallableScorer(length).score(Request(prompt="q"), completions("a b")) == [2.0]
     sync = CallableScorer(lambda request, completion: 0.5)
     assert await sync.score(Request(prompt="q"), completions("a", "b")) == [0.5, 0.5]
+
+
+def test_normalize_answer_is_exact_for_numbers_a_float_cannot_hold() -> None:
+    # Degenerate generations repeat digits; float() made these overflow (OverflowError)
+    # or collapse distinct integers above 2**53 into one "equal" answer.
+    assert normalize_answer("1" * 400) == "1" * 400
+    assert normalize_answer("12345678901234567890") != normalize_answer("12345678901234567891")
+    assert normalize_answer("0.10000000000000000001") != normalize_answer("0.1")
+    assert [normalize_answer(x) for x in ("-0.0", ".5", "007", "3.", "-1,000.50")] == [
+        "0",
+        "0.5",
+        "7",
+        "3",
+        "-1000.5",
+    ]
