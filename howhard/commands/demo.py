@@ -68,7 +68,9 @@ def held_out_requests(count: int, seed: int) -> list[Any]:
 
     test = build_splits()["test"]
     if not 1 <= count <= len(test):
-        raise ValueError(f"questions must be in [1, {len(test)}], got {count}")
+        from howhard.errors import ConfigError
+
+        raise ConfigError(f"questions must be in [1, {len(test)}], got {count}")
     picked = random.Random(seed).sample(test, count)
     return [
         Request(

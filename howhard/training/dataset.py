@@ -57,7 +57,14 @@ def read_requests(path: str | os.PathLike[str]) -> list[Request]:
     """
     requests: list[Request] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as handle:
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise ConfigError(
+            f"input={str(path)!r} cannot be read ({exc.strerror or exc}); pass a requests "
+            "JSONL file"
+        ) from exc
+    with handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
