@@ -245,7 +245,20 @@ class DatasetWriter:
     RESUME_KEYS = ("model", "scorer", "samples", "params")
     """Manifest fields that must agree for a resumed run to append to the same dataset."""
 
-    def __init__(self, out: str | os.PathLike[str], manifest: Mapping[str, Any], *, resume: bool):
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        manifest: Mapping[str, Any],
+        *,
+        resume: bool,
+        requests: Sequence[Request] = (),
+    ):
+        """Open (or create) the dataset ``out``; see the class docstring.
+
+        ``requests`` (the run's input) are checked against the finished rows before anything is
+        written: a finished id whose prompt or reference changed since is refused, because
+        resuming would silently keep the old prompt's labels under that id.
+        """
         self.path = Path(out)
         self.path.mkdir(parents=True, exist_ok=True)
         existing = _read_manifest(self.path)
@@ -264,6 +277,8 @@ class DatasetWriter:
                             f"{existing.get(key)!r}, now {manifest.get(key)!r}; use the same "
                             "settings or a new output folder"
                         )
+            if requests:
+                self._check_unchanged(requests)
         full = {"format": DATASET_FORMAT, **manifest}
         if existing is not None:
             full["runs"] = [*existing.get("runs", []), *manifest.get("runs", [])]
@@ -271,6 +286,22 @@ class DatasetWriter:
         tmp.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)
         self.finished: frozenset[str] = self._recover()
+
+    def _check_unchanged(self, requests: Sequence[Request]) -> None:
+        recorded = {
+            str(row["id"]): (row.get("prompt"), row.get("reference"))
+            for row in _read_jsonl(self.path / REQUESTS)
+            if "id" in row
+        }
+        changed = [
+            r.id for r in requests if r.id in recorded and recorded[r.id] != (r.prompt, r.reference)
+        ]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {str(self.path)!r}: {len(changed)} finished requests have a "
+                f"different prompt or reference in this input (first id {changed[0]!r}); "
+                "give changed requests new ids or use a new output folder"
+            )
 
     def _recover(self) -> frozenset[str]:
         requests, samples = self.path / REQUESTS, self.path / SAMPLES
