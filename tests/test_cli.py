@@ -84,6 +84,9 @@ def test_sigterm_during_collect_closes_the_backend_and_exits_143(tmp_path: Path)
     assert "howhard collect: terminated (SIGTERM)" in stderr
 
 
+COLLECT = ["--input", "{q}", "--out", "{tmp}/out", "--backend", "scripted", "--scorer", "exact"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -93,13 +96,38 @@ def test_sigterm_during_collect_closes_the_backend_and_exits_143(tmp_path: Path)
         (["evaluate", "--data", "{missing}"], "does not exist"),
         (["demo", "--probe", "{missing}", "--backend", "scripted"], "probe="),
         (["demo", "--questions", "0", "--backend", "scripted"], "questions must be"),
+        (["collect", *COLLECT, "--backend-option", "foo=1"], "--backend-option: ScriptedBackend"),
+        (["collect", *COLLECT, "--backend-option", "hidden_size=x"], "--backend-option"),
+        (["collect", *COLLECT, "--limit", "-1"], "--limit must be >= 0, got -1"),
+        (
+            [
+                "features",
+                "--dataset",
+                "{dataset}",
+                "--encoder",
+                "scripted",
+                "--encoder-option",
+                "foo=1",
+            ],
+            "encoder='scripted' rejected options",
+        ),
+        (
+            ["train", "--dataset", "{dataset}", "--out", "{tmp}/ck", "--epochs", "0"],
+            "TrainConfig.max_epochs",
+        ),
     ],
 )
 def test_bad_input_gets_one_line_on_stderr_and_exit_code_2(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    missing = str(tmp_path / "missing")
-    code = main([a.format(missing=missing, tmp=tmp_path) for a in argv])
+    requests = tmp_path / "q.jsonl"
+    requests.write_text(json.dumps({"id": "a", "prompt": "2+3?", "reference": "5"}) + "\n")
+    dataset = tmp_path / "dataset"
+    collected = ["collect", "--input", str(requests), "--out", str(dataset), "--no-progress"]
+    assert main([*collected, "--backend", "scripted", "--scorer", "exact", "--samples", "2"]) == 0
+    capsys.readouterr()
+    names = {"missing": tmp_path / "missing", "tmp": tmp_path, "dataset": dataset, "q": requests}
+    code = main([a.format(**names) for a in argv])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith(f"howhard {argv[0]}: error: ")

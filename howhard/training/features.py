@@ -106,16 +106,20 @@ def make_encoder(description: Mapping[str, Any]) -> LayerEncoder:
         cls = getattr(backends, names[kind])
     except AttributeError as exc:
         raise ConfigError(f"encoder={kind!r} is not available in this installation") from exc
-    if kind == "scripted":
-        backend = cls(**options)
-    elif kind == "openai":
-        if not description.get("base_url") or not model:
-            raise ConfigError("encoder='openai' needs base_url and model (an embeddings endpoint)")
-        backend = cls(base_url=description["base_url"], model=model, **options)
-    elif kind == "vllm":
-        backend = cls(model=model, encoder=True, **options)
-    else:
-        backend = cls(model=model, **options)
+    if kind == "openai" and (not description.get("base_url") or not model):
+        raise ConfigError("encoder='openai' needs base_url and model (an embeddings endpoint)")
+    try:
+        if kind == "scripted":
+            backend = cls(**options)
+        elif kind == "openai":
+            backend = cls(base_url=description["base_url"], model=model, **options)
+        elif kind == "vllm":
+            backend = cls(model=model, encoder=True, **options)
+        else:
+            backend = cls(model=model, **options)
+    except TypeError as exc:
+        # Plain constructors (ScriptedBackend) reject unknown or mistyped options this way.
+        raise ConfigError(f"encoder={kind!r} rejected options={options!r} ({exc})") from exc
     return LayerEncoder(backend, layer=layer, description=description)
 
 
