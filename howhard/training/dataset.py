@@ -187,10 +187,16 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST
     if not path.exists():
         return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"{path} is not a {DATASET_FORMAT} manifest (format={manifest.get('format')!r}); "
+            f"{path} is not valid JSON ({exc}); pass a folder written by howhard collect"
+        ) from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ConfigError(
+            f"{path} is not a {DATASET_FORMAT} manifest (format={found!r}); "
             "pass a folder written by howhard collect"
         )
     return manifest

@@ -191,9 +191,14 @@ def load_features(path: str | os.PathLike[str]) -> Features:
             f"features={str(path)!r}: expected {npy.name} and {sidecar.name}; run howhard "
             "features first"
         )
-    meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    if meta.get("format") != FEATURES_FORMAT:
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{sidecar} is not valid JSON ({exc}); re-run howhard features") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FEATURES_FORMAT:
         raise ConfigError(f"{sidecar} is not a {FEATURES_FORMAT} file")
+    if not isinstance(meta.get("ids"), list):
+        raise ConfigError(f"{sidecar} lists no ids; re-run howhard features")
     array = np.load(npy, allow_pickle=False)
     ids = tuple(str(i) for i in meta.pop("ids"))
     if array.ndim != 2 or array.shape[0] != len(ids):

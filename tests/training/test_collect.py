@@ -345,3 +345,12 @@ async def test_resuming_with_a_changed_prompt_under_a_finished_id_is_refused(
         await collect(edited, ScriptedBackend(_cycle), ContainsReference(), **args)  # type: ignore[arg-type]
     assert (tmp_path / "manifest.json").read_text() == manifest  # refused before any write
     assert load_dataset(tmp_path).prompts == ("q0", "q1")
+
+
+def test_a_corrupt_manifest_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{torn")
+    with pytest.raises(ConfigError, match=r"manifest\.json is not valid JSON"):
+        load_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("[]")
+    with pytest.raises(ConfigError, match=r"is not a howhard\.dataset/1 manifest"):
+        load_dataset(tmp_path)
