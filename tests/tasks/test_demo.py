@@ -30,3 +30,26 @@ def test_demo_runs_end_to_end_on_the_embedded_model(capsys: pytest.CaptureFixtur
     assert code == 0
     assert "summary" in out
     assert out.count("[ 6/6 ]") == 2  # both runs answered every question
+
+
+def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import howhard.commands._factory as factory
+    from howhard.backends import ScriptedBackend
+    from howhard.policies.predictors import ProbePredictor
+
+    backend = ScriptedBackend()
+
+    class BrokenPredictor:
+        async def scores(self, requests: object) -> object:
+            raise RuntimeError("encoder crashed")
+
+        async def aclose(self) -> None:
+            raise RuntimeError("encoder would not close")
+
+    monkeypatch.setattr(factory, "make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: BrokenPredictor()))
+    with pytest.raises(RuntimeError, match="encoder would not close"):
+        main(["demo", "--backend", "scripted", "--questions", "2"])
+    assert backend.closed
