@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A collect run whose backend blocks in generate() until cancelled and records its own cleanup,
 # standing in for a vLLM engine whose processes must be shut down by aclose().
 LAUNCHER = """
+import signal
 import sys
 from pathlib import Path
 
@@ -42,7 +43,9 @@ class BlockingBackend(ScriptedBackend):
 
 
 howhard.backends.ScriptedBackend = BlockingBackend
-sys.exit(main(sys.argv[2:]))
+if sys.argv[2] == "ignore-sigint":  # as shells start background jobs
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -57,7 +60,14 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 60.0) 
         time.sleep(0.05)
 
 
-def test_sigterm_during_collect_closes_the_backend_and_exits_143(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "sigint_ignored",
+    [False, True],
+    ids=["foreground", "background-job-with-SIGINT-ignored"],
+)
+def test_sigterm_during_collect_closes_the_backend_and_exits_143(
+    tmp_path: Path, sigint_ignored: bool
+) -> None:
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER, encoding="utf-8")
     requests = tmp_path / "q.jsonl"
@@ -65,13 +75,18 @@ def test_sigterm_during_collect_closes_the_backend_and_exits_143(tmp_path: Path)
     args = ["collect", "--input", str(requests), "--out", str(tmp_path / "out")]
     args += ["--backend", "scripted", "--scorer", "exact", "--samples", "2", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    mode = "ignore-sigint" if sigint_ignored else "default"
     proc = subprocess.Popen(
-        [sys.executable, str(launcher), str(tmp_path), *args],
+        [sys.executable, str(launcher), str(tmp_path), mode, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Shells start background jobs with SIGINT ignored; SIGTERM must still clean up.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
     _wait_for(tmp_path / "started", proc)
 
