@@ -234,6 +234,13 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> str:
     text = str(name_or_path)
     if not text.strip():
         raise ConfigError(f"model must be a folder, a model id or None, got {text!r}")
+    if path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1:
+        # Shaped like a path, not an 'org/name' id: loading it as an id would fail deep inside
+        # transformers or vLLM with an error about repository names.
+        raise ConfigError(
+            f"model={text!r} does not exist; pass an existing model folder, a cached model id "
+            "or None for the default model"
+        )
     return text
 
 

@@ -219,20 +219,27 @@ class OpenAIBackend:
                     common["logprobs"] = True
                     common["top_logprobs"] = 1
                 response = await self._client.chat.completions.create(messages=messages, **common)
-                completions = [_chat_choice(c) for c in _ordered(response.choices)]
             else:
                 if want_logprobs:
                     common["logprobs"] = 1  # the sampled token's logprob comes with the top 1
                 response = await self._client.completions.create(prompt=prompt, **common)
-                completions = [_text_choice(c) for c in _ordered(response.choices)]
         except Exception as exc:
             error = translate_openai_error(exc)
             if error is None:
                 raise
             raise error from exc
-        usage = response.usage
-        reported = int(usage.completion_tokens) if usage is not None else 0
-        prompt_tokens = int(usage.prompt_tokens) if usage is not None else 0
+        try:
+            parse = _chat_choice if self.config.api == "chat" else _text_choice
+            completions = [parse(c) for c in _ordered(response.choices)]
+            usage = response.usage
+            reported = int(usage.completion_tokens) if usage is not None else 0
+            prompt_tokens = int(usage.prompt_tokens) if usage is not None else 0
+        except (AttributeError, TypeError, ValueError) as exc:
+            # The openai client parses lazily: a 200 whose body lacks the expected fields
+            # surfaces only here. It is the server's fault, so it is a BackendError.
+            raise BackendError(
+                f"{self.config.base_url} sent a malformed {self.config.api} response ({exc!r})"
+            ) from exc
         return _Reply(_count_tokens(completions, reported), prompt_tokens, reported)
 
     async def encode(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -250,8 +257,20 @@ class OpenAIBackend:
             if error is None:
                 raise
             raise error from exc
-        rows = sorted(response.data, key=lambda item: item.index)
-        return np.asarray([row.embedding for row in rows], dtype=np.float32)
+        try:
+            rows = sorted(response.data, key=lambda item: item.index)
+            array = np.asarray([row.embedding for row in rows], dtype=np.float32)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise BackendError(
+                f"{self.config.base_url} sent a malformed embeddings response ({exc!r})"
+            ) from exc
+        if array.ndim != 2 or array.shape[0] != len(prompts):
+            # Fewer (or ragged) rows would shift every later feature onto the wrong request.
+            raise BackendError(
+                f"{self.config.base_url} returned embeddings of shape {array.shape} for "
+                f"{len(prompts)} inputs; expected one vector per input"
+            )
+        return array
 
     async def aclose(self) -> None:
         """Close the HTTP connections. Idempotent."""

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
-from howhard.errors import BackendRejected, ConfigError, missing_extra
+from howhard.errors import BackendRejected, BackendUnavailable, ConfigError, missing_extra
 from howhard.models import model_name, resolve_model
 from howhard.types import Completion, Generation, GenerationParams
 
@@ -88,6 +88,7 @@ class TransformersBackend:
         self._load_lock = threading.Lock()
         self._loaded: tuple[Any, Any, Any] | None = None  # (model, tokenizer, device)
         self._path: str | None = None
+        self._closed = False
 
     @property
     def model(self) -> str:
@@ -109,6 +110,9 @@ class TransformersBackend:
 
     def _load(self) -> tuple[Any, Any, Any]:
         with self._load_lock:
+            if self._closed:
+                # Without this a call after aclose() would silently load the model again.
+                raise BackendUnavailable("this TransformersBackend is closed; create a new one")
             if self._loaded is not None:
                 return self._loaded
             try:
@@ -304,8 +308,9 @@ class TransformersBackend:
             torch.set_num_threads(self.config.num_threads)
 
     async def aclose(self) -> None:
-        """Drop the model so its memory can be freed. Idempotent."""
+        """Drop the model so its memory can be freed; later calls raise. Idempotent."""
         with self._load_lock:
+            self._closed = True
             self._loaded = None
 
 

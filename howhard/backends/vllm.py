@@ -133,6 +133,11 @@ class VLLMBackend:
                 return
             # Engine construction blocks for tens of seconds; keep the event loop responsive.
             engine, pooler, tokenizer = await anyio.to_thread.run_sync(self._build)
+            if self._closed:
+                # aclose() ran while the engines were starting and found nothing to stop:
+                # stop them here, or their processes would outlive the backend.
+                await self._shutdown([e for e in (engine, pooler) if e is not None])
+                raise BackendUnavailable("this VLLMBackend was closed while it was starting")
             self._engine, self._pooler, self._tokenizer = engine, pooler, tokenizer
 
     def _build(self) -> tuple[Any, Any, Any]:
@@ -319,6 +324,13 @@ class VLLMBackend:
         self._closed = True
         engines = [e for e in (self._engine, self._pooler) if e is not None]
         self._engine = self._pooler = None
+        if engines:
+            self._dead = BackendUnavailable("closed")
+        await self._shutdown(engines)
+
+    async def _shutdown(self, engines: list[Any]) -> None:
+        """Shut ``engines`` down, every one even if another fails; then raise the first error."""
+        errors: list[Exception] = []
         for engine in engines:
             with anyio.CancelScope(shield=True):
                 # Stop the output handler first: otherwise it sees the engine process exit
@@ -328,12 +340,16 @@ class VLLMBackend:
                     handler.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await handler
-                await anyio.to_thread.run_sync(engine.shutdown)
+                try:
+                    await anyio.to_thread.run_sync(engine.shutdown)
+                except Exception as exc:
+                    errors.append(exc)
+                    continue
                 # AsyncLLM.__del__ shuts down again; if that runs at interpreter exit, vLLM's
                 # module globals are already gone and it prints a TypeError. Once is enough.
                 engine.shutdown = _already_shut_down
-        if engines:
-            self._dead = BackendUnavailable("closed")
+        if errors:
+            raise BackendUnavailable(f"vLLM engine shutdown failed: {errors[0]!r}") from errors[0]
 
 
 def _already_shut_down(*_: object, **__: object) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from howhard.errors import ConfigError
 
-__all__ = ["BACKENDS", "add_backend_arguments", "make_backend", "parse_options"]
+__all__ = ["BACKENDS", "add_backend_arguments", "construct", "make_backend", "parse_options"]
 
 BACKENDS: dict[str, str] = {
     "transformers": "TransformersBackend",
@@ -94,12 +94,27 @@ def make_backend(
     if kind == "scripted":
         if model is not None:
             kwargs.setdefault("model", model)
-        return cls(**kwargs)
+        return construct(cls, kwargs, flag="--backend-option")
     if kind == "openai":
         if base_url is None or model is None:
             raise ConfigError("--backend openai needs --base-url URL and --model NAME")
-        return cls(base_url=base_url, model=model, **kwargs)
-    return cls(model=model if model is not None else default_model(), **kwargs)
+        return construct(
+            cls, {"base_url": base_url, "model": model, **kwargs}, flag="--backend-option"
+        )
+    model = model if model is not None else default_model()
+    return construct(cls, {"model": model, **kwargs}, flag="--backend-option")
+
+
+def construct(cls: Any, kwargs: dict[str, Any], *, flag: str) -> Any:
+    """``cls(**kwargs)``; a keyword or value the constructor rejects is a ``ConfigError``.
+
+    Validated configs already raise ``ConfigError``; plain constructors (``ScriptedBackend``)
+    raise ``TypeError`` for an unknown keyword or a value of the wrong type.
+    """
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{flag}: {cls.__name__} rejected {kwargs!r} ({exc})") from exc
 
 
 def command_line(args: argparse.Namespace) -> list[str]:

@@ -63,10 +63,14 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``collect``; exit code 0 when every request finished, 1 when some failed."""
+    from howhard.errors import ConfigError
     from howhard.training.collect import collect
     from howhard.training.dataset import read_requests
     from howhard.training.scorers import resolve_scorer
 
+    if args.limit is not None and args.limit < 0:
+        # requests[:-1] would silently drop the last request instead.
+        raise ConfigError(f"--limit must be >= 0, got {args.limit}")
     requests = read_requests(args.input)
     if args.limit is not None:
         requests = requests[: args.limit]

@@ -9,6 +9,7 @@ compares accuracy, samples, tokens and wall time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import time
@@ -68,7 +69,9 @@ def held_out_requests(count: int, seed: int) -> list[Any]:
 
     test = build_splits()["test"]
     if not 1 <= count <= len(test):
-        raise ValueError(f"questions must be in [1, {len(test)}], got {count}")
+        from howhard.errors import ConfigError
+
+        raise ConfigError(f"questions must be in [1, {len(test)}], got {count}")
     picked = random.Random(seed).sample(test, count)
     return [
         Request(
@@ -128,14 +131,18 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
         f"question on average, backend {args.backend}",
     )
     _say(out, "loading the model and the λ probe (first run prepares the model, ~1 min) ...")
-    backend = make_backend(
-        args.backend,
-        model=args.model,
-        base_url=args.base_url,
-        options=parse_options(args.backend_option, flag="--backend-option"),
-    )
-    predictor = ProbePredictor.load(args.probe, max_budget=args.max_budget)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        # Each is closed (shielded, last opened first) even if the other fails to load or
+        # close: a vLLM backend left unclosed leaves its engine processes running.
+        backend = make_backend(
+            args.backend,
+            model=args.model,
+            base_url=args.base_url,
+            options=parse_options(args.backend_option, flag="--backend-option"),
+        )
+        stack.push_async_callback(_close, backend)
+        predictor = ProbePredictor.load(args.probe, max_budget=args.max_budget)
+        stack.push_async_callback(_close, predictor)
         predicted = np.asarray(await predictor.scores(requests), dtype=np.float64)
         await backend.generate("Say hi.", n=1, params=params)  # warm up before timing anything
         adaptive = await _serve(
@@ -163,11 +170,15 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
                 out,
             )
             outcomes.append(uniform)
-    finally:
-        await predictor.aclose()
-        await backend.aclose()
     _summary(outcomes, len(requests), args.budget, out)
     return 0
+
+
+async def _close(resource: Any) -> None:
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        await resource.aclose()
 
 
 def _adaptive_policy(predictor: Any, args: argparse.Namespace) -> Any:

@@ -36,6 +36,9 @@ PROBE_FORMAT = "howhard.probe/1"
 WEIGHTS_FILE = "probe.safetensors"
 CONFIG_FILE = "probe.json"
 
+_HEADS = ("lambda", "delta", "preference")
+_CALIBRATIONS = ("none", "temperature", "isotonic")
+
 # Magic bytes of formats that would need unpickling: raw pickle (protocol 2+) and torch.save's zip.
 _UNSAFE_MAGIC = (b"\x80", b"PK\x03\x04")
 
@@ -138,12 +141,50 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(config=config, tensors=tensors)
 
 
-def _check(config: Mapping[str, Any], tensors: Mapping[str, npt.NDArray[Any]], where: Path) -> None:
+def _positive_int(config: Mapping[str, Any], key: str, where: Path) -> None:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CheckpointError(f"{where}: config {key}={value!r} must be an integer >= 1")
+
+
+def _check_config(config: Mapping[str, Any], where: Path) -> None:
+    """Refuse a config that would crash (or silently misbehave) once its tensors are used."""
     for key in ("kind", "head", "max_budget"):
         if key not in config:
             raise CheckpointError(f"{where}: config lacks {key!r}")
     if config["kind"] not in ("mlp", "lora"):
         raise CheckpointError(f"{where}: unknown probe kind {config['kind']!r}")
+    if config["head"] not in _HEADS:
+        raise CheckpointError(f"{where}: head={config['head']!r} is not one of {_HEADS}")
+    _positive_int(config, "max_budget", where)
+    if config["kind"] == "mlp":
+        _positive_int(config, "input_dim", where)
+        _positive_int(config, "hidden_dim", where)
+    calibration = config.get("calibration")
+    if calibration is None:
+        return
+    if not isinstance(calibration, Mapping):
+        raise CheckpointError(f"{where}: config calibration={calibration!r} must be an object")
+    method = calibration.get("method", "none")
+    if method not in _CALIBRATIONS:
+        raise CheckpointError(
+            f"{where}: calibration method={method!r} is not one of {_CALIBRATIONS}"
+        )
+    if method == "temperature":
+        temperature = calibration.get("temperature")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not np.isfinite(temperature)
+            or temperature <= 0
+        ):
+            raise CheckpointError(
+                f"{where}: calibration temperature={temperature!r} must be a finite number > 0"
+            )
+
+
+def _check(config: Mapping[str, Any], tensors: Mapping[str, npt.NDArray[Any]], where: Path) -> None:
+    _check_config(config, where)
     expected = expected_shapes(config)
     for name, shape in expected.items():
         if name not in tensors:
@@ -166,3 +207,7 @@ def _check(config: Mapping[str, Any], tensors: Mapping[str, npt.NDArray[Any]], w
     for name, tensor in tensors.items():
         if tensor.dtype.kind == "f" and not np.isfinite(tensor).all():
             raise CheckpointError(f"{where}: tensor {name!r} contains NaN or inf")
+    std = tensors.get("feature_std")
+    if std is not None and not (std > 0).all():
+        # Serving divides by it: a zero would turn every prediction into NaN or inf.
+        raise CheckpointError(f"{where}: tensor 'feature_std' must be > 0 everywhere")

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,12 @@ async def collect(
         raise ConfigError(f"samples must be an integer >= 1, got {samples!r}")
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+    duplicates = [i for i, count in Counter(r.id for r in requests).items() if count > 1]
+    if duplicates:
+        # Both copies would be sampled and appended, leaving two sample sets under one id.
+        raise ConfigError(
+            f"requests contain duplicate id {duplicates[0]!r}; give every request a unique id"
+        )
     manifest: dict[str, Any] = {
         "model": backend.model,
         "backend": type(backend).__name__,
@@ -226,7 +233,7 @@ async def collect(
             }
         ],
     }
-    writer = DatasetWriter(out, manifest, resume=resume)
+    writer = DatasetWriter(out, manifest, resume=resume, requests=requests)
     todo = [r for r in requests if r.id not in writer.finished]
     skipped = len(requests) - len(todo)
     failed: list[str] = []

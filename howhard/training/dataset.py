@@ -57,7 +57,14 @@ def read_requests(path: str | os.PathLike[str]) -> list[Request]:
     """
     requests: list[Request] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as handle:
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise ConfigError(
+            f"input={str(path)!r} cannot be read ({exc.strerror or exc}); pass a requests "
+            "JSONL file"
+        ) from exc
+    with handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -180,10 +187,16 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST
     if not path.exists():
         return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"{path} is not a {DATASET_FORMAT} manifest (format={manifest.get('format')!r}); "
+            f"{path} is not valid JSON ({exc}); pass a folder written by howhard collect"
+        ) from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ConfigError(
+            f"{path} is not a {DATASET_FORMAT} manifest (format={found!r}); "
             "pass a folder written by howhard collect"
         )
     return manifest
@@ -238,7 +251,20 @@ class DatasetWriter:
     RESUME_KEYS = ("model", "scorer", "samples", "params")
     """Manifest fields that must agree for a resumed run to append to the same dataset."""
 
-    def __init__(self, out: str | os.PathLike[str], manifest: Mapping[str, Any], *, resume: bool):
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        manifest: Mapping[str, Any],
+        *,
+        resume: bool,
+        requests: Sequence[Request] = (),
+    ):
+        """Open (or create) the dataset ``out``; see the class docstring.
+
+        ``requests`` (the run's input) are checked against the finished rows before anything is
+        written: a finished id whose prompt or reference changed since is refused, because
+        resuming would silently keep the old prompt's labels under that id.
+        """
         self.path = Path(out)
         self.path.mkdir(parents=True, exist_ok=True)
         existing = _read_manifest(self.path)
@@ -257,6 +283,8 @@ class DatasetWriter:
                             f"{existing.get(key)!r}, now {manifest.get(key)!r}; use the same "
                             "settings or a new output folder"
                         )
+            if requests:
+                self._check_unchanged(requests)
         full = {"format": DATASET_FORMAT, **manifest}
         if existing is not None:
             full["runs"] = [*existing.get("runs", []), *manifest.get("runs", [])]
@@ -264,6 +292,22 @@ class DatasetWriter:
         tmp.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)
         self.finished: frozenset[str] = self._recover()
+
+    def _check_unchanged(self, requests: Sequence[Request]) -> None:
+        recorded = {
+            str(row["id"]): (row.get("prompt"), row.get("reference"))
+            for row in _read_jsonl(self.path / REQUESTS)
+            if "id" in row
+        }
+        changed = [
+            r.id for r in requests if r.id in recorded and recorded[r.id] != (r.prompt, r.reference)
+        ]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {str(self.path)!r}: {len(changed)} finished requests have a "
+                f"different prompt or reference in this input (first id {changed[0]!r}); "
+                "give changed requests new ids or use a new output folder"
+            )
 
     def _recover(self) -> frozenset[str]:
         requests, samples = self.path / REQUESTS, self.path / SAMPLES

@@ -106,16 +106,20 @@ def make_encoder(description: Mapping[str, Any]) -> LayerEncoder:
         cls = getattr(backends, names[kind])
     except AttributeError as exc:
         raise ConfigError(f"encoder={kind!r} is not available in this installation") from exc
-    if kind == "scripted":
-        backend = cls(**options)
-    elif kind == "openai":
-        if not description.get("base_url") or not model:
-            raise ConfigError("encoder='openai' needs base_url and model (an embeddings endpoint)")
-        backend = cls(base_url=description["base_url"], model=model, **options)
-    elif kind == "vllm":
-        backend = cls(model=model, encoder=True, **options)
-    else:
-        backend = cls(model=model, **options)
+    if kind == "openai" and (not description.get("base_url") or not model):
+        raise ConfigError("encoder='openai' needs base_url and model (an embeddings endpoint)")
+    try:
+        if kind == "scripted":
+            backend = cls(**options)
+        elif kind == "openai":
+            backend = cls(base_url=description["base_url"], model=model, **options)
+        elif kind == "vllm":
+            backend = cls(model=model, encoder=True, **options)
+        else:
+            backend = cls(model=model, **options)
+    except TypeError as exc:
+        # Plain constructors (ScriptedBackend) reject unknown or mistyped options this way.
+        raise ConfigError(f"encoder={kind!r} rejected options={options!r} ({exc})") from exc
     return LayerEncoder(backend, layer=layer, description=description)
 
 
@@ -187,9 +191,14 @@ def load_features(path: str | os.PathLike[str]) -> Features:
             f"features={str(path)!r}: expected {npy.name} and {sidecar.name}; run howhard "
             "features first"
         )
-    meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    if meta.get("format") != FEATURES_FORMAT:
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{sidecar} is not valid JSON ({exc}); re-run howhard features") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FEATURES_FORMAT:
         raise ConfigError(f"{sidecar} is not a {FEATURES_FORMAT} file")
+    if not isinstance(meta.get("ids"), list):
+        raise ConfigError(f"{sidecar} lists no ids; re-run howhard features")
     array = np.load(npy, allow_pickle=False)
     ids = tuple(str(i) for i in meta.pop("ids"))
     if array.ndim != 2 or array.shape[0] != len(ids):

@@ -249,18 +249,25 @@ class LoRAProbe(nn.Module):
 
         from howhard.errors import CheckpointError
 
-        encoder, lora = config["encoder"], config["lora"]
-        probe = cls(
-            encoder["model"],
-            head=config["head"],
-            max_budget=int(config["max_budget"]),
-            layer=int(encoder["layer"]),
-            chat=bool(encoder["chat"]),
-            r=int(lora["r"]),
-            alpha=int(lora["alpha"]),
-            dropout=float(lora["dropout"]),
-            target_modules=lora["target_modules"],
-        )
+        try:
+            encoder, lora = config["encoder"], config["lora"]
+            arguments: dict[str, Any] = {
+                "head": config["head"],
+                "max_budget": int(config["max_budget"]),
+                "layer": int(encoder["layer"]),
+                "chat": bool(encoder["chat"]),
+                "r": int(lora["r"]),
+                "alpha": int(lora["alpha"]),
+                "dropout": float(lora["dropout"]),
+                "target_modules": lora["target_modules"],
+            }
+            model = encoder["model"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"LoRA checkpoint config is incomplete or malformed ({exc!r}); pass a folder "
+                "written by howhard train --probe lora"
+            ) from exc
+        probe = cls(model, **arguments)
         wanted = {f"lora.{k}": v.shape for k, v in _peft_state(probe).items()}
         wanted.update({f"score.{k}": v.shape for k, v in probe.score.state_dict().items()})
         for name, shape in wanted.items():

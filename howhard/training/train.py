@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from howhard.config import _Config
 from howhard.errors import ConfigError
 from howhard.training.calibration import fit_isotonic, fit_temperature
 from howhard.training.checkpoint import Checkpoint, save_checkpoint
@@ -41,8 +42,11 @@ SPLITS = ("train", "val", "test")
 FloatArray = npt.NDArray[np.float64]
 
 
-class TrainConfig(BaseModel):
-    """How to train an MLP probe. Defaults suit a few hundred to a few thousand requests."""
+class TrainConfig(_Config):
+    """How to train an MLP probe. Defaults suit a few hundred to a few thousand requests.
+
+    An invalid field raises :class:`~howhard.errors.ConfigError` naming it (not pydantic's error).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

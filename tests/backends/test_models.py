@@ -39,6 +39,12 @@ def test_unknown_names_pass_through_as_model_ids() -> None:
     assert models.resolve_model("org/some-model") == "org/some-model"
 
 
+@pytest.mark.parametrize("missing", ["/no/such/model", "./no-such-model", "a/b/c"])
+def test_a_missing_folder_is_a_config_error_not_a_model_id(missing: str) -> None:
+    with pytest.raises(ConfigError, match=r"does not exist; pass an existing model folder"):
+        models.resolve_model(missing)
+
+
 def test_empty_model_name_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="model must be"):
         models.resolve_model("  ")

@@ -7,9 +7,14 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from howhard.backends import Backend, Encoder, OpenAIBackend
 from howhard.errors import (
+    BackendError,
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
@@ -211,3 +216,32 @@ async def test_greedy_decoding_asks_once_and_repeats_the_sample() -> None:
     assert [r["n"] for r in server.requests] == [1], "vLLM rejects n>1 with greedy decoding"
     assert len({c.text for c in generation.completions}) == 1
     assert len(generation.completions) == 3
+
+
+def _malformed_app() -> Starlette:
+    """Answers 200 with bodies that lack what the OpenAI API promises."""
+
+    async def chat(request: StarletteRequest) -> JSONResponse:
+        return JSONResponse({"id": "x", "object": "chat.completion", "choices": None})
+
+    async def embeddings(request: StarletteRequest) -> JSONResponse:
+        row = {"object": "embedding", "index": 0, "embedding": [1.0, 2.0]}
+        return JSONResponse({"object": "list", "data": [row], "model": "scripted"})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
+
+
+async def test_a_malformed_reply_is_a_backend_error_not_a_crash() -> None:
+    client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=_malformed_app()))
+    async with OpenAIBackend(
+        base_url="http://scripted.test/v1", model="scripted", http_client=client
+    ) as backend:
+        with pytest.raises(BackendError, match="malformed chat response"):
+            await backend.generate("q", n=2, params=PARAMS)
+        with pytest.raises(BackendError, match=r"shape \(1, 2\) for 2 inputs"):
+            await backend.encode(["a", "b"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from howhard.backends import Backend, Encoder, TransformersBackend
-from howhard.errors import BackendRejected, ConfigError
+from howhard.errors import BackendRejected, BackendUnavailable, ConfigError
 from howhard.types import GenerationParams
 
 pytest.importorskip("torch")
@@ -143,3 +143,14 @@ async def test_overlong_prompts_are_rejected(tiny_model: Path) -> None:
     short = TransformersBackend(tiny_model, dtype="float32", max_prompt_tokens=4)
     with pytest.raises(BackendRejected, match="max_prompt_tokens=4"):
         await short.generate(PROMPT, n=1, params=GenerationParams(max_tokens=2))
+
+
+async def test_a_closed_backend_refuses_calls_instead_of_reloading(tiny_model: Path) -> None:
+    closing = TransformersBackend(tiny_model, dtype="float32")
+    await closing.generate(PROMPT, n=1, params=GenerationParams(max_tokens=1))
+    await closing.aclose()
+    with pytest.raises(BackendUnavailable, match="closed; create a new one"):
+        await closing.generate(PROMPT, n=1, params=GenerationParams(max_tokens=1))
+    with pytest.raises(BackendUnavailable, match="closed"):
+        await closing.encode([PROMPT])
+    assert closing._loaded is None

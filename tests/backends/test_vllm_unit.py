@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import anyio
 import pytest
 
 from howhard.backends import VLLMBackend
-from howhard.errors import ConfigError
+from howhard.errors import BackendUnavailable, ConfigError
 from howhard.types import GenerationParams
 
 
@@ -37,3 +41,60 @@ async def test_encode_without_a_pooling_engine_says_how_to_enable_it() -> None:
     backend = VLLMBackend("/nonexistent/folder")
     with pytest.raises(ConfigError, match=r"encoder=True"):
         await backend.encode(["hi"])
+
+
+class _FakeEngine:
+    """Stands in for an ``AsyncLLM``: records shutdown, optionally failing it."""
+
+    output_handler = None
+    errored = False
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.shut_down = False
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+        if self.fail:
+            raise RuntimeError("engine core did not exit")
+
+
+@pytest.mark.anyio
+async def test_engines_started_while_closing_are_shut_down_not_leaked() -> None:
+    entered, release = threading.Event(), threading.Event()
+    engines = [_FakeEngine(), _FakeEngine()]
+
+    class SlowStart(VLLMBackend):
+        def _build(self) -> tuple[Any, Any, Any]:
+            entered.set()
+            release.wait(30)
+            return engines[0], engines[1], object()
+
+    backend = SlowStart("/nonexistent/folder", encoder=True)
+    outcome: list[BaseException] = []
+
+    async def start() -> None:
+        try:
+            await backend.start()
+        except BackendUnavailable as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(start)
+        await anyio.to_thread.run_sync(entered.wait, 30)
+        await backend.aclose()  # nothing to stop yet: the engines are still being built
+        release.set()
+    assert [e.shut_down for e in engines] == [True, True]
+    assert outcome and "closed while it was starting" in str(outcome[0])
+    assert backend._engine is None
+
+
+@pytest.mark.anyio
+async def test_a_failing_engine_shutdown_still_shuts_the_other_engine_down() -> None:
+    backend = VLLMBackend("/nonexistent/folder", encoder=True)
+    failing, other = _FakeEngine(fail=True), _FakeEngine()
+    backend._engine, backend._pooler = failing, other
+    with pytest.raises(BackendUnavailable, match="engine shutdown failed"):
+        await backend.aclose()
+    assert other.shut_down
+    await backend.aclose()  # idempotent: nothing left to stop

@@ -4,7 +4,6 @@ import pytest
 
 from howhard.cli import main
 from howhard.commands.demo import DEFAULT_PROBE, held_out_requests
-from howhard.errors import ConfigError
 from howhard.tasks import build_splits
 
 
@@ -16,9 +15,9 @@ def test_demo_questions_come_from_the_test_split() -> None:
     assert [r.id for r in held_out_requests(8, seed=1)] == [r.id for r in requests]
 
 
-def test_demo_rejects_a_budget_above_the_cap() -> None:
-    with pytest.raises(ConfigError, match="budget must be in"):
-        main(["demo", "--budget", "20", "--max-budget", "16"])
+def test_demo_rejects_a_budget_above_the_cap(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--budget", "20", "--max-budget", "16"]) == 2
+    assert "budget must be in" in capsys.readouterr().err
 
 
 @pytest.mark.integration
@@ -31,3 +30,26 @@ def test_demo_runs_end_to_end_on_the_embedded_model(capsys: pytest.CaptureFixtur
     assert code == 0
     assert "summary" in out
     assert out.count("[ 6/6 ]") == 2  # both runs answered every question
+
+
+def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import howhard.commands._factory as factory
+    from howhard.backends import ScriptedBackend
+    from howhard.policies.predictors import ProbePredictor
+
+    backend = ScriptedBackend()
+
+    class BrokenPredictor:
+        async def scores(self, requests: object) -> object:
+            raise RuntimeError("encoder crashed")
+
+        async def aclose(self) -> None:
+            raise RuntimeError("encoder would not close")
+
+    monkeypatch.setattr(factory, "make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: BrokenPredictor()))
+    with pytest.raises(RuntimeError, match="encoder would not close"):
+        main(["demo", "--backend", "scripted", "--questions", "2"])
+    assert backend.closed

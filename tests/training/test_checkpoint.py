@@ -76,3 +76,34 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path: Path, traine
 def test_a_missing_checkpoint_says_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"no probe\.safetensors found"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"input_dim": None}, r"input_dim=None must be an integer >= 1"),
+        ({"max_budget": "x"}, r"max_budget='x' must be an integer >= 1"),
+        ({"max_budget": 0}, r"max_budget=0 must be an integer >= 1"),
+        ({"head": "bogus"}, r"head='bogus' is not one of"),
+        ({"calibration": "temperature"}, r"calibration='temperature' must be an object"),
+        ({"calibration": {"method": "platt"}}, r"method='platt' is not one of"),
+        ({"calibration": {"method": "temperature"}}, r"temperature=None must be a finite"),
+    ],
+)
+def test_a_malformed_config_is_a_checkpoint_error_not_a_crash(  # type: ignore[no-untyped-def]
+    tmp_path: Path, trained, edit: dict[str, object], message: str
+) -> None:
+    _, result = trained
+    folder = save_checkpoint(tmp_path / "ckpt", result.checkpoint.tensors, result.checkpoint.config)
+    config = {**json.loads((folder / "probe.json").read_text()), **edit}
+    (folder / "probe.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+def test_a_zero_feature_std_is_refused_instead_of_serving_nan(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+    _, result = trained
+    tensors = dict(result.checkpoint.tensors)
+    tensors["feature_std"] = np.zeros_like(tensors["feature_std"])
+    with pytest.raises(CheckpointError, match="'feature_std' must be > 0"):
+        save_checkpoint(tmp_path / "ckpt", tensors, result.checkpoint.config)

@@ -313,3 +313,44 @@ def test_cli_collect_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert command[command.index("--samples") + 1] == "4"
     # ScriptedBackend draws "The answer is k." for k in 0..9: the reward is the share with k == 3.
     assert set(np.unique(data.rewards)) <= {0.0, 1.0}
+
+
+async def test_duplicate_request_ids_are_refused_before_any_sampling(tmp_path: Path) -> None:
+    backend = ScriptedBackend(_cycle)
+    twice = [*_requests(2), Request(prompt="q7", id="r1", reference="7")]
+    with pytest.raises(ConfigError, match="duplicate id 'r1'"):
+        await collect(
+            twice,
+            backend,
+            ContainsReference(),
+            samples=2,
+            params=PARAMS,
+            out=tmp_path,
+            progress=False,
+        )
+    assert backend.calls == []
+    assert not (tmp_path / "requests.jsonl").exists()
+
+
+async def test_resuming_with_a_changed_prompt_under_a_finished_id_is_refused(
+    tmp_path: Path,
+) -> None:
+    args = dict(samples=2, params=PARAMS, out=tmp_path, progress=False)
+    await collect(_requests(2), ScriptedBackend(_cycle), ContainsReference(), **args)  # type: ignore[arg-type]
+    manifest = (tmp_path / "manifest.json").read_text()
+    edited = [_requests(2)[0], Request(prompt="q3", id="r1", reference="3")]
+    with pytest.raises(
+        ConfigError, match=r"different prompt or reference in this input \(first id 'r1'\)"
+    ):
+        await collect(edited, ScriptedBackend(_cycle), ContainsReference(), **args)  # type: ignore[arg-type]
+    assert (tmp_path / "manifest.json").read_text() == manifest  # refused before any write
+    assert load_dataset(tmp_path).prompts == ("q0", "q1")
+
+
+def test_a_corrupt_manifest_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{torn")
+    with pytest.raises(ConfigError, match=r"manifest\.json is not valid JSON"):
+        load_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("[]")
+    with pytest.raises(ConfigError, match=r"is not a howhard\.dataset/1 manifest"):
+        load_dataset(tmp_path)

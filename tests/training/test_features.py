@@ -67,3 +67,13 @@ async def test_encoders_other_than_transformers_read_only_the_last_layer() -> No
         make_encoder({"encoder": "vllm", "model": "m", "layer": 3})
     encoder = make_encoder({"encoder": "scripted", "options": {"hidden_size": 6}})
     assert (await encoder.encode(["a", "b"])).shape == (2, 6)
+
+
+def test_a_corrupt_features_sidecar_is_a_config_error(tmp_path: Path) -> None:
+    save_features(tmp_path / "f", ["a"], np.ones((1, 2)), {"encoder": "scripted"})
+    (tmp_path / "f.json").write_text("{torn")
+    with pytest.raises(ConfigError, match=r"f\.json is not valid JSON"):
+        load_features(tmp_path / "f")
+    (tmp_path / "f.json").write_text('{"format": "howhard.features/1"}')
+    with pytest.raises(ConfigError, match="lists no ids"):
+        load_features(tmp_path / "f")

@@ -59,3 +59,17 @@ def test_lora_probe_trains_saves_loads_and_predicts(tmp_path: Path, tiny_lm: Pat
     save_checkpoint(tmp_path / "broken", tensors, checkpoint.config)
     with pytest.raises(CheckpointError, match=r"expected shape .* got \(1, 1\)"):
         ProbePredictor.load(tmp_path / "broken")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"kind": "lora", "head": "lambda", "max_budget": 4, "encoder": {"model": "m"}},
+        {"kind": "lora", "head": "lambda", "max_budget": 4, "encoder": None, "lora": {}},
+    ],
+)
+def test_an_incomplete_lora_config_is_a_checkpoint_error(config: dict[str, object]) -> None:
+    from howhard.training.probes import LoRAProbe
+
+    with pytest.raises(CheckpointError, match="LoRA checkpoint config is incomplete"):
+        LoRAProbe.from_checkpoint(config, {})

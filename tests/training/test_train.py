@@ -124,3 +124,10 @@ def test_train_from_files_uses_a_split_column_and_an_external_test_set(
     saved = json.loads((tmp_path / "probe" / "splits.json").read_text())
     assert saved["val"][0] == "trainval-1"
     assert load_checkpoint(tmp_path / "probe").config["max_budget"] == 8
+
+
+def test_an_invalid_train_config_is_a_config_error_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"TrainConfig\.max_epochs: .* \(got 0\)"):
+        TrainConfig(max_epochs=0)
+    with pytest.raises(ConfigError, match=r"TrainConfig\.val_fraction"):
+        TrainConfig(val_fraction=2.0)
