@@ -11,12 +11,16 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
+
 from howhard.errors import ScoringError, missing_extra
 from howhard.scoring.base import AnswerExtractor
 from howhard.scoring.extract import extract_final_answer
 from howhard.types import Completion, Request
 
 __all__ = ["MathAnswerVerifier"]
+
+log = structlog.get_logger("howhard.scoring")
 
 
 @functools.cache
@@ -32,6 +36,8 @@ class MathAnswerVerifier:
     """Binary verifier: 1.0 when the extracted final answer is mathematically the reference.
 
     Results are cached per (reference, answer) pair, since samples repeat answers often.
+    When math-verify fails on one sample's answer, that sample scores 0.0 and a
+    ``scoring.verify_failed`` warning names the request; the other samples are scored normally.
     Parsing runs under math-verify's own timeout on the main thread and without one elsewhere
     (its timeout relies on ``signal.alarm``).
     """
@@ -68,9 +74,26 @@ class MathAnswerVerifier:
         out = []
         for completion in completions:
             answer = self._extract(completion.text)
-            matched = answer is not None and self._equal(request.reference, answer)
-            out.append(1.0 if matched else 0.0)
+            out.append(
+                1.0
+                if answer is not None and self._matches(request.id, request.reference, answer)
+                else 0.0
+            )
         return out
+
+    def _matches(self, request_id: str, reference: str, answer: str) -> bool:
+        # One odd sample must not fail the whole request: an answer math-verify cannot handle
+        # is scored as wrong, and the failure is logged so it stays visible.
+        try:
+            return bool(self._equal(reference, answer))
+        except ScoringError as exc:
+            log.warning(
+                "scoring.verify_failed",
+                request_id=request_id,
+                answer=answer,
+                error=str(exc.__cause__ or exc),
+            )
+            return False
 
 
 def _as_math(text: str) -> str:

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import structlog
 
 from howhard.errors import ScoringError
 from howhard.scoring import (
@@ -110,3 +111,34 @@ def test_normalize_answer_is_exact_for_numbers_a_float_cannot_hold() -> None:
         "3",
         "-1000.5",
     ]
+
+
+async def test_math_verifier_scores_a_sample_math_verify_fails_on_as_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import math_verify
+
+    from howhard.scoring import math_verifier
+
+    class FailsOnOdd:
+        """math-verify, except that parsing the answer ``odd`` raises like sympy does."""
+
+        def parse(self, text: str, **kwargs: object) -> object:
+            if text == "odd":
+                raise RecursionError("maximum recursion depth exceeded")
+            return math_verify.parse(text, **kwargs)
+
+        def verify(self, gold: object, pred: object, **kwargs: object) -> bool:
+            return bool(math_verify.verify(gold, pred, **kwargs))
+
+    monkeypatch.setattr(math_verifier, "_math_verify", FailsOnOdd)
+    with structlog.testing.capture_logs() as events:
+        scores = await MathAnswerVerifier().score(
+            Request(prompt="q", reference="2", id="req-7"),
+            completions("\\boxed{2}", "\\boxed{odd}", "\\boxed{3}"),
+        )
+    assert scores == [1.0, 0.0, 0.0]
+    [event] = [e for e in events if e["event"] == "scoring.verify_failed"]
+    assert event["log_level"] == "warning"
+    assert event["request_id"] == "req-7"
+    assert event["answer"] == "odd"
