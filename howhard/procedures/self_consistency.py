@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
+from howhard.errors import ScoringError
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor
 from howhard.scoring.extract import extract_final_answer, normalize_answer
@@ -20,7 +21,8 @@ class SelfConsistency:
     Tie-break: among answers with the most votes, the one that appeared *first* in sample order
     wins, and the chosen candidate is that answer's first sample — deterministic for a given set
     of samples. With no extractable answer at all, the first sample is chosen and its text is
-    the answer. Budget 0 abstains without a backend call and answers ``default_answer``.
+    the answer. A backend that returns no completions fails the request with ``ScoringError``,
+    as in ``BestOfK``. Budget 0 abstains without a backend call and answers ``default_answer``.
     """
 
     def __init__(
@@ -43,6 +45,8 @@ class SelfConsistency:
         if budget == 0:
             return Outcome(answer=self.default_answer, chosen=None, abstained=True)
         generation = await context.generate(request.prompt, n=budget)
+        if not generation.completions:
+            raise ScoringError(f"backend returned no completions for n={budget}")
         answers = [extract_checked(self._extract, c.text) for c in generation.completions]
         keys = [None if a is None else self._normalize(a) for a in answers]
         votes: dict[str, int] = {}
@@ -61,8 +65,6 @@ class SelfConsistency:
             for completion, answer, key in zip(generation.completions, answers, keys, strict=True)
         )
         if not votes:
-            if not candidates:
-                return Outcome(answer=None, chosen=None)
             return Outcome(
                 answer=candidates[0].completion.text, chosen=candidates[0], candidates=candidates
             )

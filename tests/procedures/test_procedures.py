@@ -10,7 +10,7 @@ from howhard.errors import ConfigError, ScoringError
 from howhard.procedures import BestOfK, PlannedCall, Procedure, Routing, SelfConsistency
 from howhard.scheduler import CallContext
 from howhard.scoring import CallableScorer, ExactMatch
-from howhard.types import Completion, GenerationParams, Request
+from howhard.types import Completion, Generation, GenerationParams, Request
 
 pytestmark = pytest.mark.anyio
 PARAMS = GenerationParams(max_tokens=16)
@@ -83,6 +83,24 @@ async def test_self_consistency_without_answers_returns_the_first_text() -> None
     outcome = await SelfConsistency().run(Request(prompt="q"), 2, context(backend))
     assert outcome.answer == "no idea"
     assert all(c.score == 0.0 for c in outcome.candidates)
+
+
+class NoCompletionsBackend:
+    """A backend that answers every call with zero completions."""
+
+    model = "empty"
+
+    async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
+        return Generation(completions=(), prompt_tokens=3, model=self.model)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_backend_returning_no_completions_fails_with_scoring_error() -> None:
+    for procedure in (BestOfK(ExactMatch()), SelfConsistency()):
+        with pytest.raises(ScoringError, match="backend returned no completions for n=2"):
+            await procedure.run(Request(prompt="q"), 2, CallContext(NoCompletionsBackend(), PARAMS))
 
 
 async def test_routing_between_backends_prices_each_model() -> None:
