@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from howhard.errors import ConfigError
+from howhard.errors import BackendError, ConfigError
 from howhard.policies.marginals import marginals_from_success_prob
 from howhard.types import Request
 
@@ -197,7 +197,14 @@ class ProbePredictor:
         prompts = [r.prompt for r in requests]
         if self.encoder is None:  # LoRA: the probe reads prompts itself
             return await anyio.to_thread.run_sync(self._lora_predict, prompts)
-        features = await self.encoder.encode(prompts)
+        features = np.asarray(await self.encoder.encode(prompts))
+        if features.ndim != 2 or features.shape[0] != len(prompts):
+            # A short or long batch would silently pair predictions with the wrong requests.
+            raise BackendError(
+                f"encoder {type(self.encoder).__name__} returned features of shape "
+                f"{features.shape} for {len(prompts)} prompts; an Encoder must return one row "
+                f"per prompt, shape ({len(prompts)}, hidden)"
+            )
         result: FloatArray = self._probe.predict(features)
         return result
 

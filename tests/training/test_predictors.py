@@ -1,12 +1,14 @@
 """Predictors: constant and oracle baselines, and a saved probe serving marginals to a policy."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from howhard.backends import ScriptedBackend
-from howhard.errors import ConfigError
+from howhard.errors import BackendError, ConfigError
 from howhard.policies import (
     AdaptivePolicy,
     ConstantPredictor,
@@ -83,3 +85,24 @@ async def test_probe_predictor_refuses_features_of_the_wrong_size(tmp_path: Path
         await predictor.predict([Request(prompt="a")])
     with pytest.raises(ConfigError, match="records no encoder"):
         ProbePredictor.load(tmp_path / "probe")
+
+
+class DroppingEncoder:
+    """An encoder that breaks its contract: one feature row fewer than prompts."""
+
+    async def encode(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return np.zeros((len(prompts) - 1, 8), dtype=np.float32)
+
+
+async def test_probe_predictor_refuses_an_encoder_that_returns_the_wrong_row_count(
+    tmp_path: Path,
+) -> None:
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    result = train_probe(x, np.full(40, 0.5), TrainConfig(hidden_dim=4, max_epochs=2))
+    save_checkpoint(tmp_path / "probe", result.checkpoint.tensors, result.checkpoint.config)
+    predictor = ProbePredictor.load(tmp_path / "probe", encoder=DroppingEncoder())
+    requests = [Request(prompt="a"), Request(prompt="b"), Request(prompt="c")]
+    with pytest.raises(
+        BackendError, match=r"encoder DroppingEncoder returned features of shape \(2, 8\) for 3"
+    ):
+        await predictor.predict(requests)
