@@ -88,7 +88,7 @@ class Price(_Config):
         ge=0.0,
         allow_inf_nan=False,
         description="Price per second of backend time (self-hosted engines); reserved up front "
-        "only for requests with a timeout.",
+        "as the request's timeout, so a tenant with a cost quota must submit with a timeout.",
     )
 
     def cost(self, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0) -> float:

@@ -1,10 +1,13 @@
 """The ledger: per-tenant quotas on units, tokens and cost, reserved before dispatch.
 
 Every request reserves its *worst case* (its budget in units; prompt bound plus
-``samples * max_tokens`` tokens; the cost of those tokens at the model's price) before any backend
-call, then settles its actual usage or is refunded if it fails or is cancelled. Because the check
-and the reservation happen in one critical section, concurrent submitters can never push a
-tenant's spend (settled in the window + outstanding reservations) past its quota.
+``samples * max_tokens`` tokens; the cost of those tokens, plus each call's ``timeout_s`` at the
+model's per-second price) before any backend call, then settles its actual usage or is refunded
+if it fails or is cancelled. Because the check and the reservation happen in one critical
+section, concurrent submitters can never push a tenant's spend (settled in the window +
+outstanding reservations) past its quota. A request without a timeout has no bound on its backend
+time, so the scheduler refuses it at submit when its tenant has a cost quota and a planned model
+is priced per second (see ``Ledger.has_cost_quota``).
 
 ``Ledger`` is the abstract interface the scheduler talks to (async, so a Redis implementation with
 a Lua check-and-reserve script can satisfy it later); ``InMemoryLedger`` is the built-in one.
@@ -72,6 +75,15 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
+
+    def has_cost_quota(self, tenant: str) -> bool:
+        """Whether ``tenant``'s quota limits cost (called at submit time).
+
+        The scheduler refuses requests it cannot bound the cost of (no timeout, per-second price)
+        for such tenants. This default answers ``True``, the safe answer for a ledger that cannot
+        tell; override it to serve untimed requests to tenants without a cost quota.
+        """
+        return True
 
     @abc.abstractmethod
     async def reserve(
@@ -178,6 +190,11 @@ class InMemoryLedger(Ledger):
     def price(self, model: str) -> Price:
         """The price of ``model`` (zero when the table has no entry)."""
         return self._prices.get(model, _FREE)
+
+    def has_cost_quota(self, tenant: str) -> bool:
+        """Whether ``tenant``'s quota (its own, or the default) sets a ``cost`` limit."""
+        quota = self._quotas.get(tenant, self._default)
+        return quota is not None and quota.cost is not None
 
     def check_tenant(self, tenant: str) -> None:
         """Raise ``UnknownTenant`` when quotas are configured, none for ``tenant``, no default."""

@@ -196,6 +196,7 @@ class Scheduler:
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._receive: MemoryObjectReceiveStream[_Job] | None = None
         self._plans: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._planned_models: frozenset[str] | None = None
         self._ready: deque[_Job] = deque()
         self._dispatch_closed = False
         self._idle: deque[anyio.Event] = deque()
@@ -426,6 +427,8 @@ class Scheduler:
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
         if timeout is not None and not timeout > 0:
             raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
+        if timeout is None and self._ledger.has_cost_quota(request.tenant):
+            self._refuse_unbounded_time(request.tenant)
         self._submitted += 1
         return _Job(request, request.params or self.config.params, timeout, self._event_type())
 
@@ -637,6 +640,26 @@ class Scheduler:
             if len(self._plans) < 4096:
                 self._plans[budget] = plan
         return plan
+
+    def _refuse_unbounded_time(self, tenant: str) -> None:
+        # Per-second cost is reserved as the request's timeout; without one the worst case is
+        # unbounded and concurrent requests could overspend the tenant's cost quota.
+        if self._planned_models is None:
+            self._planned_models = frozenset(
+                model
+                for budget in range(self.config.min_budget, self.config.max_budget + 1)
+                for model, n in self._planned(budget)
+                if n > 0
+            )
+        for model in sorted(self._planned_models):
+            per_second = self._ledger.price(model).per_second
+            if per_second > 0:
+                raise InvalidRequest(
+                    f"tenant {tenant!r} has a cost quota and model {model!r} is priced per second "
+                    f"(per_second={per_second}), but the request has no timeout, so its cost "
+                    "cannot be reserved; pass timeout_s=... (or set request_timeout_s), or price "
+                    f"{model!r} per token"
+                )
 
     def _worst_case(self, job: _Job) -> Callable[[int], Usage]:
         prompt_bound = len(job.request.prompt.encode()) + self.config.prompt_overhead_tokens

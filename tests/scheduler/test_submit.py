@@ -453,3 +453,25 @@ async def test_malformed_submit_options_are_refused_before_anything_runs(
             await scheduler.submit(Request(prompt="q"), **options)
         stats = scheduler.stats()
     assert stats.submitted == 0 and not backend.calls and stats.spend == {}
+
+
+async def test_a_cost_quota_on_a_per_second_model_needs_a_timeout_to_reserve_against() -> None:
+    # Per-second cost is reserved as the request's timeout; without one it is unbounded.
+    ledger = InMemoryLedger(
+        {"metered": QuotaConfig(cost=10.0), "unmetered": QuotaConfig(units=100)},
+        prices={"scripted": Price(per_second=0.5)},
+    )
+    backend = answering("1")
+    async with Scheduler(
+        backend=backend, average_budget=1, batching=WIDE, ledger=ledger
+    ) as scheduler:
+        with pytest.raises(
+            InvalidRequest,
+            match=r"tenant 'metered' has a cost quota and model 'scripted' is priced per second "
+            r"\(per_second=0.5\).*pass timeout_s=",
+        ):
+            await scheduler.submit("q", tenant="metered")
+        assert not backend.calls
+        timed = await scheduler.submit("q", tenant="metered", timeout_s=4.0)
+        untimed = await scheduler.submit("q", tenant="unmetered")
+    assert timed.answer == untimed.answer == "1"
