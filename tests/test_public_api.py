@@ -12,6 +12,7 @@ PACKAGES = [
     "howhard.types",
     "howhard.backends",
     "howhard.evaluation",
+    "howhard.marginals",
     "howhard.policies",
     "howhard.scoring",
     "howhard.config",

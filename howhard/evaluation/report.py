@@ -143,7 +143,7 @@ def best_of_k_quality(rewards: npt.ArrayLike, max_budget: int) -> FloatArray:
     From ``m ≥ max_budget`` binary rewards with ``c`` successes, best-of-k (with a verifier) over
     a random k-subset succeeds with probability ``1 - C(m - c, k) / C(m, k)``.
     """
-    from howhard.policies import marginals_from_rewards
+    from howhard.marginals import marginals_from_rewards
 
     marginals = marginals_from_rewards(np.asarray(rewards, dtype=np.float64), max_budget)
     zeros = np.zeros((marginals.shape[0], 1))
@@ -201,7 +201,7 @@ def heldout_quality(rewards: npt.ArrayLike, max_budget: int) -> FloatArray:
     tail of its observed success rate, kept non-increasing, so a held-out set with fewer samples
     than ``max_budget`` still describes every budget.
     """
-    from howhard.policies import marginals_from_rewards, marginals_from_success_prob
+    from howhard.marginals import marginals_from_rewards, marginals_from_success_prob
 
     r = np.asarray(rewards, dtype=np.float64)
     m = r.shape[1]
@@ -259,7 +259,7 @@ def best_of_k_curves(
     ``λ̂(1 - λ̂)^(j-1)``); ``offline`` (one budget per λ̂ bin, fitted on val); ``oracle``.
     """
     from howhard.evaluation import offline_curve, online_curve, oracle_curve, uniform_curve
-    from howhard.policies import marginals_from_success_prob
+    from howhard.marginals import marginals_from_success_prob
 
     true_marginals = np.diff(best_of_k_quality(test.rewards, max_budget), axis=1)
     val_quality = heldout_quality(val.rewards, max_budget)
@@ -354,7 +354,7 @@ def routing_curves(
 
 def tercile_shares(lambda_hat: FloatArray, budgets: Sequence[int], max_budget: int) -> FloatArray:
     """Share of the online allocation going to predicted easy / medium / hard thirds (Fig. 6)."""
-    from howhard.policies import marginals_from_success_prob
+    from howhard.marginals import marginals_from_success_prob
 
     predicted = marginals_from_success_prob(np.clip(lambda_hat, 0.0, 1.0), max_budget)
     order = np.argsort(-lambda_hat, kind="stable")  # easiest (highest λ̂) first

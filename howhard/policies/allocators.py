@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import CheckpointError, ConfigError
-from howhard.policies.marginals import geometric_marginal
+from howhard.marginals import geometric_marginal
 
 __all__ = ["OfflineAllocator", "OnlineAllocator", "allocate", "allocate_success_prob"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 import numpy as np
@@ -17,18 +17,31 @@ import numpy.typing as npt
 import structlog
 
 from howhard.errors import BackendError, ConfigError
-from howhard.policies.marginals import marginals_from_success_prob
+from howhard.marginals import marginals_from_rewards, marginals_from_success_prob, success_rate
 from howhard.types import Request
 
 if TYPE_CHECKING:
     from howhard.backends.base import Encoder
-    from howhard.training.dataset import Dataset
 
 __all__ = ["ConstantPredictor", "OraclePredictor", "ProbePredictor"]
 
 FloatArray = npt.NDArray[np.float64]
 
 log = structlog.get_logger("howhard.predictors")
+
+
+class CollectedRewards(Protocol):
+    """Sampled rewards per request id: what ``howhard collect`` records (a training ``Dataset``)."""
+
+    @property
+    def ids(self) -> Sequence[str]:
+        """Request ids, one per row of ``rewards``."""
+        ...
+
+    @property
+    def rewards(self) -> npt.ArrayLike:
+        """``(n, m)`` rewards of the ``m`` samples collected per request."""
+        ...
 
 
 def _row(values: npt.ArrayLike, max_budget: int, what: str) -> FloatArray:
@@ -97,13 +110,15 @@ class OraclePredictor:
 
     @classmethod
     def from_dataset(
-        cls, dataset: Dataset, *, max_budget: int, head: str = "lambda"
+        cls, dataset: CollectedRewards, *, max_budget: int, head: str = "lambda"
     ) -> OraclePredictor:
         """Oracle from collected rewards: λ per request (``lambda``) or exact Δ rows (``delta``)."""
-        from howhard.training.labels import labels_for
-
-        labels = labels_for(dataset, "delta" if head == "delta" else "lambda", max_budget=None)
-        table = {i: labels.targets[k] for k, i in enumerate(labels.ids)}
+        rewards = np.asarray(dataset.rewards, dtype=np.float64)
+        if head == "delta":
+            values = marginals_from_rewards(rewards, rewards.shape[-1])
+        else:
+            values = success_rate(rewards)
+        table = {request_id: values[k] for k, request_id in enumerate(dataset.ids)}
         return cls(max_budget=max_budget, table=table)
 
     async def predict(self, requests: Sequence[Request]) -> FloatArray:

@@ -1,6 +1,6 @@
 """Training labels for difficulty probes, computed from collected rewards.
 
-Three heads, three kinds of label (the maths lives in :mod:`howhard.policies.marginals`; this
+Three heads, three kinds of label (the maths lives in :mod:`howhard.marginals`; this
 module only shapes datasets into it):
 
 - ``lambda``: binary rewards → the single-sample success rate ``λ = c/m`` (soft label for the
@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import ConfigError
-from howhard.policies.marginals import marginals_from_rewards, preference_prob
+from howhard.marginals import marginals_from_rewards, preference_prob, success_rate
 from howhard.training.dataset import Dataset
 
 __all__ = [
@@ -52,23 +52,6 @@ def _rewards(rewards: npt.ArrayLike, name: str = "rewards") -> FloatArray:
             "collect the same number of samples for every request"
         )
     return array
-
-
-def _binary(rewards: FloatArray) -> FloatArray:
-    if not np.isin(rewards, (0.0, 1.0)).all():
-        bad = rewards[~np.isin(rewards, (0.0, 1.0))][0]
-        raise ConfigError(
-            f"the lambda head needs binary rewards (0 or 1), found {bad}; use head='delta' for "
-            "real-valued rewards"
-        )
-    return rewards
-
-
-def success_rate(rewards: npt.ArrayLike) -> FloatArray:
-    """Single-sample success rate ``λ_i = c_i / m`` from ``(n, m)`` binary rewards → ``(n,)``."""
-    values = _binary(_rewards(rewards))
-    result: FloatArray = values.mean(axis=1)
-    return result
 
 
 def best_of_curve(rewards: npt.ArrayLike, max_budget: int) -> FloatArray:

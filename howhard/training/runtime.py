@@ -27,7 +27,7 @@ def marginals_from_head(head: str, values: FloatArray, max_budget: int) -> Float
     ``lambda``: geometric rows ``λ(1-λ)^(j-1)``; ``delta``: the predicted vector (cut or
     zero-padded to ``max_budget``); ``preference``: one column, ``P(strong ≻ weak)``.
     """
-    from howhard.policies.marginals import marginals_from_success_prob
+    from howhard.marginals import marginals_from_success_prob
 
     if head == "lambda":
         return marginals_from_success_prob(values, max_budget)

@@ -49,6 +49,24 @@ async def test_oracle_reads_true_values_from_metadata_or_a_table() -> None:
         await OraclePredictor(max_budget=2).predict([Request(prompt="x", id="x")])
 
 
+async def test_oracle_from_collected_rewards_serves_lambda_or_exact_delta_rows() -> None:
+    class Collected:
+        ids = ("a", "b")
+        rewards = np.array([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
+
+    requests = [Request(prompt="a", id="a"), Request(prompt="b", id="b")]
+    lam = await OraclePredictor.from_dataset(Collected(), max_budget=2).predict(requests)
+    np.testing.assert_allclose(lam, [[0.25, 0.1875], [0.75, 0.1875]])
+    delta = await OraclePredictor.from_dataset(Collected(), max_budget=2, head="delta").predict(
+        requests
+    )
+    # Without replacement from 4 samples: E[best of 1] = c/4, E[best of 2] = 1 - C(4-c,2)/C(4,2).
+    np.testing.assert_allclose(delta, [[0.25, 0.25], [0.75, 0.25]])
+    Collected.rewards = np.array([[0.5, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
+    with pytest.raises(ConfigError, match="binary rewards"):
+        OraclePredictor.from_dataset(Collected(), max_budget=2)
+
+
 async def test_probe_predictor_serves_geometric_marginals_to_an_adaptive_policy(
     tmp_path: Path,
 ) -> None:

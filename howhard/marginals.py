@@ -3,6 +3,9 @@
 ``Δ_ij = q(x_i, j) - q(x_i, j - 1)`` with ``q(x, 0) = 0``, so ``q(x_i, b) = Σ_{j≤b} Δ_ij``. The
 functions here turn what can be measured (a success probability, sampled rewards, strong-vs-weak
 reward pairs) into exact marginal rewards; :func:`howhard.policies.allocate` consumes them.
+
+A leaf: it imports nothing of howhard but the error types, so policies, probes, training and
+evaluation all share this one copy of the maths (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ import numpy.typing as npt
 
 from howhard.errors import ConfigError
 
-__all__ = ["marginals_from_rewards", "marginals_from_success_prob", "preference_prob"]
+__all__ = [
+    "geometric_marginal",
+    "marginals_from_rewards",
+    "marginals_from_success_prob",
+    "preference_prob",
+    "success_rate",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -92,6 +101,26 @@ def _check_probabilities(probs: FloatArray) -> None:
             f"p must lie in [0, 1], got {probs[index]} at index {index}; "
             "pass probabilities (clip or apply a sigmoid to raw scores)"
         )
+
+
+def success_rate(rewards: npt.ArrayLike) -> FloatArray:
+    """Single-sample success rate ``λ_i = c_i / m`` from ``(n, m)`` binary rewards → ``(n,)``.
+
+    The soft label of the λ head, and the λ behind :func:`marginals_from_success_prob`.
+    Rewards other than 0 and 1 are a ``ConfigError``: real-valued rewards need the whole
+    marginal vector (:func:`marginals_from_rewards`), not a success rate.
+    """
+    values = _as_float_array("rewards", rewards, 2, "(n, m)")
+    if values.shape[1] < 1:
+        raise ConfigError(f"rewards must have shape (n, m) with m >= 1, got {values.shape}")
+    binary = np.isin(values, (0.0, 1.0))
+    if not binary.all():
+        raise ConfigError(
+            f"the lambda head needs binary rewards (0 or 1), found {values[~binary][0]}; use "
+            "head='delta' for real-valued rewards"
+        )
+    result: FloatArray = values.mean(axis=1)
+    return result
 
 
 def _log_factorials(m: int) -> FloatArray:

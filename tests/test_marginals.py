@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from howhard.errors import ConfigError
-from howhard.policies import marginals_from_rewards, marginals_from_success_prob, preference_prob
+from howhard.marginals import marginals_from_rewards, marginals_from_success_prob, preference_prob
 
 
 def test_success_prob_marginals_follow_the_geometric_law() -> None:
