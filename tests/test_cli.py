@@ -25,7 +25,7 @@ from pathlib import Path
 
 import anyio
 
-import howhard.backends
+import howhard.backends.scripted
 from howhard.backends.scripted import ScriptedBackend
 from howhard.cli import main
 
@@ -42,7 +42,7 @@ class BlockingBackend(ScriptedBackend):
         (marks / "closed").touch()
 
 
-howhard.backends.ScriptedBackend = BlockingBackend
+howhard.backends.scripted.ScriptedBackend = BlockingBackend  # what the registry builds
 if sys.argv[2] == "ignore-sigint":  # as shells start background jobs
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 sys.exit(main(sys.argv[3:]))

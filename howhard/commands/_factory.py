@@ -1,7 +1,8 @@
-"""Shared command-line plumbing for the training commands: building backends and parsing options.
+"""Shared command-line plumbing for the commands: building backends and parsing options.
 
-Backends are imported only when a command runs, so each works in any installation that has the
-chosen backend's extra, and the scripted stand-in works with none.
+Backends are built through the one registry (:func:`howhard.backends.create`) and imported only
+when a command runs, so each works in any installation that has the chosen backend's extra, and
+the scripted stand-in works with none.
 """
 
 from __future__ import annotations
@@ -12,17 +13,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from howhard.backends.registry import KINDS, create
 from howhard.errors import ConfigError
 
-__all__ = ["BACKENDS", "add_backend_arguments", "construct", "make_backend", "parse_options"]
-
-BACKENDS: dict[str, str] = {
-    "transformers": "TransformersBackend",
-    "vllm": "VLLMBackend",
-    "openai": "OpenAIBackend",
-    "scripted": "ScriptedBackend",
-}
-"""``--backend`` choices and the ``howhard.backends`` class each builds."""
+__all__ = ["add_backend_arguments", "make_backend", "parse_options"]
 
 
 def parse_options(pairs: Sequence[str] | None, *, flag: str) -> dict[str, Any]:
@@ -43,7 +37,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--backend``, ``--model``, ``--base-url`` and ``--backend-option``."""
     parser.add_argument(
         "--backend",
-        choices=sorted(BACKENDS),
+        choices=KINDS,
         default="transformers",
         help="model backend (default: transformers)",
     )
@@ -80,41 +74,27 @@ def default_model() -> str:
 def make_backend(
     kind: str, *, model: str | None, base_url: str | None, options: dict[str, Any]
 ) -> Any:
-    """Build the backend named ``kind`` (see :data:`BACKENDS`)."""
-    if kind not in BACKENDS:
-        raise ConfigError(f"backend={kind!r} is not one of {sorted(BACKENDS)}")
-    backends = importlib.import_module("howhard.backends")
-    try:
-        cls = getattr(backends, BACKENDS[kind])
-    except AttributeError as exc:
-        raise ConfigError(
-            f"backend={kind!r} ({BACKENDS[kind]}) is not available in this installation"
-        ) from exc
-    kwargs = dict(options)
-    if kind == "scripted":
-        if model is not None:
-            kwargs.setdefault("model", model)
-        return construct(cls, kwargs, flag="--backend-option")
+    """Build the backend ``--backend kind`` names, through the registry.
+
+    Local engines (transformers, vllm) default to the packaged model, prepared here on first
+    use; ``openai`` needs ``--base-url`` and ``--model``.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"backend={kind!r} is not one of {list(KINDS)}")
+    arguments = dict(options)
     if kind == "openai":
         if base_url is None or model is None:
             raise ConfigError("--backend openai needs --base-url URL and --model NAME")
-        return construct(
-            cls, {"base_url": base_url, "model": model, **kwargs}, flag="--backend-option"
-        )
-    model = model if model is not None else default_model()
-    return construct(cls, {"model": model, **kwargs}, flag="--backend-option")
-
-
-def construct(cls: Any, kwargs: dict[str, Any], *, flag: str) -> Any:
-    """``cls(**kwargs)``; a keyword or value the constructor rejects is a ``ConfigError``.
-
-    Validated configs already raise ``ConfigError``; plain constructors (``ScriptedBackend``)
-    raise ``TypeError`` for an unknown keyword or a value of the wrong type.
-    """
+        arguments.update(base_url=base_url, model=model)
+    elif kind == "scripted":
+        if model is not None:
+            arguments.setdefault("model", model)
+    else:
+        arguments["model"] = model if model is not None else default_model()
     try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{flag}: {cls.__name__} rejected {kwargs!r} ({exc})") from exc
+        return create(kind, **arguments)
+    except ConfigError as exc:
+        raise ConfigError(f"--backend-option: {exc}") from exc
 
 
 def command_line(args: argparse.Namespace) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 
+from howhard.backends.encoders import ENCODERS, make_encoder
 from howhard.commands._factory import default_model, parse_options
 
 __all__ = ["register", "run"]
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--encoder",
-        choices=["transformers", "vllm", "openai", "scripted"],
+        choices=ENCODERS,
         default="transformers",
         help="what computes the hidden states (default: transformers, any layer)",
     )
@@ -61,7 +62,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``features``."""
     from howhard.training.dataset import load_dataset
-    from howhard.training.features import extract_features, make_encoder, save_features
+    from howhard.training.features import extract_features, save_features
 
     data = load_dataset(args.dataset)
     model = args.model

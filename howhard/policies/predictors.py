@@ -194,7 +194,7 @@ class ProbePredictor:
 
             lora = LoRAProbe.from_checkpoint(config, checkpoint.tensors)
             return cls(lora, encoder=None, max_budget=max_budget, config=config)
-        from howhard.training.features import make_encoder
+        from howhard.backends.encoders import make_encoder
         from howhard.training.runtime import SavedProbe
 
         probe = SavedProbe(checkpoint)

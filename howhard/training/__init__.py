@@ -5,17 +5,11 @@
 package is cheap; torch is imported only by the functions that train or load a torch probe.
 """
 
+from howhard.backends.encoders import LayerEncoder, make_encoder
 from howhard.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from howhard.training.collect import CollectSummary, collect
 from howhard.training.dataset import Dataset, load_dataset, read_requests
-from howhard.training.features import (
-    Features,
-    LayerEncoder,
-    extract_features,
-    load_features,
-    make_encoder,
-    save_features,
-)
+from howhard.training.features import Features, extract_features, load_features, save_features
 from howhard.training.labels import Labels, best_of_curve, labels_for, success_rate
 from howhard.training.metrics import probe_metrics
 from howhard.training.runtime import SavedProbe

@@ -25,102 +25,13 @@ from howhard.backends.base import Encoder
 from howhard.errors import ConfigError
 
 __all__ = [
-    "ENCODERS",
     "Features",
-    "LayerEncoder",
     "extract_features",
     "load_features",
-    "make_encoder",
     "save_features",
 ]
 
 FEATURES_FORMAT = "howhard.features/1"
-
-
-ENCODERS = ("transformers", "vllm", "openai", "scripted")
-"""Encoder kinds :func:`make_encoder` builds (``howhard.backends`` classes, imported lazily)."""
-
-
-class LayerEncoder:
-    """An :class:`~howhard.backends.Encoder` fixed to one layer of a layer-selectable encoder.
-
-    ``TransformersBackend.encode(prompts, layer=...)`` can read any layer; the probe pipeline
-    talks to plain ``encode(prompts)``, so this pins the layer and carries a description of the
-    representation (encoder kind, model, layer) to record beside the features.
-    """
-
-    def __init__(self, backend: Any, *, layer: int, description: Mapping[str, Any]) -> None:
-        self.backend = backend
-        self.layer = layer
-        self.description = dict(description)
-
-    async def encode(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Hidden states ``(len(prompts), hidden_size)`` at the pinned layer."""
-        if self.layer == -1 and not _takes_layer(self.backend):
-            result: npt.NDArray[np.float32] = await self.backend.encode(prompts)
-            return result
-        out: npt.NDArray[np.float32] = await self.backend.encode(prompts, layer=self.layer)
-        return out
-
-    async def aclose(self) -> None:
-        """Close the underlying backend."""
-        await self.backend.aclose()
-
-
-def _takes_layer(backend: Any) -> bool:
-    import inspect
-
-    try:
-        return "layer" in inspect.signature(backend.encode).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def make_encoder(description: Mapping[str, Any]) -> LayerEncoder:
-    """Build the encoder a description names (as recorded in features and checkpoints).
-
-    ``description`` keys: ``encoder`` (one of :data:`ENCODERS`), ``model``, ``layer`` (default
-    ``-1``), ``base_url`` (openai) and ``options`` (extra constructor keyword arguments, e.g.
-    ``{"dtype": "float32"}``). Only ``transformers`` reads layers other than the last.
-    """
-    import importlib
-
-    kind = description.get("encoder")
-    if kind not in ENCODERS:
-        raise ConfigError(f"encoder must be one of {ENCODERS}, got {kind!r}")
-    layer = int(description.get("layer", -1))
-    model = description.get("model")
-    options = dict(description.get("options") or {})
-    if layer != -1 and kind != "transformers":
-        raise ConfigError(
-            f"encoder={kind!r} returns the last layer only; use layer=-1 or encoder='transformers'"
-        )
-    backends = importlib.import_module("howhard.backends")
-    names = {
-        "transformers": "TransformersBackend",
-        "vllm": "VLLMBackend",
-        "openai": "OpenAIBackend",
-        "scripted": "ScriptedBackend",
-    }
-    try:
-        cls = getattr(backends, names[kind])
-    except AttributeError as exc:
-        raise ConfigError(f"encoder={kind!r} is not available in this installation") from exc
-    if kind == "openai" and (not description.get("base_url") or not model):
-        raise ConfigError("encoder='openai' needs base_url and model (an embeddings endpoint)")
-    try:
-        if kind == "scripted":
-            backend = cls(**options)
-        elif kind == "openai":
-            backend = cls(base_url=description["base_url"], model=model, **options)
-        elif kind == "vllm":
-            backend = cls(model=model, encoder=True, **options)
-        else:
-            backend = cls(model=model, **options)
-    except TypeError as exc:
-        # Plain constructors (ScriptedBackend) reject unknown or mistyped options this way.
-        raise ConfigError(f"encoder={kind!r} rejected options={options!r} ({exc})") from exc
-    return LayerEncoder(backend, layer=layer, description=description)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,7 @@ import pytest
 
 from howhard.backends import ScriptedBackend
 from howhard.errors import ConfigError
-from howhard.training.features import (
-    extract_features,
-    load_features,
-    make_encoder,
-    save_features,
-)
+from howhard.training.features import extract_features, load_features, save_features
 
 pytestmark = pytest.mark.anyio
 
@@ -60,13 +55,6 @@ async def test_features_round_trip_aligned_by_id(tmp_path: Path) -> None:
     np.testing.assert_array_equal(features.aligned(["c", "a"]), x[[2, 0]])
     with pytest.raises(ConfigError, match="1 request ids have no features"):
         features.aligned(["d"])
-
-
-async def test_encoders_other_than_transformers_read_only_the_last_layer() -> None:
-    with pytest.raises(ConfigError, match="returns the last layer only"):
-        make_encoder({"encoder": "vllm", "model": "m", "layer": 3})
-    encoder = make_encoder({"encoder": "scripted", "options": {"hidden_size": 6}})
-    assert (await encoder.encode(["a", "b"])).shape == (2, 6)
 
 
 def test_a_corrupt_features_sidecar_is_a_config_error(tmp_path: Path) -> None:
