@@ -14,6 +14,7 @@ PACKAGES = [
     "howhard.evaluation",
     "howhard.marginals",
     "howhard.policies",
+    "howhard.probes",
     "howhard.scoring",
     "howhard.config",
     "howhard.scheduler",
@@ -35,7 +36,7 @@ def test_all_names_resolve(name: str) -> None:
 
 def test_import_is_lazy() -> None:
     code = (
-        "import sys, howhard, howhard.backends, howhard.policies\n"
+        "import sys, howhard, howhard.backends, howhard.policies, howhard.probes\n"
         "heavy = [m for m in ('torch', 'transformers', 'vllm', 'openai') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

@@ -120,7 +120,7 @@ def _quiet_logs() -> None:
 
 async def _main(args: argparse.Namespace, out: TextIO) -> int:
     from howhard.commands._factory import make_backend, parse_options
-    from howhard.policies.predictors import ProbePredictor
+    from howhard.probes import ProbePredictor
     from howhard.types import GenerationParams
 
     requests = held_out_requests(args.questions, args.seed)

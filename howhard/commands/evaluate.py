@@ -77,10 +77,9 @@ def load_split(
     ``split`` keeps only rows whose ``metadata.split`` matches (``None`` keeps all).
     """
     from howhard.evaluation.report import SplitData
+    from howhard.probes import SavedProbe, load_checkpoint
     from howhard.tasks.answers import read_answers
-    from howhard.training.checkpoint import load_checkpoint
     from howhard.training.features import load_features
-    from howhard.training.runtime import SavedProbe
 
     rows = _read_jsonl(dataset / "requests.jsonl")
     if split is not None:

@@ -1,10 +1,16 @@
 """howhard.policies: how much compute each request gets.
 
-Marginal-reward maths (:mod:`howhard.marginals`), exact allocators
-(:mod:`howhard.policies.allocators`), baseline allocations (:mod:`howhard.policies.baselines`),
-the Policy/Predictor protocols users plug in (:mod:`howhard.policies.base`) and the built-in
-policies the scheduler runs (:mod:`howhard.policies.policies`).
+Exact allocators (:mod:`howhard.policies.allocators`), baseline allocations
+(:mod:`howhard.policies.baselines`), the Policy/Predictor protocols users plug in
+(:mod:`howhard.policies.base`), the built-in policies the scheduler runs
+(:mod:`howhard.policies.policies`) and baseline predictors (:mod:`howhard.policies.predictors`).
+The marginal-reward maths (:mod:`howhard.marginals`) is re-exported here. Policies never import
+the scheduler, backends or training (``docs/architecture.md``); a trained probe's predictor
+lives in :mod:`howhard.probes`.
 """
+
+import warnings
+from typing import Any
 
 from howhard.marginals import (
     marginals_from_rewards,
@@ -25,7 +31,7 @@ from howhard.policies.policies import (
     RoutingPolicy,
     UniformPolicy,
 )
-from howhard.policies.predictors import ConstantPredictor, OraclePredictor, ProbePredictor
+from howhard.policies.predictors import ConstantPredictor, OraclePredictor
 
 __all__ = [
     "AdaptivePolicy",
@@ -35,7 +41,6 @@ __all__ = [
     "OraclePredictor",
     "Policy",
     "Predictor",
-    "ProbePredictor",
     "RandomRoutingPolicy",
     "RoutingPolicy",
     "UniformPolicy",
@@ -49,3 +54,19 @@ __all__ = [
     "random_routing",
     "uniform_budgets",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Compatibility: ProbePredictor moved to howhard.probes. Resolved lazily so that the
+    # policies package itself never imports probes (which reach the backend registry).
+    if name == "ProbePredictor":
+        warnings.warn(
+            "howhard.policies.ProbePredictor moved to howhard.probes.ProbePredictor; "
+            "import it from there",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from howhard.probes.predictor import ProbePredictor
+
+        return ProbePredictor
+    raise AttributeError(f"module 'howhard.policies' has no attribute {name!r}")

@@ -1,29 +1,28 @@
-"""Predictors of marginal rewards: a trained probe, a constant, and the oracle skyline.
+"""Baseline predictors of marginal rewards: a constant, and the oracle skyline.
 
-All three implement :class:`howhard.policies.Predictor`: ``await predict(requests)`` returns
+Both implement :class:`howhard.policies.Predictor`: ``await predict(requests)`` returns
 ``(len(requests), max_budget)`` marginals (column ``j`` = gain of unit ``j + 1``; column 0 is λ
-for binary rewards), ready for ``AdaptivePolicy`` and its allocators.
+for binary rewards), ready for ``AdaptivePolicy`` and its allocators. The trained probe's
+predictor is :class:`howhard.probes.ProbePredictor`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 import structlog
 
-from howhard.errors import BackendError, ConfigError
+from howhard.errors import ConfigError
 from howhard.marginals import marginals_from_rewards, marginals_from_success_prob, success_rate
 from howhard.types import Request
 
 if TYPE_CHECKING:
-    from howhard.backends.base import Encoder
+    pass
 
-__all__ = ["ConstantPredictor", "OraclePredictor", "ProbePredictor"]
+__all__ = ["CollectedRewards", "ConstantPredictor", "OraclePredictor"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -138,110 +137,3 @@ class OraclePredictor:
                 )
             rows[i] = _row(value, self.max_budget, f"oracle value for {request.id!r}")
         return rows
-
-
-class ProbePredictor:
-    """Marginals from a trained probe (``howhard train``) on the base LM's hidden states.
-
-    MLP probes run in numpy on features from ``encoder``; LoRA probes run the adapted LM
-    themselves (torch, in a worker thread) and need no encoder. ``max_budget`` defaults to the
-    budget the probe was trained for; a λ probe can serve any budget (geometric rows).
-    """
-
-    def __init__(
-        self,
-        probe: Any,
-        *,
-        encoder: Encoder | None,
-        max_budget: int | None = None,
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._probe = probe
-        self.encoder = encoder
-        self.config: Mapping[str, Any] = dict(config or getattr(probe, "config", {}))
-        self.head: str = str(self.config.get("head", "lambda"))
-        default = 1 if self.head == "preference" else int(self.config.get("max_budget", 1))
-        self.max_budget: int = default if max_budget is None else max_budget
-        if self.head == "preference" and self.max_budget != 1:
-            raise ConfigError(f"a preference probe serves max_budget=1, got {self.max_budget}")
-        if self.head == "delta" and self.max_budget > int(self.config["max_budget"]):
-            log.warning(
-                "max_budget_beyond_training",
-                trained=self.config["max_budget"],
-                requested=self.max_budget,
-                note="marginals beyond the trained budget are predicted as 0",
-            )
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        encoder: Encoder | None = None,
-        max_budget: int | None = None,
-    ) -> ProbePredictor:
-        """Load a checkpoint folder written by ``howhard train`` (never unpickles).
-
-        Without ``encoder`` an MLP probe builds the encoder its checkpoint records (the same
-        model, layer and prompt rendering it was trained on).
-        """
-        from howhard.training.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(path)
-        config = checkpoint.config
-        if config["kind"] == "lora":
-            from howhard.training.probes import LoRAProbe
-
-            lora = LoRAProbe.from_checkpoint(config, checkpoint.tensors)
-            return cls(lora, encoder=None, max_budget=max_budget, config=config)
-        from howhard.backends.encoders import make_encoder
-        from howhard.training.runtime import SavedProbe
-
-        probe = SavedProbe(checkpoint)
-        if encoder is None:
-            if not config.get("encoder"):
-                raise ConfigError(
-                    f"checkpoint {str(path)!r} records no encoder; pass encoder=... (the one its "
-                    "features came from)"
-                )
-            encoder = make_encoder(config["encoder"])
-        return cls(probe, encoder=encoder, max_budget=max_budget, config=config)
-
-    async def scores(self, requests: Sequence[Request]) -> FloatArray:
-        """The probe's head output: λ or preference ``(n,)``, or Δ rows ``(n, B_trained)``."""
-        prompts = [r.prompt for r in requests]
-        if self.encoder is None:  # LoRA: the probe reads prompts itself
-            return await anyio.to_thread.run_sync(self._lora_predict, prompts)
-        features = np.asarray(await self.encoder.encode(prompts))
-        if features.ndim != 2 or features.shape[0] != len(prompts):
-            # A short or long batch would silently pair predictions with the wrong requests.
-            raise BackendError(
-                f"encoder {type(self.encoder).__name__} returned features of shape "
-                f"{features.shape} for {len(prompts)} prompts; an Encoder must return one row "
-                f"per prompt, shape ({len(prompts)}, hidden)"
-            )
-        result: FloatArray = self._probe.predict(features)
-        return result
-
-    def _lora_predict(self, prompts: list[str]) -> FloatArray:
-        import torch
-
-        from howhard.training.probes import head_output
-
-        with torch.inference_mode():
-            out = head_output(self.head, self._probe(prompts))
-        return np.asarray(out.double().numpy(), dtype=np.float64)
-
-    async def predict(self, requests: Sequence[Request]) -> FloatArray:
-        """Marginals ``(len(requests), max_budget)`` for the allocator."""
-        if not requests:
-            return np.zeros((0, self.max_budget))
-        from howhard.training.runtime import marginals_from_head
-
-        return marginals_from_head(self.head, await self.scores(requests), self.max_budget)
-
-    async def aclose(self) -> None:
-        """Close the encoder if it owns a backend."""
-        close = getattr(self.encoder, "aclose", None)
-        if close is not None:
-            await close()

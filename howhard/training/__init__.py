@@ -1,18 +1,18 @@
 """Training difficulty probes: collect scored samples, compute labels, extract features, fit.
 
 ``collect`` → :class:`Dataset` → :func:`labels_for` + :func:`extract_features` →
-:func:`train_probe` → checkpoint → :class:`howhard.policies.ProbePredictor`. Importing this
-package is cheap; torch is imported only by the functions that train or load a torch probe.
+:func:`train_probe` → checkpoint (:mod:`howhard.probes`) →
+:class:`howhard.probes.ProbePredictor`. Importing this package is cheap; torch is imported only
+by the functions that train or load a torch probe.
 """
 
 from howhard.backends.encoders import LayerEncoder, make_encoder
-from howhard.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from howhard.probes import Checkpoint, SavedProbe, load_checkpoint, save_checkpoint
 from howhard.training.collect import CollectSummary, collect
 from howhard.training.dataset import Dataset, load_dataset, read_requests
 from howhard.training.features import Features, extract_features, load_features, save_features
 from howhard.training.labels import Labels, best_of_curve, labels_for, success_rate
 from howhard.training.metrics import probe_metrics
-from howhard.training.runtime import SavedProbe
 from howhard.training.scorers import resolve_scorer
 from howhard.training.train import (
     TrainConfig,

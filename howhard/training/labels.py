@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import ConfigError
 from howhard.marginals import marginals_from_rewards, preference_prob, success_rate
+from howhard.probes.heads import HEADS, Head
 from howhard.training.dataset import Dataset
 
 __all__ = [
@@ -33,11 +33,6 @@ __all__ = [
     "labels_for",
     "success_rate",
 ]
-
-Head = Literal["lambda", "delta", "preference"]
-"""What a probe predicts: success rate λ, the marginal-reward vector Δ, or routing preference."""
-
-HEADS: tuple[Head, ...] = ("lambda", "delta", "preference")
 
 FloatArray = npt.NDArray[np.float64]
 

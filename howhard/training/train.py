@@ -21,10 +21,10 @@ from pydantic import ConfigDict, Field
 
 from howhard.config import _Config
 from howhard.errors import ConfigError
-from howhard.training.calibration import fit_isotonic, fit_temperature
-from howhard.training.checkpoint import Checkpoint, save_checkpoint
+from howhard.probes.calibration import fit_isotonic, fit_temperature
+from howhard.probes.checkpoint import Checkpoint, save_checkpoint
+from howhard.probes.saved import SavedProbe
 from howhard.training.metrics import probe_metrics
-from howhard.training.runtime import SavedProbe
 
 __all__ = [
     "SPLITS",
@@ -156,7 +156,7 @@ def _fit_mlp(
 ) -> tuple[Any, int]:
     import torch
 
-    from howhard.training.probes import MLPProbe, head_loss
+    from howhard.probes.networks import MLPProbe, head_loss
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -408,7 +408,7 @@ def train_lora(
     """
     import torch
 
-    from howhard.training.probes import LoRAProbe, head_loss, head_output, init_head
+    from howhard.probes.networks import LoRAProbe, head_loss, head_output, init_head
 
     config = config or TrainConfig()
     if config.calibration != "none":

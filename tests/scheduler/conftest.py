@@ -1,15 +1,10 @@
-"""Async tests in this folder run on asyncio through anyio's pytest plugin; logs are captured."""
+"""Scheduler tests capture the structured events they emit (and print none)."""
 
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import structlog
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(autouse=True)

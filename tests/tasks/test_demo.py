@@ -37,7 +37,7 @@ def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
 ) -> None:
     import howhard.commands._factory as factory
     from howhard.backends import ScriptedBackend
-    from howhard.policies.predictors import ProbePredictor
+    from howhard.probes import ProbePredictor
 
     backend = ScriptedBackend()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from howhard.cli import main
-from howhard.policies import ProbePredictor
+from howhard.probes import ProbePredictor
 from howhard.training.features import load_features
 from howhard.types import Request
 

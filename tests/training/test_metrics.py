@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from howhard.training.calibration import apply_isotonic, fit_isotonic, fit_temperature, sigmoid
+from howhard.probes.calibration import apply_isotonic, fit_isotonic, fit_temperature, sigmoid
 from howhard.training.metrics import (
     above_median_accuracy,
     binary_cross_entropy,

@@ -16,9 +16,9 @@ import pytest
 from howhard import Scheduler
 from howhard.backends import ScriptedBackend
 from howhard.cli import main
-from howhard.policies import AdaptivePolicy, OnlineAllocator, ProbePredictor
+from howhard.policies import AdaptivePolicy, OnlineAllocator
+from howhard.probes import ProbePredictor, load_checkpoint
 from howhard.procedures import BestOfK
-from howhard.training.checkpoint import load_checkpoint
 from howhard.training.collect import collect
 from howhard.training.dataset import load_dataset, read_requests
 from howhard.training.features import load_features
@@ -47,7 +47,7 @@ def _write_requests(path: Path, n: int) -> None:
 
 
 def test_collect_features_train_load_predict_allocate(
-    tmp_path: Path, tiny_lm: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     queries, data, ckpt = tmp_path / "q.jsonl", tmp_path / "data", tmp_path / "probe"
     _write_requests(queries, 160)
@@ -67,7 +67,7 @@ def test_collect_features_train_load_predict_allocate(
     dataset = load_dataset(data)
     assert sorted({row["lambda"] for row in dataset.rows}) == [0.125, 0.875]
 
-    model = str(tiny_lm)
+    model = str(tiny_model)
     features_args = ["features", "--dataset", str(data), "--model", model, "--layer", "-1"]
     features_args += ["--encoder-option", "dtype=float32", "--batch-size", "64", "--no-progress"]
     assert main(features_args) == 0

@@ -8,7 +8,7 @@ import pytest
 
 from howhard.errors import ConfigError
 from howhard.policies import marginals_from_rewards
-from howhard.training.checkpoint import load_checkpoint
+from howhard.probes import load_checkpoint
 from howhard.training.dataset import DatasetWriter, request_row
 from howhard.training.features import save_features
 from howhard.training.train import (

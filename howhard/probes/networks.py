@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from howhard.errors import ConfigError, missing_extra
+from howhard.errors import CheckpointError, ConfigError, missing_extra
+from howhard.probes.heads import HEADS
 
 try:
     import torch
@@ -30,8 +31,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise missing_extra("torch", "probe") from exc
 
 __all__ = ["LoRAProbe", "MLPProbe", "head_loss", "head_output", "init_head"]
-
-HEADS = ("lambda", "delta", "preference")
 
 
 def _check_head(head: str, max_budget: int) -> int:
@@ -78,7 +77,7 @@ class MLPProbe(nn.Module):
     """Two linear layers with a ReLU between, on standardised features (the paper's probe).
 
     ``feature_mean``/``feature_std`` (training-set statistics) are buffers, so they travel with
-    the weights; tensor names match :func:`howhard.training.checkpoint.expected_shapes`.
+    the weights; tensor names match :func:`howhard.probes.checkpoint.expected_shapes`.
     """
 
     feature_mean: torch.Tensor
@@ -246,8 +245,6 @@ class LoRAProbe(nn.Module):
     ) -> LoRAProbe:
         """Rebuild a LoRA probe; tensors must match the rebuilt model exactly."""
         from peft import set_peft_model_state_dict
-
-        from howhard.errors import CheckpointError
 
         try:
             encoder, lora = config["encoder"], config["lora"]

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import CheckpointError, missing_extra
+from howhard.probes.heads import HEADS
 
 __all__ = [
     "CONFIG_FILE",
@@ -36,7 +37,6 @@ PROBE_FORMAT = "howhard.probe/1"
 WEIGHTS_FILE = "probe.safetensors"
 CONFIG_FILE = "probe.json"
 
-_HEADS = ("lambda", "delta", "preference")
 _CALIBRATIONS = ("none", "temperature", "isotonic")
 
 # Magic bytes of formats that would need unpickling: raw pickle (protocol 2+) and torch.save's zip.
@@ -154,8 +154,8 @@ def _check_config(config: Mapping[str, Any], where: Path) -> None:
             raise CheckpointError(f"{where}: config lacks {key!r}")
     if config["kind"] not in ("mlp", "lora"):
         raise CheckpointError(f"{where}: unknown probe kind {config['kind']!r}")
-    if config["head"] not in _HEADS:
-        raise CheckpointError(f"{where}: head={config['head']!r} is not one of {_HEADS}")
+    if config["head"] not in HEADS:
+        raise CheckpointError(f"{where}: head={config['head']!r} is not one of {HEADS}")
     _positive_int(config, "max_budget", where)
     if config["kind"] == "mlp":
         _positive_int(config, "input_dim", where)

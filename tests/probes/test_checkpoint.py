@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from howhard.errors import CheckpointError
-from howhard.training.checkpoint import load_checkpoint, save_checkpoint
-from howhard.training.runtime import SavedProbe
+from howhard.probes import SavedProbe, load_checkpoint, save_checkpoint
 from howhard.training.train import TrainConfig, train_probe
 from tests.training.synthetic import synthetic
 

@@ -1,6 +1,4 @@
-"""Fixtures for backend tests: asyncio through anyio's plugin, and a tiny local model."""
-
-from __future__ import annotations
+"""Fixtures shared by every test folder: asyncio through anyio's plugin, and a tiny local model."""
 
 from pathlib import Path
 

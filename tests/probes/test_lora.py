@@ -9,8 +9,7 @@ import pytest
 
 from howhard.cli import main
 from howhard.errors import CheckpointError
-from howhard.policies import ProbePredictor
-from howhard.training.checkpoint import load_checkpoint, save_checkpoint
+from howhard.probes import ProbePredictor, load_checkpoint, save_checkpoint
 from howhard.training.dataset import DatasetWriter, request_row
 from howhard.types import Request
 
@@ -28,14 +27,14 @@ def _dataset(folder: Path, n: int) -> list[Request]:
     return requests
 
 
-def test_lora_probe_trains_saves_loads_and_predicts(tmp_path: Path, tiny_lm: Path) -> None:
+def test_lora_probe_trains_saves_loads_and_predicts(tmp_path: Path, tiny_model: Path) -> None:
     requests = _dataset(tmp_path / "data", 24)
     args = [
         "train",
         "--probe",
         "lora",
         "--model",
-        str(tiny_lm),
+        str(tiny_model),
         "--dataset",
         str(tmp_path / "data"),
     ]
@@ -69,7 +68,7 @@ def test_lora_probe_trains_saves_loads_and_predicts(tmp_path: Path, tiny_lm: Pat
     ],
 )
 def test_an_incomplete_lora_config_is_a_checkpoint_error(config: dict[str, object]) -> None:
-    from howhard.training.probes import LoRAProbe
+    from howhard.probes.networks import LoRAProbe
 
     with pytest.raises(CheckpointError, match="LoRA checkpoint config is incomplete"):
         LoRAProbe.from_checkpoint(config, {})

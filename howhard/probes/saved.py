@@ -13,35 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import CheckpointError, ConfigError
-from howhard.training.calibration import apply_isotonic, sigmoid
-from howhard.training.checkpoint import Checkpoint
+from howhard.probes.calibration import apply_isotonic, sigmoid
+from howhard.probes.checkpoint import Checkpoint
+from howhard.probes.heads import marginals_from_head
 
-__all__ = ["SavedProbe", "marginals_from_head"]
+__all__ = ["SavedProbe"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def marginals_from_head(head: str, values: FloatArray, max_budget: int) -> FloatArray:
-    """Turn a head's output into ``(n, max_budget)`` marginals for the allocator.
-
-    ``lambda``: geometric rows ``λ(1-λ)^(j-1)``; ``delta``: the predicted vector (cut or
-    zero-padded to ``max_budget``); ``preference``: one column, ``P(strong ≻ weak)``.
-    """
-    from howhard.marginals import marginals_from_success_prob
-
-    if head == "lambda":
-        return marginals_from_success_prob(values, max_budget)
-    if head == "delta":
-        out = np.zeros((len(values), max_budget))
-        width = min(max_budget, values.shape[1])
-        out[:, :width] = values[:, :width]
-        return out
-    if max_budget != 1:
-        raise ConfigError(
-            f"a preference probe predicts one routing unit; max_budget must be 1, got {max_budget}"
-        )
-    result: FloatArray = values.reshape(-1, 1)
-    return result
 
 
 class SavedProbe:

@@ -1,0 +1,29 @@
+"""howhard.probes: difficulty probes as they are saved, loaded, served and judged.
+
+Checkpoint I/O (:mod:`.checkpoint`: safetensors + JSON, never pickle), the heads and their
+marginals (:mod:`.heads`), post-hoc calibration (:mod:`.calibration`), the numpy MLP probe as
+served (:mod:`.saved`) and :class:`ProbePredictor` (:mod:`.predictor`), which turns a probe and
+an injected encoder into the marginals a policy allocates with. The torch networks that train
+and serve LoRA probes are in :mod:`.networks`, imported only where used. Nothing here imports
+training: serving a probe never needs the training code. See ``docs/architecture.md``.
+"""
+
+from howhard.probes.calibration import apply_isotonic, fit_isotonic, fit_temperature, sigmoid
+from howhard.probes.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from howhard.probes.heads import Head, marginals_from_head
+from howhard.probes.predictor import ProbePredictor
+from howhard.probes.saved import SavedProbe
+
+__all__ = [
+    "Checkpoint",
+    "Head",
+    "ProbePredictor",
+    "SavedProbe",
+    "apply_isotonic",
+    "fit_isotonic",
+    "fit_temperature",
+    "load_checkpoint",
+    "marginals_from_head",
+    "save_checkpoint",
+    "sigmoid",
+]
