@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from howhard.errors import ConfigError
-from howhard.types import GenerationParams
+from howhard.types import BudgetBounds, GenerationParams
 
 __all__ = [
     "BatchingConfig",
@@ -97,6 +97,19 @@ class Price(_Config):
             prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
         ) / 1e6 + seconds * self.per_second
 
+    def cost_micros(self, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0) -> int:
+        """:meth:`cost` in integer micro-units of the currency, rounded to the nearest.
+
+        What ledgers sum: a per-million-token price is exactly a price per token in micro-units.
+        Rounding is monotone, so a call that reads and generates no more than a reservation's
+        worst case never costs more micro-units than that worst case.
+        """
+        return round(
+            prompt_tokens * self.input_per_mtok
+            + completion_tokens * self.output_per_mtok
+            + seconds * self.per_second * 1e6
+        )
+
 
 class QuotaConfig(_Config):
     """One tenant's limits over a sliding window; ``None`` means unlimited."""
@@ -156,6 +169,11 @@ class SchedulerConfig(_Config):
         allow_inf_nan=False,
         description="Most unspent units carried to later batches; None = one full batch's worth.",
     )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Price of each model by name (models not listed are free); the cost model "
+        "prices every reservation and result with it.",
+    )
     prompt_overhead_tokens: int = Field(
         default=64,
         ge=0,
@@ -175,6 +193,15 @@ class SchedulerConfig(_Config):
                 f"[{self.min_budget}, {self.max_budget}], got {self.average_budget}"
             )
         return self
+
+    @property
+    def bounds(self) -> BudgetBounds:
+        """The budget bounds the scheduler hands its policy with every batch."""
+        return BudgetBounds(
+            average_budget=self.average_budget,
+            max_budget=self.max_budget,
+            min_budget=self.min_budget,
+        )
 
     @property
     def effective_carry_limit(self) -> float:

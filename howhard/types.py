@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from howhard.errors import InvalidRequest
+from howhard.errors import ConfigError, InvalidRequest
 
 __all__ = [
+    "BudgetBounds",
     "Candidate",
     "Completion",
     "Generation",
@@ -56,6 +57,36 @@ class GenerationParams:
             raise InvalidRequest(f"temperature must be finite and >= 0, got {self.temperature!r}")
         if not (0 < self.top_p <= 1):
             raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetBounds:
+    """The budget rules a scheduler runs under, handed to its policy with every batch.
+
+    One copy, from ``SchedulerConfig``: every request gets between ``min_budget`` and
+    ``max_budget`` units, and ``average_budget`` per request on average over time.
+    """
+
+    average_budget: float
+    """Long-run average units per request."""
+    max_budget: int
+    """Most units any one request may get."""
+    min_budget: int = 0
+    """Fewest units any request gets; 0 allows abstention."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_budget", "min_budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
+        average = self.average_budget
+        if isinstance(average, bool) or not isinstance(average, int | float):
+            raise ConfigError(f"average_budget must be a number, got {average!r}")
+        if not self.min_budget <= average <= self.max_budget:
+            raise ConfigError(
+                f"budgets must satisfy min_budget <= average_budget <= max_budget, got "
+                f"{self.min_budget} <= {average} <= {self.max_budget}"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,12 @@
-"""The scheduler runtime: micro-batching, budget allocation, dispatch and the quota ledger."""
+"""The scheduler runtime: micro-batching, budget allocation, dispatch and quota accounting.
 
+The quota store lives in :mod:`howhard.ledger`; ``InMemoryLedger``, ``Ledger``,
+``Reservation`` and ``TenantSpend`` are re-exported here, where they used to live.
+"""
+
+from howhard.ledger import InMemoryLedger, Ledger, Reservation, TenantSpend
 from howhard.scheduler.batcher import BudgetCarry
 from howhard.scheduler.context import CallContext
-from howhard.scheduler.ledger import InMemoryLedger, Ledger, Reservation, TenantSpend
 from howhard.scheduler.retry import backoff_delay
 from howhard.scheduler.scheduler import Scheduler, SchedulerState, SchedulerStats
 

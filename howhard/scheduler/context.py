@@ -34,7 +34,7 @@ class CallContext:
     __slots__ = (
         "_backend",
         "_completion_tokens",
-        "_cost",
+        "_cost_micros",
         "_log",
         "_params",
         "_price",
@@ -61,18 +61,29 @@ class CallContext:
         self._random = rng or random.Random()
         self._log = log
         self._prompt_tokens = self._completion_tokens = 0
-        self._cost = 0.0
+        self._cost_micros = 0
         self.attempts = 0
         """Backend calls made, retries included."""
 
     @property
     def usage(self) -> Usage:
         """Tokens and priced cost of the successful calls so far (``units`` left at 0)."""
-        return Usage(
-            prompt_tokens=self._prompt_tokens,
-            completion_tokens=self._completion_tokens,
-            cost=self._cost,
-        )
+        return self.usage_with_units(0)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens of the successful calls so far."""
+        return self._prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        """Generated tokens of the successful calls so far."""
+        return self._completion_tokens
+
+    @property
+    def cost_micros(self) -> int:
+        """Priced cost of the successful calls so far, in integer micro-units (exact sums)."""
+        return self._cost_micros
 
     def usage_with_units(self, units: int) -> Usage:
         """``usage`` with ``units`` filled in (one object, built once per request)."""
@@ -80,7 +91,7 @@ class CallContext:
             prompt_tokens=self._prompt_tokens,
             completion_tokens=self._completion_tokens,
             units=units,
-            cost=self._cost,
+            cost=self._cost_micros / 1_000_000,
         )
 
     @property
@@ -144,7 +155,7 @@ class CallContext:
                 )
             self._prompt_tokens += prompt_tokens
             self._completion_tokens += completion_tokens
-            self._cost += self._price(target.model).cost(
+            self._cost_micros += self._price(target.model).cost_micros(
                 prompt_tokens, completion_tokens, time.monotonic() - started
             )
             return generation

@@ -1,4 +1,7 @@
-"""Structured events (structlog) emitted by the scheduler and the ledger.
+"""Structured events (structlog) emitted by the scheduler: the one place its events go through.
+
+The ledger stores and the quota rules log nothing themselves; the scheduler reports what they
+decided (a degraded grant, a charge capped at its reservation).
 
 Events: ``batch.formed`` (size, wait), ``batch.allocated`` (budget summary), ``request.done``
 (tenant, budget, tokens, cost, latency, outcome) and ``scheduler.closed`` at debug level;

@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -28,7 +28,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from howhard.backends.base import Backend
-from howhard.config import BatchingConfig, RetryConfig, SchedulerConfig
+from howhard.config import BatchingConfig, Price, QuotaConfig, RetryConfig, SchedulerConfig
 from howhard.errors import (
     HowhardError,
     InvalidRequest,
@@ -39,15 +39,16 @@ from howhard.errors import (
     SchedulerClosed,
     UsageError,
 )
+from howhard.ledger import Amount, InMemoryLedger, Ledger, TenantSpend
 from howhard.policies.base import Policy, check_budgets
 from howhard.policies.policies import UniformPolicy
 from howhard.procedures.base import Outcome, Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
+from howhard.scheduler.cost import CostModel
 from howhard.scheduler.events import get_logger
-from howhard.scheduler.ledger import InMemoryLedger, Ledger, TenantSpend
-from howhard.types import GenerationParams, Request, Result, Usage
+from howhard.types import GenerationParams, Request, Result
 
 __all__ = ["Scheduler", "SchedulerState", "SchedulerStats"]
 
@@ -98,6 +99,7 @@ class _Job:
         "done",
         "error",
         "params",
+        "quota",
         "request",
         "resolved",
         "result",
@@ -112,9 +114,12 @@ class _Job:
         params: GenerationParams,
         timeout_s: float | None,
         done: anyio.Event,
+        quota: QuotaConfig | None,
     ) -> None:
         self.request = request
         self.params = params
+        self.quota = quota
+        """The tenant's quota as the ledger reported it at submit (degrade mode needs it)."""
         self.started = time.monotonic()
         self.timeout_s = timeout_s
         # Deadlines live on anyio's clock (what cancel scopes compare against).
@@ -159,6 +164,7 @@ class Scheduler:
         params: GenerationParams | None = None,
         retry: RetryConfig | None = None,
         request_timeout_s: float | None = None,
+        prices: Mapping[str, Price] | None = None,
         ledger: Ledger | None = None,
         config: SchedulerConfig | None = None,
         seed: int | None = None,
@@ -175,6 +181,7 @@ class Scheduler:
                 "params": params,
                 "retry": retry,
                 "request_timeout_s": request_timeout_s,
+                "prices": prices,
             }.items()
             if value is not None
         }
@@ -186,6 +193,15 @@ class Scheduler:
         )
         self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
+        # Deprecated: InMemoryLedger(prices=...) kept its own table; honour it if ours is empty.
+        table = self.config.prices or getattr(self._ledger, "prices", None) or {}
+        self._cost = CostModel(
+            self._procedure,
+            backend,
+            prices=table,
+            prompt_overhead_tokens=self.config.prompt_overhead_tokens,
+        )
+        self._bounds = self.config.bounds
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._rng = random.Random(seed)
         self._log = get_logger("howhard.scheduler")
@@ -195,8 +211,6 @@ class Scheduler:
         self._work_scope: anyio.CancelScope | None = None
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._receive: MemoryObjectReceiveStream[_Job] | None = None
-        self._plans: dict[int, tuple[tuple[str, int], ...]] = {}
-        self._planned_models: frozenset[str] | None = None
         self._ready: deque[_Job] = deque()
         self._dispatch_closed = False
         self._idle: deque[anyio.Event] = deque()
@@ -352,7 +366,7 @@ class Scheduler:
         ``QuotaExceeded``, ``RequestTimeout``, ``PolicyError`` or a ``BackendError``; cancelling
         the caller cancels the request's work and refunds its reservation.
         """
-        job = self._new_job(prompt_or_request, tenant, reference, params, metadata, timeout_s)
+        job = await self._new_job(prompt_or_request, tenant, reference, params, metadata, timeout_s)
         return await self._enqueue_and_wait(job, wait_for_space=True)
 
     async def submit_nowait(
@@ -366,10 +380,10 @@ class Scheduler:
         timeout_s: float | None = None,
     ) -> Result:
         """Like ``submit`` but never waits for queue space: raises ``QueueFull`` at once."""
-        job = self._new_job(prompt_or_request, tenant, reference, params, metadata, timeout_s)
+        job = await self._new_job(prompt_or_request, tenant, reference, params, metadata, timeout_s)
         return await self._enqueue_and_wait(job, wait_for_space=False)
 
-    def _new_job(
+    async def _new_job(
         self,
         prompt_or_request: str | Request,
         tenant: str | None,
@@ -423,14 +437,20 @@ class Scheduler:
             raise InvalidRequest(
                 f"params must be a GenerationParams, got {type(request.params).__name__}"
             )
-        self._ledger.check_tenant(request.tenant)  # unknown tenants fail here, changing nothing
         timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
         if timeout is not None and not timeout > 0:
             raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
-        if timeout is None and self._ledger.has_cost_quota(request.tenant):
-            self._refuse_unbounded_time(request.tenant)
+        # Unknown tenants fail here, changing nothing.
+        quota = await self._ledger.check_tenant(request.tenant)
+        if timeout is None and quota is not None and quota.cost is not None:
+            self._cost.refuse_unbounded_time(request.tenant, self._bounds)
+        if self._state is not SchedulerState.RUNNING:  # closed while the ledger answered
+            raise SchedulerClosed(
+                f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
+            )
         self._submitted += 1
-        return _Job(request, request.params or self.config.params, timeout, self._event_type())
+        params = request.params or self.config.params
+        return _Job(request, params, timeout, self._event_type(), quota)
 
     async def _enqueue_and_wait(self, job: _Job, *, wait_for_space: bool) -> Result:
         try:
@@ -622,66 +642,6 @@ class Scheduler:
                 self._idle.append(wake)
                 await wake.wait()
 
-    def _planned(self, budget: int) -> tuple[tuple[str, int], ...]:
-        """``(model, n)`` of each call planned for ``budget`` (cached: plans must be pure)."""
-        plan = self._plans.get(budget)
-        if plan is None:
-            default = self._backend
-            plan = tuple(
-                ((call.backend or default).model, call.n) for call in self._procedure.plan(budget)
-            )
-            for _, n in plan:
-                # A negative n would reserve a negative worst case: a credit against the quota.
-                if type(n) is not int or n < 0:
-                    raise UsageError(
-                        f"{type(self._procedure).__name__}.plan({budget}) planned n={n!r}; "
-                        "each PlannedCall.n must be an int >= 0"
-                    )
-            if len(self._plans) < 4096:
-                self._plans[budget] = plan
-        return plan
-
-    def _refuse_unbounded_time(self, tenant: str) -> None:
-        # Per-second cost is reserved as the request's timeout; without one the worst case is
-        # unbounded and concurrent requests could overspend the tenant's cost quota.
-        if self._planned_models is None:
-            self._planned_models = frozenset(
-                model
-                for budget in range(self.config.min_budget, self.config.max_budget + 1)
-                for model, n in self._planned(budget)
-                if n > 0
-            )
-        for model in sorted(self._planned_models):
-            per_second = self._ledger.price(model).per_second
-            if per_second > 0:
-                raise InvalidRequest(
-                    f"tenant {tenant!r} has a cost quota and model {model!r} is priced per second "
-                    f"(per_second={per_second}), but the request has no timeout, so its cost "
-                    "cannot be reserved; pass timeout_s=... (or set request_timeout_s), or price "
-                    f"{model!r} per token"
-                )
-
-    def _worst_case(self, job: _Job) -> Callable[[int], Usage]:
-        prompt_bound = len(job.request.prompt.encode()) + self.config.prompt_overhead_tokens
-        max_tokens = job.params.max_tokens
-        seconds = job.timeout_s or 0.0
-        price = self._ledger.price
-        planned = self._planned
-
-        def worst_case(budget: int) -> Usage:
-            prompt = completion = 0
-            cost = 0.0
-            for model, n in planned(budget):
-                generated = n * max_tokens
-                prompt += prompt_bound
-                completion += generated
-                cost += price(model).cost(prompt_bound, generated, seconds)
-            return Usage(
-                prompt_tokens=prompt, completion_tokens=completion, units=budget, cost=cost
-            )
-
-        return worst_case
-
     async def _execute(self, job: _Job) -> None:
         request = job.request
         if job.deadline != math.inf and anyio.current_time() >= job.deadline:
@@ -696,17 +656,27 @@ class Scheduler:
             with self._scope_type(deadline=job.deadline) as scope:
                 job.scope = scope
                 try:
+                    shape = self._cost.shape(request.prompt, job.params.max_tokens, job.timeout_s)
+                    degrade = job.quota is not None and job.quota.on_exceed == "degrade"
                     reservation = await self._ledger.reserve(
                         request.tenant,
-                        job.budget,
-                        self._worst_case(job),
-                        min_budget=self.config.min_budget,
+                        self._cost.hold(shape, job.budget),
+                        fallbacks=(
+                            self._cost.fallbacks(shape, job.budget, self._bounds) if degrade else ()
+                        ),
                     )
+                    if reservation.budget != job.budget:
+                        self._log.info(
+                            "quota.degraded",
+                            tenant=request.tenant,
+                            requested=job.budget,
+                            granted=reservation.budget,
+                        )
                     context = CallContext(
                         self._backend,
                         job.params,
                         retry=self.config.retry,
-                        price=self._ledger.price,
+                        price=self._cost.price,
                         rng=self._rng,
                         log=self._log,
                     )
@@ -717,10 +687,26 @@ class Scheduler:
                             f"{type(outcome).__name__}; a procedure returns an Outcome"
                         )
                     usage = context.usage_with_units(reservation.budget)
+                    actual = Amount(
+                        units=reservation.budget,
+                        prompt_tokens=context.prompt_tokens,
+                        completion_tokens=context.completion_tokens,
+                        cost_micros=context.cost_micros,
+                    )
                     # Shielded: a cancellation landing inside an async ledger's settle, after it
                     # committed, would otherwise have the finally block refund it a second time.
                     with self._scope_type(shield=True):
-                        await self._ledger.settle(reservation, usage)
+                        charged = await self._ledger.settle(reservation, actual)
+                    if charged != actual:
+                        # Charged at most the hold; the warning says the bound needs widening.
+                        self._log.warning(
+                            "ledger.overrun",
+                            tenant=request.tenant,
+                            reserved=reservation.amount.usage(),
+                            actual=usage,
+                            charged=charged.usage(),
+                            fix="raise SchedulerConfig.prompt_overhead_tokens",
+                        )
                     reservation = None
                     metadata = outcome.metadata
                     if job.budget != usage.units:
@@ -804,8 +790,12 @@ class Scheduler:
             "batches": self._batches,
         }
 
-    def stats(self) -> SchedulerStats:
-        """A consistent snapshot of queue depth, in-flight work, outcomes and spend."""
+    async def stats(self) -> SchedulerStats:
+        """A snapshot of queue depth, in-flight work, outcomes and per-tenant spend.
+
+        Async because the spend comes from the ledger, which may be a shared store.
+        """
+        spend = await self._ledger.snapshot()
         queued = waiting = 0
         if self._send is not None and self._state is not SchedulerState.CLOSED:
             statistics = self._send.statistics()
@@ -817,6 +807,6 @@ class Scheduler:
             waiting_submitters=waiting,
             in_flight=self._in_flight,
             carry=float(self._carry.carry),
-            spend=self._ledger.snapshot(),
+            spend=spend,
             **self._counters(),
         )

@@ -42,7 +42,7 @@ async def answer_arithmetic(backend: Backend, *, max_tokens: int = 40) -> list[R
             async with anyio.create_task_group() as group:
                 for question, reference in QUESTIONS:
                     group.start_soon(ask, question, reference)
-        spend = scheduler.ledger.snapshot()["e2e"]
+        spend = (await scheduler.ledger.snapshot())["e2e"]
 
     assert len(results) == len(QUESTIONS)
     for result in results:

@@ -23,7 +23,6 @@ from howhard.policies import (
 )
 from howhard.policies.policies import trim_to_total
 from howhard.procedures import Routing
-from howhard.scheduler import InMemoryLedger
 from howhard.types import Request
 
 pytestmark = pytest.mark.anyio
@@ -231,7 +230,7 @@ async def test_routing_policy_and_procedure_end_to_end_with_priced_models() -> N
         procedure=Routing(weak, strong),
         average_budget=0.5,
         max_budget=1,
-        ledger=InMemoryLedger(prices=prices),
+        prices=prices,
         batching=BatchingConfig(max_batch_size=4, max_wait_s=30.0),
     ) as scheduler:
 

@@ -31,7 +31,7 @@ from howhard.errors import (
 from howhard.procedures import BestOfK, SelfConsistency
 from howhard.scheduler import InMemoryLedger, SchedulerState
 from howhard.scoring import ExactMatch
-from howhard.types import GenerationParams
+from howhard.types import Completion, Generation, GenerationParams
 
 pytestmark = pytest.mark.anyio
 
@@ -101,7 +101,7 @@ async def test_budget_zero_abstains_with_default_answer_and_spends_nothing() -> 
         batching=WIDE,
     ) as scheduler:
         result = await scheduler.submit("hard question")
-        spend = scheduler.stats().spend["default"]
+        spend = (await scheduler.stats()).spend["default"]
     assert result.abstained
     assert result.answer == "I don't know"
     assert result.chosen is None
@@ -199,10 +199,10 @@ async def test_aclose_cancel_fails_queued_and_running_requests_and_refunds() -> 
             for i in range(20):
                 tg.start_soon(submit, i)
             await anyio.wait_all_tasks_blocked()
-            assert scheduler.stats().in_flight == 4
+            assert (await scheduler.stats()).in_flight == 4
             await scheduler.aclose(cancel=True)
     assert len(errors) == 20
-    stats = scheduler.stats()
+    stats = await scheduler.stats()
     assert stats.state is SchedulerState.CLOSED
     assert stats.in_flight == 0 and stats.failed == 20
     spend = stats.spend["default"]
@@ -258,16 +258,16 @@ async def test_backpressure_blocking_submit_waits_and_nowait_raises_queue_full()
             tg.start_soon(submit, "queued 1")
             tg.start_soon(submit, "queued 2")
             await anyio.wait_all_tasks_blocked()
-            assert scheduler.stats().queued == 2
+            assert (await scheduler.stats()).queued == 2
             with pytest.raises(QueueFull, match="max_queue=2"):
                 await scheduler.submit_nowait("rejected at once")
             tg.start_soon(submit, "waits for space")
             await anyio.wait_all_tasks_blocked()
-            assert scheduler.stats().waiting_submitters == 1
+            assert (await scheduler.stats()).waiting_submitters == 1
             assert done == []
             gate.set()
     assert sorted(done) == sorted(["held by the policy", "queued 1", "queued 2", "waits for space"])
-    assert scheduler.stats().failed == 1  # only the QueueFull
+    assert (await scheduler.stats()).failed == 1  # only the QueueFull
 
 
 async def test_invalid_input_gets_a_typed_error() -> None:
@@ -276,7 +276,7 @@ async def test_invalid_input_gets_a_typed_error() -> None:
             await scheduler.submit("   ")
         with pytest.raises(InvalidRequest, match="timeout_s must be > 0"):
             await scheduler.submit("q", timeout_s=-1)
-        assert scheduler.stats().submitted == 0
+        assert (await scheduler.stats()).submitted == 0
     with pytest.raises(ConfigError, match="average_budget"):
         Scheduler(backend=answering("1"), average_budget=-2.0)
 
@@ -284,7 +284,7 @@ async def test_invalid_input_gets_a_typed_error() -> None:
 async def test_stats_and_structured_events(log_events: list[dict[str, Any]]) -> None:
     async with Scheduler(backend=answering("7"), average_budget=2, batching=WIDE) as scheduler:
         await scheduler.submit("q", tenant="a")
-        stats = scheduler.stats()
+        stats = await scheduler.stats()
     assert stats.submitted == stats.completed == 1
     assert stats.spend["a"].settled.units == 2
     names = [event["event"] for event in log_events]
@@ -315,20 +315,24 @@ async def test_dispatch_never_exceeds_max_concurrency() -> None:
         for i in range(40):
             tg.start_soon(scheduler.submit, f"q{i}")
         await anyio.wait_all_tasks_blocked()
-        assert running == 5 and scheduler.stats().in_flight == 5
+        assert running == 5 and (await scheduler.stats()).in_flight == 5
         gate.set()
     assert peak == 5
 
 
 async def test_usage_is_priced_per_model_and_charged_to_the_tenant() -> None:
-    ledger = InMemoryLedger(prices={"scripted": Price(input_per_mtok=1e6, output_per_mtok=2e6)})
+    ledger = InMemoryLedger()
     async with Scheduler(
-        backend=answering("one two"), average_budget=3, batching=WIDE, ledger=ledger
+        backend=answering("one two"),
+        average_budget=3,
+        batching=WIDE,
+        ledger=ledger,
+        prices={"scripted": Price(input_per_mtok=1e6, output_per_mtok=2e6)},
     ) as scheduler:
         result = await scheduler.submit("a b c d", tenant="paying")
     # 4 prompt tokens at $1 each, 3 samples x 2 tokens at $2 each.
     assert result.usage.cost == pytest.approx(4 * 1.0 + 6 * 2.0)
-    assert ledger.snapshot()["paying"].settled == result.usage
+    assert (await ledger.snapshot())["paying"].settled == result.usage
 
 
 async def test_config_object_and_keyword_overrides_combine() -> None:
@@ -353,7 +357,7 @@ async def test_request_that_expired_before_dispatch_never_reaches_the_backend() 
     ) as scheduler:
         with pytest.raises(RequestTimeout, match=r"timeout_s=0\.001"):
             await scheduler.submit("q", timeout_s=0.001)
-        spend = scheduler.stats().spend
+        spend = (await scheduler.stats()).spend
     assert backend.calls == []
     assert spend == {}  # nothing was even reserved
 
@@ -365,7 +369,7 @@ async def test_unknown_tenant_is_refused_at_submit() -> None:
     ) as scheduler:
         with pytest.raises(UnknownTenant, match="tenant 'stranger' has no quota"):
             await scheduler.submit("q", tenant="stranger")
-        stats = scheduler.stats()
+        stats = await scheduler.stats()
     assert stats.submitted == 0 and stats.batches == 0
 
 
@@ -393,7 +397,7 @@ async def test_close_fails_callers_still_waiting_for_queue_space() -> None:
             for name in ("running", "queued", "waiting"):
                 tg.start_soon(submit, name)
                 await anyio.wait_all_tasks_blocked()
-            assert scheduler.stats().waiting_submitters == 1
+            assert (await scheduler.stats()).waiting_submitters == 1
             tg.start_soon(scheduler.close)
             await anyio.wait_all_tasks_blocked()
             gate.set()
@@ -451,19 +455,22 @@ async def test_malformed_submit_options_are_refused_before_anything_runs(
             await scheduler.submit("q", **options)
         with pytest.raises(InvalidRequest, match=message):
             await scheduler.submit(Request(prompt="q"), **options)
-        stats = scheduler.stats()
+        stats = await scheduler.stats()
     assert stats.submitted == 0 and not backend.calls and stats.spend == {}
 
 
 async def test_a_cost_quota_on_a_per_second_model_needs_a_timeout_to_reserve_against() -> None:
     # Per-second cost is reserved as the request's timeout; without one it is unbounded.
     ledger = InMemoryLedger(
-        {"metered": QuotaConfig(cost=10.0), "unmetered": QuotaConfig(units=100)},
-        prices={"scripted": Price(per_second=0.5)},
+        {"metered": QuotaConfig(cost=10.0), "unmetered": QuotaConfig(units=100)}
     )
     backend = answering("1")
     async with Scheduler(
-        backend=backend, average_budget=1, batching=WIDE, ledger=ledger
+        backend=backend,
+        average_budget=1,
+        batching=WIDE,
+        ledger=ledger,
+        prices={"scripted": Price(per_second=0.5)},
     ) as scheduler:
         with pytest.raises(
             InvalidRequest,
@@ -475,3 +482,56 @@ async def test_a_cost_quota_on_a_per_second_model_needs_a_timeout_to_reserve_aga
         timed = await scheduler.submit("q", tenant="metered", timeout_s=4.0)
         untimed = await scheduler.submit("q", tenant="unmetered")
     assert timed.answer == untimed.answer == "1"
+
+
+class OverReporting:
+    """A backend that reports far more generated tokens than ``max_tokens`` allows."""
+
+    model = "liar"
+
+    async def generate(self, prompt: str, *, n: int, params: GenerationParams) -> Generation:
+        completion = Completion(text="The answer is 4.", tokens=10 * params.max_tokens)
+        return Generation(completions=(completion,) * n, prompt_tokens=1)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_an_overrun_is_charged_at_most_the_reservation_and_logged(
+    log_events: list[dict[str, Any]],
+) -> None:
+    ledger = InMemoryLedger()
+    async with Scheduler(
+        backend=OverReporting(),
+        average_budget=2,
+        batching=WIDE,
+        ledger=ledger,
+        params=GenerationParams(max_tokens=8),
+    ) as scheduler:
+        result = await scheduler.submit("q")
+    settled = (await ledger.snapshot())["default"].settled
+    assert result.usage.completion_tokens == 2 * 80  # what the backend said
+    assert settled.completion_tokens == 2 * 8  # what was reserved: n x max_tokens
+    overruns = [e for e in log_events if e["event"] == "ledger.overrun"]
+    assert len(overruns) == 1 and overruns[0]["charged"] == settled
+
+
+async def test_a_degraded_request_is_logged_with_what_it_asked_for(
+    log_events: list[dict[str, Any]],
+) -> None:
+    ledger = InMemoryLedger({"small": QuotaConfig(units=3, on_exceed="degrade")})
+    async with Scheduler(
+        backend=answering("4"), average_budget=5, batching=WIDE, ledger=ledger
+    ) as scheduler:
+        result = await scheduler.submit("q", tenant="small")
+    assert result.budget == 3 and result.metadata["requested_budget"] == 5
+    degraded = [e for e in log_events if e["event"] == "quota.degraded"]
+    assert degraded == [
+        {
+            "event": "quota.degraded",
+            "tenant": "small",
+            "requested": 5,
+            "granted": 3,
+            "log_level": "info",
+        }
+    ]

@@ -1,0 +1,173 @@
+"""The in-memory quota store: exact, lock-protected, for one process.
+
+It applies :mod:`howhard.ledger.rules` under a lock, so every check-and-hold is atomic even when
+schedulers on several threads share it. Spend lives in this process only: replicas that must
+share a tenant's quota need a shared store implementing the same port
+(:class:`howhard.ledger.Ledger`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from howhard.config import Price, QuotaConfig
+from howhard.errors import ConfigError, QuotaExceeded, UnknownTenant, UsageError
+from howhard.ledger.rules import Amount, Hold, charge, choose, in_window, over_quota_message
+from howhard.ledger.store import Ledger, Reservation, TenantSpend
+
+__all__ = ["InMemoryLedger"]
+
+
+@dataclass(slots=True)
+class _Account:
+    quota: QuotaConfig | None
+    settled: Amount = field(default_factory=Amount)
+    window: Amount = field(default_factory=Amount)
+    reserved: Amount = field(default_factory=Amount)
+    events: deque[tuple[float, Amount]] = field(default_factory=deque)
+    open: int = 0
+    rejected: int = 0
+    degraded: int = 0
+
+
+class InMemoryLedger(Ledger):
+    """A process-local ledger with sliding-window quotas.
+
+    ``quotas`` maps tenant → ``QuotaConfig``; tenants not listed use ``default_quota``. With no
+    quotas at all every tenant is unlimited (spend is still tracked); with quotas but no default,
+    an unknown tenant raises ``UnknownTenant``. ``clock`` (seconds, monotonic) times the windows.
+    """
+
+    def __init__(
+        self,
+        quotas: Mapping[str, QuotaConfig] | None = None,
+        *,
+        default_quota: QuotaConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        prices: Mapping[str, Price] | None = None,
+    ) -> None:
+        for name, quota in (quotas or {}).items():
+            if not isinstance(quota, QuotaConfig):
+                raise ConfigError(
+                    f"quotas[{name!r}] must be a QuotaConfig, got {type(quota).__name__}"
+                )
+        if prices is not None:
+            warnings.warn(
+                "InMemoryLedger(prices=...) is deprecated: prices belong to the scheduler's "
+                "cost model; pass Scheduler(prices=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.prices: Mapping[str, Price] = dict(prices or {})
+        """Deprecated: the price table a ``Scheduler`` without ``prices=`` falls back to."""
+        self._quotas = dict(quotas or {})
+        self._default = default_quota
+        self._open_default = not self._quotas and default_quota is None
+        self._clock = clock
+        # A threading lock (not an anyio one): nothing awaits inside the critical sections, and
+        # this keeps the books exact when schedulers on several threads share one store.
+        self._lock = threading.Lock()
+        self._accounts: dict[str, _Account] = {}
+        self._open: dict[str, Reservation] = {}
+        self._ids = itertools.count(1)
+
+    def _quota(self, tenant: str) -> QuotaConfig | None:
+        if tenant in self._quotas:
+            return self._quotas[tenant]
+        if self._default is not None or self._open_default:
+            return self._default
+        raise UnknownTenant(
+            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
+        )
+
+    async def check_tenant(self, tenant: str) -> QuotaConfig | None:
+        """The quota in force for ``tenant``; ``UnknownTenant`` when it has none and no default."""
+        return self._quota(tenant)
+
+    def _account(self, tenant: str) -> _Account:
+        account = self._accounts.get(tenant)
+        if account is None:
+            account = self._accounts[tenant] = _Account(self._quota(tenant))
+        return account
+
+    def _expire(self, account: _Account, now: float) -> None:
+        window_s = account.quota.window_s if account.quota is not None else None
+        events = account.events
+        while events and not in_window(events[0][0], now, window_s):
+            account.window -= events.popleft()[1]
+
+    async def reserve(
+        self, tenant: str, hold: Hold, *, fallbacks: Sequence[Hold] = ()
+    ) -> Reservation:
+        """Hold the worst case of ``hold`` (or, degrading, the largest fallback that fits)."""
+        with self._lock:
+            account = self._account(tenant)
+            self._expire(account, self._clock())
+            granted, broken = choose(
+                account.quota, account.window + account.reserved, hold, fallbacks
+            )
+            if granted is None:
+                account.rejected += 1
+                raise QuotaExceeded(
+                    over_quota_message(tenant, hold.budget, broken or "?"), tenant=tenant
+                )
+            if granted is not hold:
+                account.degraded += 1
+            reservation = Reservation(
+                str(next(self._ids)), tenant, granted.budget, hold.budget, granted.amount
+            )
+            account.reserved += granted.amount
+            account.open += 1
+            self._open[reservation.id] = reservation
+        return reservation
+
+    def _close(self, reservation: Reservation) -> _Account:
+        if self._open.pop(reservation.id, None) is None:
+            raise UsageError(
+                f"reservation {reservation.id} was already settled or refunded; "
+                "settle or refund each reservation exactly once"
+            )
+        account = self._accounts[reservation.tenant]
+        account.reserved -= reservation.amount
+        account.open -= 1
+        return account
+
+    async def settle(self, reservation: Reservation, actual: Amount) -> Amount:
+        """Release the hold and charge ``actual``, capped at the hold; returns the charge."""
+        charged, _ = charge(reservation.amount, actual)
+        with self._lock:
+            account = self._close(reservation)
+            account.settled += charged
+            account.window += charged
+            if account.quota is not None and account.quota.window_s is not None:
+                account.events.append((self._clock(), charged))
+        return charged
+
+    async def refund(self, reservation: Reservation) -> None:
+        """Release the hold without charging."""
+        with self._lock:
+            self._close(reservation)
+
+    async def snapshot(self) -> dict[str, TenantSpend]:
+        """Per-tenant spend (settled, in window, reserved) and rejection counts."""
+        with self._lock:
+            now = self._clock()
+            out = {}
+            for tenant, account in self._accounts.items():
+                self._expire(account, now)
+                out[tenant] = TenantSpend(
+                    settled=account.settled.usage(),
+                    window=account.window.usage(),
+                    reserved=account.reserved.usage(),
+                    open_reservations=account.open,
+                    rejected=account.rejected,
+                    degraded=account.degraded,
+                    quota=account.quota,
+                )
+            return out

@@ -1,0 +1,223 @@
+"""The quota rules, pure and synchronous: what fits, what degrades, what a window forgets.
+
+Every ledger store applies these same rules (the in-memory store calls them under its lock; a
+shared store mirrors them in its server-side scripts and proves it by passing the conformance
+suite in :mod:`howhard.testing.ledger`). Nothing here does I/O, keeps state or reads a clock.
+
+Amounts are integers: units, prompt and completion tokens, and money in **micro-units** of the
+price table's currency (``cost_micros``; 1 = one millionth of a dollar by default), so sums
+never drift the way float sums do. Prices are converted per call with
+:meth:`howhard.config.Price.cost_micros`, the same rounding for a reservation's worst case and
+for a request's actual usage, so actual ``<=`` worst case holds exactly.
+
+The rules, in one place:
+
+- **Fits**: a hold of ``amount`` fits when, for each limit the quota sets, settled usage still
+  in the window plus open holds plus ``amount`` stays within it (:func:`breach`).
+- **Degrade**: a tenant whose quota says ``degrade`` gets the largest budget whose worst case
+  fits, among the fallbacks the scheduler priced (:func:`choose`).
+- **Never charge above the hold**: settling charges the actual usage capped, field by field, at
+  what was reserved (:func:`charge`); the excess is reported, not charged.
+- **Window**: settled usage counts against the quota until ``window_s`` seconds have passed
+  (:func:`in_window`); without a window it counts forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from howhard.config import Price, QuotaConfig
+from howhard.errors import UsageError
+from howhard.types import Usage
+
+__all__ = [
+    "MICROS",
+    "Amount",
+    "Hold",
+    "breach",
+    "charge",
+    "choose",
+    "cost_limit_micros",
+    "in_window",
+    "over_quota_message",
+    "worst_case",
+]
+
+MICROS = 1_000_000
+"""Micro-units per unit of currency: ledgers count money as integer ``cost_micros``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """Resources as the ledger counts them: whole units, tokens and micro-units of money."""
+
+    units: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_micros: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens (what a ``tokens`` quota limits)."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Amount) -> Amount:
+        return Amount(
+            units=self.units + other.units,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_micros=self.cost_micros + other.cost_micros,
+        )
+
+    def __sub__(self, other: Amount) -> Amount:
+        return Amount(
+            units=self.units - other.units,
+            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
+            completion_tokens=self.completion_tokens - other.completion_tokens,
+            cost_micros=self.cost_micros - other.cost_micros,
+        )
+
+    def capped(self, ceiling: Amount) -> Amount:
+        """Each field at most ``ceiling``'s."""
+        return Amount(
+            units=min(self.units, ceiling.units),
+            prompt_tokens=min(self.prompt_tokens, ceiling.prompt_tokens),
+            completion_tokens=min(self.completion_tokens, ceiling.completion_tokens),
+            cost_micros=min(self.cost_micros, ceiling.cost_micros),
+        )
+
+    def usage(self) -> Usage:
+        """The same resources as a public :class:`~howhard.types.Usage` (cost in currency)."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            units=self.units,
+            cost=self.cost_micros / MICROS,
+        )
+
+    @classmethod
+    def of(cls, usage: Usage) -> Amount:
+        """A :class:`~howhard.types.Usage` as an amount (cost rounded to micro-units)."""
+        return cls(
+            units=usage.units,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_micros=round(usage.cost * MICROS),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A budget and the worst case it may spend: what ``reserve`` is asked to hold."""
+
+    budget: int
+    amount: Amount
+
+
+def worst_case(
+    budget: int,
+    calls: Sequence[tuple[Price, int]],
+    *,
+    prompt_tokens: int,
+    max_tokens: int,
+    seconds: float,
+) -> Hold:
+    """Price the worst case of ``budget``: every planned call at its most.
+
+    ``calls`` holds each planned backend call's price and sample count ``n``; each call may read
+    ``prompt_tokens`` and generate ``n * max_tokens`` tokens in at most ``seconds``.
+    """
+    prompt = completion = micros = 0
+    for price, n in calls:
+        generated = n * max_tokens
+        prompt += prompt_tokens
+        completion += generated
+        micros += price.cost_micros(prompt_tokens, generated, seconds)
+    return Hold(
+        budget,
+        Amount(
+            units=budget, prompt_tokens=prompt, completion_tokens=completion, cost_micros=micros
+        ),
+    )
+
+
+def cost_limit_micros(quota: QuotaConfig) -> int | None:
+    """The quota's ``cost`` limit in micro-units (``None`` when cost is unlimited)."""
+    return None if quota.cost is None else round(quota.cost * MICROS)
+
+
+def breach(quota: QuotaConfig | None, held: Amount, amount: Amount) -> str | None:
+    """The first limit that holding ``amount`` on top of ``held`` would break, or ``None``.
+
+    ``held`` is the tenant's settled usage still in the window plus its open holds.
+    """
+    if quota is None:
+        return None
+    if quota.units is not None and held.units + amount.units > quota.units:
+        return f"units: {held.units} held + {amount.units} > {quota.units}"
+    if quota.tokens is not None and held.tokens + amount.tokens > quota.tokens:
+        return f"tokens: {held.tokens} held + {amount.tokens} > {quota.tokens}"
+    limit = cost_limit_micros(quota)
+    if limit is not None and held.cost_micros + amount.cost_micros > limit:
+        return (
+            f"cost: {held.cost_micros / MICROS:.6g} held + {amount.cost_micros / MICROS:.6g} "
+            f"> {limit / MICROS:.6g}"
+        )
+    return None
+
+
+def choose(
+    quota: QuotaConfig | None, held: Amount, hold: Hold, fallbacks: Sequence[Hold] = ()
+) -> tuple[Hold | None, str | None]:
+    """What to grant for ``hold``: ``(granted, None)``, or ``(None, the limit it breaks)``.
+
+    A quota that says ``degrade`` grants the largest of ``fallbacks`` (smaller budgets, in
+    increasing order, with non-decreasing amounts) that fits when ``hold`` does not.
+    """
+    if hold.budget < 0 or any(f.budget < 0 for f in fallbacks):
+        raise UsageError(f"budgets must be >= 0, got {hold.budget} (fallbacks {fallbacks!r})")
+    broken = breach(quota, held, hold.amount)
+    if broken is None:
+        return hold, None
+    if quota is None or quota.on_exceed != "degrade" or not fallbacks:
+        return None, broken
+    # Amounts grow with the budget, so "fits" is monotone: binary search the largest that fits.
+    lo, hi, best = 0, len(fallbacks) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if breach(quota, held, fallbacks[mid].amount) is None:
+            best, lo = fallbacks[mid], mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        return None, breach(quota, held, fallbacks[0].amount) or broken
+    return best, None
+
+
+def charge(held: Amount, actual: Amount) -> tuple[Amount, Amount]:
+    """What settling ``actual`` against a hold of ``held`` charges, and the excess not charged.
+
+    Never above the hold, whatever a backend reports; negative figures are refused (they would
+    credit the quota).
+    """
+    if min(actual.units, actual.prompt_tokens, actual.completion_tokens, actual.cost_micros) < 0:
+        raise UsageError(f"settled usage must be >= 0 in every field, got {actual!r}")
+    charged = actual.capped(held)
+    return charged, actual - charged
+
+
+def in_window(settled_at: float, now: float, window_s: float | None) -> bool:
+    """Whether usage settled at ``settled_at`` still counts against a quota at ``now``.
+
+    It counts while ``now - settled_at < window_s``: at exactly ``window_s`` seconds it has left.
+    """
+    return window_s is None or now - settled_at < window_s
+
+
+def over_quota_message(tenant: str, budget: int, broken: str) -> str:
+    """The ``QuotaExceeded`` message every store raises for a hold that does not fit."""
+    return (
+        f"tenant {tenant!r} is over quota for budget {budget} ({broken}); wait for the window "
+        "to pass, raise the quota, or use on_exceed='degrade'"
+    )

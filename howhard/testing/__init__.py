@@ -1,0 +1,12 @@
+"""howhard.testing: conformance suites that user plug-ins (and the built-ins) run against.
+
+- :class:`LedgerContract` (:mod:`.ledger`): every quota store (``howhard.ledger.Ledger``).
+
+Subclass a contract in your own test module and supply the factory it asks for; every
+``test_*`` method then runs against your implementation. Needs pytest, anyio's pytest plugin and
+hypothesis (``pip install 'howhard[dev]'``); nothing else in howhard imports this package.
+"""
+
+from howhard.testing.ledger import LedgerContract, ManualClock
+
+__all__ = ["LedgerContract", "ManualClock"]
