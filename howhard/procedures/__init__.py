@@ -1,7 +1,14 @@
-"""Decoding procedures: how a request is answered with the budget a policy gave it."""
+"""Decoding procedures: how a request is answered with the budget a policy gave it.
+
+Procedures (best-of-k, self-consistency, routing) make their backend calls through a
+:class:`RetryingCaller`, which retries transient failures within the request's deadline and
+accounts the usage; ``howhard collect`` samples through the same caller.
+"""
 
 from howhard.procedures.base import Context, Outcome, PlannedCall, Procedure
 from howhard.procedures.best_of_k import BestOfK
+from howhard.procedures.caller import RetryingCaller
+from howhard.procedures.retry import backoff_delay
 from howhard.procedures.routing import Routing
 from howhard.procedures.self_consistency import SelfConsistency
 
@@ -11,6 +18,8 @@ __all__ = [
     "Outcome",
     "PlannedCall",
     "Procedure",
+    "RetryingCaller",
     "Routing",
     "SelfConsistency",
+    "backoff_delay",
 ]

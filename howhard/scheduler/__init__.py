@@ -5,9 +5,9 @@ The quota store lives in :mod:`howhard.ledger`; ``InMemoryLedger``, ``Ledger``,
 """
 
 from howhard.ledger import InMemoryLedger, Ledger, Reservation, TenantSpend
+from howhard.procedures.caller import CallContext
+from howhard.procedures.retry import backoff_delay
 from howhard.scheduler.batcher import BudgetCarry
-from howhard.scheduler.context import CallContext
-from howhard.scheduler.retry import backoff_delay
 from howhard.scheduler.scheduler import Scheduler, SchedulerState, SchedulerStats
 
 __all__ = [

@@ -1,9 +1,12 @@
 """The Scheduler: ``await scheduler.submit(query)`` behind micro-batching, policies and quotas.
 
-Data flow (see DESIGN.md): ``submit`` puts a job on a bounded queue → the batcher closes a
-micro-batch → the policy splits the batch's budget (carry rule in ``batcher``) → workers, at most
-``max_concurrency`` at once, reserve each request's worst case in the ledger, run the procedure on
-the backend (retries, deadline), settle the actual usage and resolve the caller's future.
+It composes named stages, each its own module (``docs/architecture.md``): admission validates a
+``submit`` into a job (:mod:`.admission`) → a bounded queue → the batcher closes a micro-batch
+(:mod:`.batcher`, with the carry rule) → the policy splits the batch's budget, within one
+:class:`~howhard.types.BudgetBounds` → workers, at most ``max_concurrency`` at once, execute each
+job (:mod:`.execution`: reserve the worst case the cost model prices (:mod:`.cost`), run the
+procedure with retries and a deadline, settle) → the caller's future resolves. Events go through
+:mod:`.events`.
 
 Every ``submit`` resolves exactly once: with a ``Result`` or a typed exception, under backend
 faults, deadlines, caller cancellation and shutdown. All tasks belong to one task group owned by
@@ -12,15 +15,12 @@ the ``async with`` block.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import math
 import random
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -28,114 +28,22 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from howhard.backends.base import Backend
-from howhard.config import BatchingConfig, Price, QuotaConfig, RetryConfig, SchedulerConfig
-from howhard.errors import (
-    HowhardError,
-    InvalidRequest,
-    PolicyError,
-    QueueFull,
-    QuotaExceeded,
-    RequestTimeout,
-    SchedulerClosed,
-    UsageError,
-)
-from howhard.ledger import Amount, InMemoryLedger, Ledger, TenantSpend
+from howhard.config import BatchingConfig, Price, RetryConfig, SchedulerConfig
+from howhard.errors import PolicyError, QueueFull, SchedulerClosed, UsageError
+from howhard.ledger import InMemoryLedger, Ledger
 from howhard.policies.base import Policy, check_budgets
 from howhard.policies.policies import UniformPolicy
-from howhard.procedures.base import Outcome, Procedure
+from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
+from howhard.scheduler.admission import Admission, Job, Submission, submitted_at
 from howhard.scheduler.batcher import BudgetCarry, next_batch
-from howhard.scheduler.context import CallContext
 from howhard.scheduler.cost import CostModel
 from howhard.scheduler.events import get_logger
+from howhard.scheduler.execution import Execution
+from howhard.scheduler.stats import SchedulerState, SchedulerStats
 from howhard.types import GenerationParams, Request, Result
 
 __all__ = ["Scheduler", "SchedulerState", "SchedulerStats"]
-
-
-class SchedulerState(enum.Enum):
-    """Lifecycle: CREATED → RUNNING (inside ``async with``) → CLOSING → CLOSED."""
-
-    CREATED = "created"
-    RUNNING = "running"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerStats:
-    """A snapshot for dashboards: queue, in-flight work, outcomes and per-tenant spend."""
-
-    state: SchedulerState
-    queued: int
-    """Requests waiting in the bounded queue."""
-    waiting_submitters: int
-    """Callers blocked in ``submit`` because the queue is full (backpressure)."""
-    in_flight: int
-    """Requests currently reserved and running on the backend."""
-    submitted: int
-    completed: int
-    failed: int
-    cancelled: int
-    batches: int
-    carry: float
-    """Units carried to the next batch (see the carry rule)."""
-    spend: Mapping[str, TenantSpend]
-
-    @property
-    def resolved(self) -> int:
-        """Requests that reached their single outcome (completed + failed + cancelled)."""
-        return self.completed + self.failed + self.cancelled
-
-
-class _Job:
-    """One submitted request and its single-assignment outcome."""
-
-    __slots__ = (
-        "budget",
-        "cancelled",
-        "deadline",
-        "dispatched",
-        "done",
-        "error",
-        "params",
-        "quota",
-        "request",
-        "resolved",
-        "result",
-        "scope",
-        "started",
-        "timeout_s",
-    )
-
-    def __init__(
-        self,
-        request: Request,
-        params: GenerationParams,
-        timeout_s: float | None,
-        done: anyio.Event,
-        quota: QuotaConfig | None,
-    ) -> None:
-        self.request = request
-        self.params = params
-        self.quota = quota
-        """The tenant's quota as the ledger reported it at submit (degrade mode needs it)."""
-        self.started = time.monotonic()
-        self.timeout_s = timeout_s
-        # Deadlines live on anyio's clock (what cancel scopes compare against).
-        self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
-        self.done = done
-        self.budget = 0
-        self.result: Result | None = None
-        self.error: BaseException | None = None
-        self.resolved = False
-        self.cancelled = False
-        self.dispatched = False
-        self.scope: anyio.CancelScope | None = None
-
-
-def _submitted_at(job: _Job) -> float:
-    return job.started
 
 
 class Scheduler:
@@ -193,6 +101,7 @@ class Scheduler:
         )
         self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
+        self._log = get_logger("howhard.scheduler")
         # Deprecated: InMemoryLedger(prices=...) kept its own table; honour it if ours is empty.
         table = self.config.prices or getattr(self._ledger, "prices", None) or {}
         self._cost = CostModel(
@@ -202,16 +111,24 @@ class Scheduler:
             prompt_overhead_tokens=self.config.prompt_overhead_tokens,
         )
         self._bounds = self.config.bounds
+        self._admission = Admission(self.config, self._ledger, self._cost)
+        self._execution = Execution(
+            backend=backend,
+            procedure=self._procedure,
+            ledger=self._ledger,
+            cost=self._cost,
+            config=self.config,
+            rng=random.Random(seed),
+            log=self._log,
+        )
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
-        self._rng = random.Random(seed)
-        self._log = get_logger("howhard.scheduler")
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
         self._work_scope: anyio.CancelScope | None = None
-        self._send: MemoryObjectSendStream[_Job] | None = None
-        self._receive: MemoryObjectReceiveStream[_Job] | None = None
-        self._ready: deque[_Job] = deque()
+        self._send: MemoryObjectSendStream[Job] | None = None
+        self._receive: MemoryObjectReceiveStream[Job] | None = None
+        self._ready: deque[Job] = deque()
         self._dispatch_closed = False
         self._idle: deque[anyio.Event] = deque()
         self._ready_drained = anyio.Event()  # replaced by the backend's class in _run
@@ -243,11 +160,11 @@ class Scheduler:
             raise UsageError(
                 f"a Scheduler can be started once (it is {self._state.value}); create a new one"
             )
-        self._send, self._receive = anyio.create_memory_object_stream[_Job](
+        self._send, self._receive = anyio.create_memory_object_stream[Job](
             max_buffer_size=self.config.max_queue
         )
         self._event_type = type(anyio.Event())
-        self._scope_type = type(anyio.CancelScope())
+        self._scope_type = self._execution.scope_type = type(anyio.CancelScope())
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -366,8 +283,8 @@ class Scheduler:
         ``QuotaExceeded``, ``RequestTimeout``, ``PolicyError`` or a ``BackendError``; cancelling
         the caller cancels the request's work and refunds its reservation.
         """
-        job = await self._new_job(prompt_or_request, tenant, reference, params, metadata, timeout_s)
-        return await self._enqueue_and_wait(job, wait_for_space=True)
+        submission = Submission(prompt_or_request, tenant, reference, params, metadata, timeout_s)
+        return await self._enqueue_and_wait(await self._new_job(submission), wait_for_space=True)
 
     async def submit_nowait(
         self,
@@ -380,79 +297,23 @@ class Scheduler:
         timeout_s: float | None = None,
     ) -> Result:
         """Like ``submit`` but never waits for queue space: raises ``QueueFull`` at once."""
-        job = await self._new_job(prompt_or_request, tenant, reference, params, metadata, timeout_s)
-        return await self._enqueue_and_wait(job, wait_for_space=False)
+        submission = Submission(prompt_or_request, tenant, reference, params, metadata, timeout_s)
+        return await self._enqueue_and_wait(await self._new_job(submission), wait_for_space=False)
 
-    async def _new_job(
-        self,
-        prompt_or_request: str | Request,
-        tenant: str | None,
-        reference: str | None,
-        params: GenerationParams | None,
-        metadata: Mapping[str, Any] | None,
-        timeout_s: float | None,
-    ) -> _Job:
+    async def _new_job(self, submission: Submission) -> Job:
+        self._check_running()
+        job = await self._admission.admit(submission, self._event_type())
+        self._check_running()  # it may have closed while the ledger answered
+        self._submitted += 1
+        return job
+
+    def _check_running(self) -> None:
         if self._state is not SchedulerState.RUNNING:
             raise SchedulerClosed(
                 f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
             )
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidRequest(f"metadata must be a mapping, got {type(metadata).__name__}")
-        if timeout_s is not None and (
-            isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
-        ):
-            raise InvalidRequest(
-                f"timeout_s must be a number of seconds or None, got {timeout_s!r}"
-            )
-        if isinstance(prompt_or_request, Request):
-            overrides: dict[str, Any] = {
-                key: value
-                for key, value in {
-                    "tenant": tenant,
-                    "reference": reference,
-                    "params": params,
-                    "metadata": metadata,
-                }.items()
-                if value is not None
-            }
-            request = (
-                dataclasses.replace(prompt_or_request, **overrides)
-                if overrides
-                else prompt_or_request
-            )
-        elif isinstance(prompt_or_request, str):
-            request = Request(
-                prompt=prompt_or_request,
-                tenant=tenant if tenant is not None else "default",
-                reference=reference,
-                params=params,
-                metadata=metadata or {},
-            )
-        else:
-            raise InvalidRequest(
-                "submit() takes a prompt string or a Request, "
-                f"got {type(prompt_or_request).__name__}"
-            )
-        if request.params is not None and not isinstance(request.params, GenerationParams):
-            raise InvalidRequest(
-                f"params must be a GenerationParams, got {type(request.params).__name__}"
-            )
-        timeout = timeout_s if timeout_s is not None else self.config.request_timeout_s
-        if timeout is not None and not timeout > 0:
-            raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
-        # Unknown tenants fail here, changing nothing.
-        quota = await self._ledger.check_tenant(request.tenant)
-        if timeout is None and quota is not None and quota.cost is not None:
-            self._cost.refuse_unbounded_time(request.tenant, self._bounds)
-        if self._state is not SchedulerState.RUNNING:  # closed while the ledger answered
-            raise SchedulerClosed(
-                f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
-            )
-        self._submitted += 1
-        params = request.params or self.config.params
-        return _Job(request, params, timeout, self._event_type(), quota)
 
-    async def _enqueue_and_wait(self, job: _Job, *, wait_for_space: bool) -> Result:
+    async def _enqueue_and_wait(self, job: Job, *, wait_for_space: bool) -> Result:
         try:
             if job.deadline == math.inf:
                 await self._send_and_wait(job, wait_for_space=wait_for_space)
@@ -463,7 +324,7 @@ class Scheduler:
                     await self._send_and_wait(job, wait_for_space=wait_for_space)
                 if not job.resolved:
                     if job.scope is None:  # never started: fail it here, nothing to refund
-                        self._resolve(job, error=self._timeout_error(job))
+                        self._resolve(job, error=job.timeout_error())
                     else:  # running: its scope is expiring too and resolves it (with refund)
                         await job.done.wait()
         except BaseException:
@@ -475,7 +336,7 @@ class Scheduler:
         assert job.result is not None
         return job.result
 
-    async def _send_and_wait(self, job: _Job, *, wait_for_space: bool) -> None:
+    async def _send_and_wait(self, job: Job, *, wait_for_space: bool) -> None:
         assert self._send is not None
         try:
             try:
@@ -497,13 +358,10 @@ class Scheduler:
             self._resolve(job, error=self._closed_error(job))
         await job.done.wait()
 
-    def _closed_error(self, job: _Job) -> SchedulerClosed:
-        return SchedulerClosed(
-            f"request {job.request.id} did not run: the scheduler was closed "
-            f"({self._state.value}) before it finished"
-        )
+    def _closed_error(self, job: Job) -> SchedulerClosed:
+        return job.closed_error(self._state.value)
 
-    def _cancel(self, job: _Job) -> None:
+    def _cancel(self, job: Job) -> None:
         if job.resolved:
             return
         job.resolved = True
@@ -513,7 +371,7 @@ class Scheduler:
             job.scope.cancel()
 
     def _resolve(
-        self, job: _Job, result: Result | None = None, error: BaseException | None = None
+        self, job: Job, result: Result | None = None, error: BaseException | None = None
     ) -> None:
         if job.resolved:
             return
@@ -535,14 +393,14 @@ class Scheduler:
             while True:
                 # Filled in place: if the scheduler is cancelled while this batch is open (or
                 # being allocated), its jobs are off the queue and only this list can fail them.
-                batch: list[_Job] = []
+                batch: list[Job] = []
                 try:
                     if (
                         await next_batch(
                             self._receive,
                             max_batch_size=batching.max_batch_size,
                             max_wait_s=batching.max_wait_s,
-                            arrival=_submitted_at,
+                            arrival=submitted_at,
                             into=batch,
                         )
                         is None
@@ -564,7 +422,7 @@ class Scheduler:
         for _ in range(len(idle) if count is None else min(count, len(idle))):
             idle.popleft().set()
 
-    async def _allocate_and_dispatch(self, batch: list[_Job]) -> None:
+    async def _allocate_and_dispatch(self, batch: list[Job]) -> None:
         live = [job for job in batch if not job.resolved]
         if not live:
             return
@@ -642,142 +500,25 @@ class Scheduler:
                 self._idle.append(wake)
                 await wake.wait()
 
-    async def _execute(self, job: _Job) -> None:
-        request = job.request
+    async def _execute(self, job: Job) -> None:
         if job.deadline != math.inf and anyio.current_time() >= job.deadline:
             # Expired while queued: fail without reserving or calling the backend.
-            self._resolve(job, error=self._timeout_error(job))
+            self._resolve(job, error=job.timeout_error())
             return
-        reservation = None
         result: Result | None = None
         error: BaseException | None = None
         self._in_flight += 1
         try:
-            with self._scope_type(deadline=job.deadline) as scope:
-                job.scope = scope
-                try:
-                    shape = self._cost.shape(request.prompt, job.params.max_tokens, job.timeout_s)
-                    degrade = job.quota is not None and job.quota.on_exceed == "degrade"
-                    reservation = await self._ledger.reserve(
-                        request.tenant,
-                        self._cost.hold(shape, job.budget),
-                        fallbacks=(
-                            self._cost.fallbacks(shape, job.budget, self._bounds) if degrade else ()
-                        ),
-                    )
-                    if reservation.budget != job.budget:
-                        self._log.info(
-                            "quota.degraded",
-                            tenant=request.tenant,
-                            requested=job.budget,
-                            granted=reservation.budget,
-                        )
-                    context = CallContext(
-                        self._backend,
-                        job.params,
-                        retry=self.config.retry,
-                        price=self._cost.price,
-                        rng=self._rng,
-                        log=self._log,
-                    )
-                    outcome = await self._procedure.run(request, reservation.budget, context)
-                    if not isinstance(outcome, Outcome):
-                        raise UsageError(
-                            f"{type(self._procedure).__name__}.run returned "
-                            f"{type(outcome).__name__}; a procedure returns an Outcome"
-                        )
-                    usage = context.usage_with_units(reservation.budget)
-                    actual = Amount(
-                        units=reservation.budget,
-                        prompt_tokens=context.prompt_tokens,
-                        completion_tokens=context.completion_tokens,
-                        cost_micros=context.cost_micros,
-                    )
-                    # Shielded: a cancellation landing inside an async ledger's settle, after it
-                    # committed, would otherwise have the finally block refund it a second time.
-                    with self._scope_type(shield=True):
-                        charged = await self._ledger.settle(reservation, actual)
-                    if charged != actual:
-                        # Charged at most the hold; the warning says the bound needs widening.
-                        self._log.warning(
-                            "ledger.overrun",
-                            tenant=request.tenant,
-                            reserved=reservation.amount.usage(),
-                            actual=usage,
-                            charged=charged.usage(),
-                            fix="raise SchedulerConfig.prompt_overhead_tokens",
-                        )
-                    reservation = None
-                    metadata = outcome.metadata
-                    if job.budget != usage.units:
-                        metadata = MappingProxyType({**metadata, "requested_budget": job.budget})
-                    result = Result(
-                        request_id=request.id,
-                        answer=outcome.answer,
-                        chosen=outcome.chosen,
-                        candidates=outcome.candidates,
-                        budget=usage.units,
-                        usage=usage,
-                        latency_s=time.monotonic() - job.started,
-                        tenant=request.tenant,
-                        abstained=outcome.abstained,
-                        metadata=metadata,
-                    )
-                except Exception as exc:
-                    error = exc
-            if scope.cancelled_caught and not job.cancelled:
-                error = self._timeout_error(job)
+            result, error = await self._execution.run(job)
         except anyio.get_cancelled_exc_class():
             # The scheduler itself is being cancelled (aclose(cancel=True)).
             error = self._closed_error(job)
             raise
         finally:
             self._in_flight -= 1
-            if reservation is not None:
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await self._ledger.refund(reservation)
-                    except Exception as exc:
-                        # A remote store may fail here; the caller must still get its outcome
-                        # and the other requests their workers, so log it rather than crash.
-                        self._log.error(
-                            "ledger.refund_failed",
-                            tenant=request.tenant,
-                            reservation=reservation.id,
-                            error=f"{type(exc).__name__}: {exc}",
-                        )
             if not job.cancelled:
                 self._resolve(job, result, error)
-                self._log_outcome(job, result, error)
-
-    @staticmethod
-    def _timeout_error(job: _Job) -> RequestTimeout:
-        return RequestTimeout(
-            f"request {job.request.id} did not finish within timeout_s={job.timeout_s} "
-            "(queueing and retries included); raise request_timeout_s or reduce load"
-        )
-
-    def _log_outcome(self, job: _Job, result: Result | None, error: BaseException | None) -> None:
-        if result is not None:
-            self._log.debug(
-                "request.done",
-                tenant=result.tenant,
-                budget=result.budget,
-                tokens=result.usage.total_tokens,
-                cost=result.usage.cost,
-                latency_s=round(result.latency_s, 6),
-                outcome="abstained" if result.abstained else "answered",
-            )
-        elif isinstance(error, QuotaExceeded):
-            self._log.info("quota.rejected", tenant=job.request.tenant, budget=job.budget)
-        elif error is not None:
-            self._log.info(
-                "request.failed",
-                tenant=job.request.tenant,
-                budget=job.budget,
-                error=type(error).__name__,
-                expected=isinstance(error, HowhardError),
-            )
+                self._execution.log_outcome(job, result, error)
 
     # ------------------------------------------------------------------ observability
 

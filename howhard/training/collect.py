@@ -2,8 +2,10 @@
 
 For every request the backend draws ``samples`` completions (one ``generate(n=samples)`` call, so
 engines share the prompt's prefill), the scorer rewards each, and the request is appended to the
-dataset folder (see :mod:`howhard.training.dataset`). Requests already in the folder are skipped,
-so an interrupted run is continued by running the same command again.
+dataset folder (see :mod:`howhard.training.dataset`). Backend calls go through the same
+:class:`~howhard.procedures.RetryingCaller` as serving, so transient failures (timeouts, rate
+limits, a server restarting) are retried with backoff. Requests already in the folder are
+skipped, so an interrupted run is continued by running the same command again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import anyio.lowlevel
 import structlog
 
 from howhard.backends.base import Backend
+from howhard.config import RetryConfig
 from howhard.errors import BackendError, ConfigError, HowhardError, ScoringError
+from howhard.procedures.caller import RetryingCaller
 from howhard.scoring import Scorer
 from howhard.training.dataset import DatasetWriter, request_row
 from howhard.types import Completion, GenerationParams, Request
@@ -31,6 +35,8 @@ from howhard.types import Completion, GenerationParams, Request
 __all__ = ["CollectSummary", "collect"]
 
 log = structlog.get_logger("howhard.collect")
+
+_RETRY = RetryConfig()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,18 +155,17 @@ def _progress(enabled: bool, total: int, done: int) -> _Progress:
 
 
 async def _sample(
-    backend: Backend, request: Request, samples: int, params: GenerationParams
+    caller: RetryingCaller, request: Request, samples: int
 ) -> tuple[list[Completion], int]:
     """Draw exactly ``samples`` completions, topping up from servers that ignore ``n``."""
     completions: list[Completion] = []
     prompt_tokens = 0
     while len(completions) < samples:
-        generation = await backend.generate(
-            request.prompt, n=samples - len(completions), params=params
-        )
+        generation = await caller.generate(request.prompt, n=samples - len(completions))
         if not generation.completions:
             raise BackendError(
-                f"backend {backend.model!r} returned no completions for request {request.id!r}"
+                f"backend {caller.backend.model!r} returned no completions for request "
+                f"{request.id!r}"
             )
         prompt_tokens = prompt_tokens or generation.prompt_tokens
         completions.extend(generation.completions)
@@ -195,6 +200,7 @@ async def collect(
     progress: bool = True,
     scorer_name: str | None = None,
     command: Sequence[str] | None = None,
+    retry: RetryConfig | None = None,
 ) -> CollectSummary:
     """Sample and score ``samples`` completions per request and append them to the dataset ``out``.
 
@@ -202,7 +208,8 @@ async def collect(
     already finished in ``out`` are skipped; without it ``out`` must not hold a dataset yet. A
     request whose backend or scorer fails is logged and left unfinished, so the next run retries
     it; any other exception (a bug, cancellation) stops the run, keeping every finished row.
-    ``scorer_name`` and ``command`` are recorded in the manifest.
+    ``scorer_name`` and ``command`` are recorded in the manifest. ``retry`` governs retries of
+    transient backend failures (default: :class:`~howhard.config.RetryConfig`'s defaults).
     """
     if not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"samples must be an integer >= 1, got {samples!r}")
@@ -246,7 +253,8 @@ async def collect(
         try:
             # A task spawned just before the group was cancelled must not start new work.
             await anyio.lowlevel.checkpoint()
-            completions, prompt_tokens = await _sample(backend, request, samples, params)
+            caller = RetryingCaller(backend, params, retry=retry or _RETRY, log=log)
+            completions, prompt_tokens = await _sample(caller, request, samples)
             rewards = await _score(scorer, request, completions)
         except HowhardError as exc:
             if not isinstance(exc, BackendError | ScoringError):

@@ -1,4 +1,4 @@
-"""Decoding procedures: best-of-k, self-consistency and routing, run through a CallContext."""
+"""Decoding procedures: best-of-k, self-consistency and routing, run through a RetryingCaller."""
 
 from collections.abc import Sequence
 
@@ -7,8 +7,14 @@ import pytest
 from howhard.backends import ScriptedBackend
 from howhard.config import Price
 from howhard.errors import ConfigError, ScoringError
-from howhard.procedures import BestOfK, PlannedCall, Procedure, Routing, SelfConsistency
-from howhard.scheduler import CallContext
+from howhard.procedures import (
+    BestOfK,
+    PlannedCall,
+    Procedure,
+    RetryingCaller,
+    Routing,
+    SelfConsistency,
+)
 from howhard.scoring import CallableScorer, ExactMatch
 from howhard.types import Completion, Generation, GenerationParams, Request
 
@@ -16,8 +22,8 @@ pytestmark = pytest.mark.anyio
 PARAMS = GenerationParams(max_tokens=16)
 
 
-def context(backend: ScriptedBackend) -> CallContext:
-    return CallContext(backend, PARAMS)
+def context(backend: ScriptedBackend) -> RetryingCaller:
+    return RetryingCaller(backend, PARAMS)
 
 
 def scripted(*texts: str) -> ScriptedBackend:
@@ -100,7 +106,8 @@ class NoCompletionsBackend:
 async def test_a_backend_returning_no_completions_fails_with_scoring_error() -> None:
     for procedure in (BestOfK(ExactMatch()), SelfConsistency()):
         with pytest.raises(ScoringError, match="backend returned no completions for n=2"):
-            await procedure.run(Request(prompt="q"), 2, CallContext(NoCompletionsBackend(), PARAMS))
+            caller = RetryingCaller(NoCompletionsBackend(), PARAMS)
+            await procedure.run(Request(prompt="q"), 2, caller)
 
 
 async def test_routing_between_backends_prices_each_model() -> None:
@@ -112,9 +119,9 @@ async def test_routing_between_backends_prices_each_model() -> None:
     assert routing.plan(0) == [PlannedCall(weak, 1)]
     assert routing.plan(1) == [PlannedCall(strong, 1)]
 
-    weak_ctx = CallContext(ScriptedBackend(), PARAMS, price=lambda m: prices.get(m, Price()))
+    weak_ctx = RetryingCaller(ScriptedBackend(), PARAMS, price=lambda m: prices.get(m, Price()))
     low = await routing.run(Request(prompt="q"), 0, weak_ctx)
-    strong_ctx = CallContext(ScriptedBackend(), PARAMS, price=lambda m: prices.get(m, Price()))
+    strong_ctx = RetryingCaller(ScriptedBackend(), PARAMS, price=lambda m: prices.get(m, Price()))
     high = await routing.run(Request(prompt="q"), 1, strong_ctx)
     assert (low.answer, low.metadata["route"], low.metadata["model"]) == ("1", "weak", "weak")
     assert (high.answer, high.metadata["route"]) == ("2", "strong")

@@ -264,12 +264,19 @@ async def test_deadline_raises_request_timeout_and_refunds() -> None:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
+    # Long enough to reach the backend even on a loaded machine, so the timeout lands on a held
+    # reservation (a request that expires in the queue never reserves anything).
+    backend = ScriptedBackend(hang)
     async with Scheduler(
-        backend=ScriptedBackend(hang), average_budget=2, request_timeout_s=0.01
+        backend=backend,
+        average_budget=2,
+        request_timeout_s=0.5,
+        batching=BatchingConfig(max_wait_s=0.0),
     ) as scheduler:
-        with pytest.raises(RequestTimeout, match=r"timeout_s=0.01"):
+        with pytest.raises(RequestTimeout, match=r"timeout_s=0.5"):
             await scheduler.submit("slow")
         spend = (await scheduler.stats()).spend["default"]
+    assert len(backend.calls) == 1
     assert spend.reserved == Usage() and spend.settled == Usage()
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from howhard.backends import ScriptedBackend
 from howhard.cli import main
-from howhard.errors import BackendUnavailable, ConfigError, InvalidRequest
+from howhard.config import RetryConfig
+from howhard.errors import BackendUnavailable, ConfigError, InvalidRequest, RateLimited
 from howhard.training.collect import collect
 from howhard.training.dataset import load_dataset, read_requests
 from howhard.training.scorers import resolve_scorer
@@ -78,6 +79,10 @@ def _tear_last_append(folder: Path) -> None:
         f.write('{"id": "r9", "prompt": "q9", "rewa')
 
 
+class ProcessKilled(BaseException):
+    """Stands in for the process being stopped mid-run (like KeyboardInterrupt on SIGTERM)."""
+
+
 async def test_interrupted_run_resumes_without_losing_or_duplicating_rows(tmp_path: Path) -> None:
     requests = _requests(10)
     calls = 0
@@ -86,10 +91,10 @@ async def test_interrupted_run_resumes_without_losing_or_duplicating_rows(tmp_pa
         nonlocal calls
         calls += 1
         if calls == 6:
-            raise RuntimeError("process killed")
+            raise ProcessKilled("process killed")
         return _cycle(prompt, n, params)
 
-    with pytest.raises(ExceptionGroup) as excinfo:
+    with pytest.raises(BaseExceptionGroup) as excinfo:
         await collect(
             requests,
             ScriptedBackend(crash_on_sixth),
@@ -100,7 +105,7 @@ async def test_interrupted_run_resumes_without_losing_or_duplicating_rows(tmp_pa
             concurrency=1,
             progress=False,
         )
-    assert excinfo.group_contains(RuntimeError, match="process killed")
+    assert excinfo.group_contains(ProcessKilled, match="process killed")
     assert len(load_dataset(tmp_path)) == 5
 
     _tear_last_append(tmp_path)
@@ -168,6 +173,25 @@ async def test_cancelled_run_keeps_finished_rows(tmp_path: Path) -> None:
         await done.wait()
         tg.cancel_scope.cancel()
     assert load_dataset(tmp_path).ids == ("r0", "r1", "r2")
+
+
+async def test_transient_backend_failures_are_retried_within_the_run(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        _cycle, faults=[BackendUnavailable("restarting"), RateLimited("429", retry_after=0.0)]
+    )
+    summary = await collect(
+        _requests(2),
+        backend,
+        ContainsReference(),
+        samples=2,
+        params=PARAMS,
+        out=tmp_path,
+        progress=False,
+        concurrency=1,
+        retry=RetryConfig(max_attempts=3, initial_backoff_s=0.0),
+    )
+    assert (summary.completed, summary.failed) == (2, ())
+    assert [call.error is not None for call in backend.calls] == [True, True, False, False]
 
 
 async def test_failed_requests_are_reported_and_retried_next_run(tmp_path: Path) -> None:

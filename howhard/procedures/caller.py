@@ -1,4 +1,9 @@
-"""The context a procedure runs in: backend calls with retries and usage accounting."""
+"""The retrying caller: backend calls with retries, a deadline and usage accounting.
+
+The context a procedure runs in (it implements :class:`howhard.procedures.Context`), and the
+same retry loop ``howhard collect`` samples through. Deadlines come from the enclosing cancel
+scope, so a caller under ``anyio.fail_after`` never sleeps past it.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +17,17 @@ import structlog
 from howhard.backends.base import Backend
 from howhard.config import Price, RetryConfig
 from howhard.errors import BackendError, HowhardError, RetryableError
-from howhard.scheduler.retry import backoff_delay
+from howhard.procedures.retry import backoff_delay
 from howhard.types import Generation, GenerationParams, Usage
 
-__all__ = ["CallContext"]
+__all__ = ["CallContext", "RetryingCaller"]
 
 _DEFAULT_RETRY = RetryConfig()
 _FREE = Price()
 
 
-class CallContext:
-    """Implements ``howhard.procedures.Context`` for one request.
+class RetryingCaller:
+    """Implements ``howhard.procedures.Context`` for one request (or one collected request).
 
     Each ``generate`` retries ``RetryableError`` with backoff up to ``retry.max_attempts``
     (deadlines come from the enclosing cancel scope; a backoff that would end past the deadline
@@ -159,3 +164,7 @@ class CallContext:
                 prompt_tokens, completion_tokens, time.monotonic() - started
             )
             return generation
+
+
+CallContext = RetryingCaller
+"""The name the scheduler's context had before it became a reusable caller."""

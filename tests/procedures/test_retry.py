@@ -6,7 +6,7 @@ import pytest
 
 from howhard import RetryConfig
 from howhard.errors import BackendTimeout, RateLimited
-from howhard.scheduler import backoff_delay
+from howhard.procedures import backoff_delay
 
 CONFIG = RetryConfig(initial_backoff_s=0.1, max_backoff_s=1.0, jitter=False)
 

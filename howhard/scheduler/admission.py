@@ -1,0 +1,171 @@
+"""Admission: turning a ``submit`` call into a validated job, or a typed error that changes nothing.
+
+Everything about a request is checked here, before it is counted or queued: its fields and
+options, its deadline, its tenant (the ledger's ``check_tenant``) and, for a tenant with a cost
+quota, that its cost can be bounded. A :class:`Job` carries the request through the scheduler to
+its single outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from howhard.config import QuotaConfig, SchedulerConfig
+from howhard.errors import InvalidRequest, RequestTimeout, SchedulerClosed
+from howhard.ledger import Ledger
+from howhard.scheduler.cost import CostModel
+from howhard.types import GenerationParams, Request, Result
+
+__all__ = ["Admission", "Job", "Submission"]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The arguments of one ``submit`` call, as given (validated by :meth:`Admission.admit`)."""
+
+    prompt_or_request: str | Request
+    tenant: str | None = None
+    reference: str | None = None
+    params: GenerationParams | None = None
+    metadata: Mapping[str, Any] | None = None
+    timeout_s: float | None = None
+
+
+class Job:
+    """One submitted request and its single-assignment outcome."""
+
+    __slots__ = (
+        "budget",
+        "cancelled",
+        "deadline",
+        "dispatched",
+        "done",
+        "error",
+        "params",
+        "quota",
+        "request",
+        "resolved",
+        "result",
+        "scope",
+        "started",
+        "timeout_s",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        params: GenerationParams,
+        timeout_s: float | None,
+        done: anyio.Event,
+        quota: QuotaConfig | None,
+    ) -> None:
+        self.request = request
+        self.params = params
+        self.quota = quota
+        """The tenant's quota as the ledger reported it at submit (degrade mode needs it)."""
+        self.started = time.monotonic()
+        self.timeout_s = timeout_s
+        # Deadlines live on anyio's clock (what cancel scopes compare against).
+        self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
+        self.done = done
+        self.budget = 0
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self.resolved = False
+        self.cancelled = False
+        self.dispatched = False
+        self.scope: anyio.CancelScope | None = None
+
+    def timeout_error(self) -> RequestTimeout:
+        """The error of a request whose deadline passed."""
+        return RequestTimeout(
+            f"request {self.request.id} did not finish within timeout_s={self.timeout_s} "
+            "(queueing and retries included); raise request_timeout_s or reduce load"
+        )
+
+    def closed_error(self, state: str) -> SchedulerClosed:
+        """The error of a request the scheduler closed (``state``) before it finished."""
+        return SchedulerClosed(
+            f"request {self.request.id} did not run: the scheduler was closed ({state}) "
+            "before it finished"
+        )
+
+
+def submitted_at(job: Job) -> float:
+    """When ``job`` was submitted (``time.monotonic``): the batcher's arrival time."""
+    return job.started
+
+
+class Admission:
+    """Validates ``submit`` calls into :class:`Job` objects."""
+
+    def __init__(self, config: SchedulerConfig, ledger: Ledger, cost: CostModel) -> None:
+        self._config = config
+        self._ledger = ledger
+        self._cost = cost
+        self._bounds = config.bounds
+
+    async def admit(self, submission: Submission, done: anyio.Event) -> Job:
+        """The job for one ``submit`` call; raises ``InvalidRequest``/``UnknownTenant`` first."""
+        request = _request(submission)
+        timeout_s = submission.timeout_s
+        timeout = timeout_s if timeout_s is not None else self._config.request_timeout_s
+        if timeout is not None and not timeout > 0:
+            raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
+        quota = await self._ledger.check_tenant(request.tenant)  # unknown tenants fail here
+        if timeout is None and quota is not None and quota.cost is not None:
+            self._cost.refuse_unbounded_time(request.tenant, self._bounds)
+        return Job(request, request.params or self._config.params, timeout, done, quota)
+
+
+def _request(submission: Submission) -> Request:
+    prompt_or_request, tenant, metadata = (
+        submission.prompt_or_request,
+        submission.tenant,
+        submission.metadata,
+    )
+    timeout_s = submission.timeout_s
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidRequest(f"metadata must be a mapping, got {type(metadata).__name__}")
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+    ):
+        raise InvalidRequest(f"timeout_s must be a number of seconds or None, got {timeout_s!r}")
+    if isinstance(prompt_or_request, Request):
+        overrides: dict[str, Any] = {
+            key: value
+            for key, value in {
+                "tenant": tenant,
+                "reference": submission.reference,
+                "params": submission.params,
+                "metadata": metadata,
+            }.items()
+            if value is not None
+        }
+        request = (
+            dataclasses.replace(prompt_or_request, **overrides) if overrides else prompt_or_request
+        )
+    elif isinstance(prompt_or_request, str):
+        request = Request(
+            prompt=prompt_or_request,
+            tenant=tenant if tenant is not None else "default",
+            reference=submission.reference,
+            params=submission.params,
+            metadata=metadata or {},
+        )
+    else:
+        raise InvalidRequest(
+            f"submit() takes a prompt string or a Request, got {type(prompt_or_request).__name__}"
+        )
+    if request.params is not None and not isinstance(request.params, GenerationParams):
+        raise InvalidRequest(
+            f"params must be a GenerationParams, got {type(request.params).__name__}"
+        )
+    return request

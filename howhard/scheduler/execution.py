@@ -1,0 +1,192 @@
+"""Execution: one dispatched request, from its reservation to its ``Result``.
+
+Reserve the request's worst case in the ledger (priced by the cost model) → run the procedure
+through a :class:`~howhard.procedures.RetryingCaller` under the request's deadline → settle the
+actual usage (never above the hold) or refund → assemble the ``Result``. Every path releases the
+reservation exactly once; the scheduler resolves the caller with what this returns.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from types import MappingProxyType
+
+import anyio
+import structlog
+
+from howhard.backends.base import Backend
+from howhard.config import SchedulerConfig
+from howhard.errors import HowhardError, QuotaExceeded, UsageError
+from howhard.ledger import Amount, Ledger, Reservation
+from howhard.procedures.base import Outcome, Procedure
+from howhard.procedures.caller import RetryingCaller
+from howhard.scheduler.admission import Job
+from howhard.scheduler.cost import CostModel
+from howhard.types import Request, Result, Usage
+
+__all__ = ["Execution"]
+
+
+class Execution:
+    """Runs dispatched jobs on the backend with their reservations (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        procedure: Procedure,
+        ledger: Ledger,
+        cost: CostModel,
+        config: SchedulerConfig,
+        rng: random.Random,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        self._backend = backend
+        self._procedure = procedure
+        self._ledger = ledger
+        self._cost = cost
+        self._config = config
+        self._bounds = config.bounds
+        self._rng = rng
+        self._log = log
+        self.scope_type: type[anyio.CancelScope] = anyio.CancelScope
+        """The async backend's cancel scope class (the scheduler resolves it once, at start)."""
+
+    async def run(self, job: Job) -> tuple[Result | None, BaseException | None]:
+        """Run ``job``; returns its result or its error (a passed deadline included).
+
+        A cancellation of the scheduler itself propagates, after the reservation is refunded.
+        """
+        reservation: Reservation | None = None
+        result: Result | None = None
+        error: BaseException | None = None
+        try:
+            with self.scope_type(deadline=job.deadline) as scope:
+                job.scope = scope
+                try:
+                    reservation = await self._reserve(job)
+                    result = await self._answer(job, reservation)
+                    reservation = None  # settled
+                except Exception as exc:
+                    error = exc
+            if scope.cancelled_caught and not job.cancelled:
+                error = job.timeout_error()
+        finally:
+            if reservation is not None:
+                await self._refund(job.request, reservation)
+        return result, error
+
+    async def _reserve(self, job: Job) -> Reservation:
+        request, cost = job.request, self._cost
+        shape = cost.shape(request.prompt, job.params.max_tokens, job.timeout_s)
+        degrade = job.quota is not None and job.quota.on_exceed == "degrade"
+        reservation = await self._ledger.reserve(
+            request.tenant,
+            cost.hold(shape, job.budget),
+            fallbacks=cost.fallbacks(shape, job.budget, self._bounds) if degrade else (),
+        )
+        if reservation.budget != job.budget:
+            self._log.info(
+                "quota.degraded",
+                tenant=request.tenant,
+                requested=job.budget,
+                granted=reservation.budget,
+            )
+        return reservation
+
+    async def _answer(self, job: Job, reservation: Reservation) -> Result:
+        """Run the procedure, settle what it used and assemble the result."""
+        request = job.request
+        caller = RetryingCaller(
+            self._backend,
+            job.params,
+            retry=self._config.retry,
+            price=self._cost.price,
+            rng=self._rng,
+            log=self._log,
+        )
+        outcome = await self._procedure.run(request, reservation.budget, caller)
+        if not isinstance(outcome, Outcome):
+            raise UsageError(
+                f"{type(self._procedure).__name__}.run returned {type(outcome).__name__}; "
+                "a procedure returns an Outcome"
+            )
+        usage = caller.usage_with_units(reservation.budget)
+        await self._settle(request, reservation, caller, usage)
+        metadata = outcome.metadata
+        if job.budget != usage.units:
+            metadata = MappingProxyType({**metadata, "requested_budget": job.budget})
+        return Result(
+            request_id=request.id,
+            answer=outcome.answer,
+            chosen=outcome.chosen,
+            candidates=outcome.candidates,
+            budget=usage.units,
+            usage=usage,
+            latency_s=time.monotonic() - job.started,
+            tenant=request.tenant,
+            abstained=outcome.abstained,
+            metadata=metadata,
+        )
+
+    async def _settle(
+        self, request: Request, reservation: Reservation, caller: RetryingCaller, usage: Usage
+    ) -> None:
+        actual = Amount(
+            units=reservation.budget,
+            prompt_tokens=caller.prompt_tokens,
+            completion_tokens=caller.completion_tokens,
+            cost_micros=caller.cost_micros,
+        )
+        # Shielded: a cancellation landing inside an async ledger's settle, after it committed,
+        # would otherwise have the caller refund the same reservation a second time.
+        with self.scope_type(shield=True):
+            charged = await self._ledger.settle(reservation, actual)
+        if charged != actual:
+            # Charged at most the hold; the warning says the bound needs widening.
+            self._log.warning(
+                "ledger.overrun",
+                tenant=request.tenant,
+                reserved=reservation.amount.usage(),
+                actual=usage,
+                charged=charged.usage(),
+                fix="raise SchedulerConfig.prompt_overhead_tokens",
+            )
+
+    async def _refund(self, request: Request, reservation: Reservation) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._ledger.refund(reservation)
+            except Exception as exc:
+                # A remote store may fail here; the caller must still get its outcome and the
+                # other requests their workers, so log it rather than crash.
+                self._log.error(
+                    "ledger.refund_failed",
+                    tenant=request.tenant,
+                    reservation=reservation.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+    def log_outcome(self, job: Job, result: Result | None, error: BaseException | None) -> None:
+        """Emit ``request.done``, ``quota.rejected`` or ``request.failed`` for a resolved job."""
+        if result is not None:
+            self._log.debug(
+                "request.done",
+                tenant=result.tenant,
+                budget=result.budget,
+                tokens=result.usage.total_tokens,
+                cost=result.usage.cost,
+                latency_s=round(result.latency_s, 6),
+                outcome="abstained" if result.abstained else "answered",
+            )
+        elif isinstance(error, QuotaExceeded):
+            self._log.info("quota.rejected", tenant=job.request.tenant, budget=job.budget)
+        elif error is not None:
+            self._log.info(
+                "request.failed",
+                tenant=job.request.tenant,
+                budget=job.budget,
+                error=type(error).__name__,
+                expected=isinstance(error, HowhardError),
+            )
