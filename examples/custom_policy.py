@@ -9,21 +9,23 @@ from collections.abc import Sequence
 
 import anyio
 
-from howhard import BatchingConfig, Request, Scheduler
+from howhard import BatchingConfig, BudgetBounds, Request, Scheduler
 from howhard.backends import ScriptedBackend
 
 
 class LongerThinksHarder:
     """Split the batch's budget in proportion to prompt length (a crude difficulty guess)."""
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+    async def allocate(
+        self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+    ) -> list[int]:
         words = [len(r.prompt.split()) for r in requests]
         budgets = [total_budget * w // sum(words) for w in words]
         # Units lost to rounding go to the longest prompts first.
         longest_first = sorted(range(len(requests)), key=lambda i: -words[i])
         for i in longest_first[: total_budget - sum(budgets)]:
             budgets[i] += 1
-        return budgets
+        return [min(b, bounds.max_budget) for b in budgets]  # the scheduler's per-request cap
 
 
 ANSWERS = {

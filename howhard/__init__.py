@@ -8,6 +8,7 @@ from howhard.config import BatchingConfig, Price, QuotaConfig, RetryConfig, Sche
 from howhard.errors import HowhardError
 from howhard.scheduler import Scheduler
 from howhard.types import (
+    BudgetBounds,
     Candidate,
     Completion,
     Generation,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchingConfig",
+    "BudgetBounds",
     "Candidate",
     "Completion",
     "Generation",

@@ -141,14 +141,14 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
             options=parse_options(args.backend_option, flag="--backend-option"),
         )
         stack.push_async_callback(_close, backend)
-        predictor = ProbePredictor.load(args.probe, max_budget=args.max_budget)
+        predictor = ProbePredictor.load(args.probe)
         stack.push_async_callback(_close, predictor)
         predicted = np.asarray(await predictor.scores(requests), dtype=np.float64)
         await backend.generate("Say hi.", n=1, params=params)  # warm up before timing anything
         adaptive = await _serve(
             "adaptive",
             backend,
-            _adaptive_policy(predictor, args),
+            _adaptive_policy(predictor),
             requests,
             predicted,
             args,
@@ -162,7 +162,7 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
             uniform = await _serve(
                 "uniform",
                 backend,
-                UniformPolicy(max_budget=args.max_budget),
+                UniformPolicy(),
                 requests,
                 predicted,
                 args,
@@ -181,10 +181,11 @@ async def _close(resource: Any) -> None:
         await resource.aclose()
 
 
-def _adaptive_policy(predictor: Any, args: argparse.Namespace) -> Any:
+def _adaptive_policy(predictor: Any) -> Any:
     from howhard.policies import AdaptivePolicy, OnlineAllocator
 
-    return AdaptivePolicy(predictor, OnlineAllocator(args.budget, args.max_budget))
+    # The budget bounds come from the Scheduler (--budget, --max-budget), once.
+    return AdaptivePolicy(predictor, OnlineAllocator())
 
 
 async def _serve(

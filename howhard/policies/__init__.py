@@ -3,7 +3,7 @@
 Exact allocators (:mod:`howhard.policies.allocators`), baseline allocations
 (:mod:`howhard.policies.baselines`), the Policy/Predictor protocols users plug in
 (:mod:`howhard.policies.base`), the built-in policies the scheduler runs
-(:mod:`howhard.policies.policies`) and baseline predictors (:mod:`howhard.policies.predictors`).
+(:mod:`howhard.policies.builtin`) and baseline predictors (:mod:`howhard.policies.predictors`).
 The marginal-reward maths (:mod:`howhard.marginals`) is re-exported here. Policies never import
 the scheduler, backends or training (``docs/architecture.md``); a trained probe's predictor
 lives in :mod:`howhard.probes`.
@@ -25,7 +25,7 @@ from howhard.policies.allocators import (
 )
 from howhard.policies.base import Policy, Predictor, check_budgets
 from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
-from howhard.policies.policies import (
+from howhard.policies.builtin import (
     AdaptivePolicy,
     RandomRoutingPolicy,
     RoutingPolicy,

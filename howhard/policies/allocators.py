@@ -626,57 +626,78 @@ def _geometric_counter(
 
 @dataclass(frozen=True, slots=True)
 class OnlineAllocator:
-    """Per-batch exact allocation with a fixed average budget.
+    """Per-batch exact allocation.
+
+    Inside ``AdaptivePolicy`` under a scheduler, ``OnlineAllocator()`` needs no arguments: the
+    batch's total, the width of the predicted marginals (the scheduler's ``max_budget``) and
+    its ``min_budget`` come with every call. Fields set here add limits of their own (the
+    tighter one wins) or, for ``average_budget``, a default total for standalone use.
 
     Args:
         average_budget: units per request on average; a batch of ``n`` gets
-            ``floor(average_budget · n)`` unless a total is given.
-        max_budget: most units one request may receive (columns of marginals used).
+            ``floor(average_budget · n)`` when no total is given.
+        max_budget: most units one request may receive (columns of marginals used; default:
+            all the columns given).
         min_budget: units every request receives regardless of its marginals.
     """
 
-    average_budget: float
-    max_budget: int
+    average_budget: float | None = None
+    max_budget: int | None = None
     min_budget: int = 0
 
     def __post_init__(self) -> None:
-        average = _check_average("average_budget", self.average_budget)
-        cap = _check_int("max_budget", self.max_budget, minimum=1)
         floor = _check_int("min_budget", self.min_budget)
-        if floor > cap:
-            raise ConfigError(
-                f"min_budget must be <= max_budget={cap}, got {floor}; lower min_budget"
-            )
-        if average < floor:
-            raise ConfigError(
-                f"average_budget must be >= min_budget={floor}, got {average}; raise "
-                "average_budget or lower min_budget"
-            )
-        object.__setattr__(self, "average_budget", average)
-        object.__setattr__(self, "max_budget", cap)
         object.__setattr__(self, "min_budget", floor)
+        if self.max_budget is not None:
+            cap = _check_int("max_budget", self.max_budget, minimum=1)
+            if floor > cap:
+                raise ConfigError(
+                    f"min_budget must be <= max_budget={cap}, got {floor}; lower min_budget"
+                )
+            object.__setattr__(self, "max_budget", cap)
+        if self.average_budget is not None:
+            average = _check_average("average_budget", self.average_budget)
+            if average < floor:
+                raise ConfigError(
+                    f"average_budget must be >= min_budget={floor}, got {average}; raise "
+                    "average_budget or lower min_budget"
+                )
+            object.__setattr__(self, "average_budget", average)
 
-    def allocate(self, marginals: npt.ArrayLike, total_budget: int | None = None) -> IntArray:
+    def allocate(
+        self,
+        marginals: npt.ArrayLike,
+        total_budget: int | None = None,
+        *,
+        min_budget: int | None = None,
+    ) -> IntArray:
         """Budgets for one batch.
 
         Args:
             marginals: ``(n, B)`` predicted marginal rewards with ``B >= max_budget``; columns
                 beyond ``max_budget`` are ignored (it caps every request).
             total_budget: units for this batch; ``None`` means ``floor(average_budget · n)``.
+            min_budget: units every request receives (the larger of this and the field).
 
         Returns:
             ``(n,)`` int64 budgets in ``[min_budget, max_budget]`` summing to at most the total.
         """
         matrix = np.asarray(marginals)
-        if matrix.ndim != 2 or matrix.shape[1] < self.max_budget:
+        cap = self.max_budget if self.max_budget is not None else matrix.shape[-1]
+        if matrix.ndim != 2 or matrix.shape[1] < cap:
             raise ConfigError(
                 f"marginals must have shape (n, B) with B >= max_budget={self.max_budget}, got "
                 f"shape {matrix.shape}; predict at least max_budget columns or lower max_budget"
             )
-        total = _floor_total(self.average_budget, matrix.shape[0])
-        if total_budget is not None:
-            total = total_budget
-        return allocate(matrix[:, : self.max_budget], total, min_budget=self.min_budget)
+        if total_budget is None:
+            if self.average_budget is None:
+                raise ConfigError(
+                    "total_budget is required when the OnlineAllocator has no average_budget; "
+                    "pass allocate(marginals, total_budget) or OnlineAllocator(average_budget=...)"
+                )
+            total_budget = _floor_total(self.average_budget, matrix.shape[0])
+        floor = max(self.min_budget, _check_int("min_budget", min_budget or 0))
+        return allocate(matrix[:, :cap], total_budget, min_budget=floor)
 
 
 _OFFLINE_FORMAT = "howhard.offline_allocator"

@@ -1,34 +1,41 @@
 """The Policy and Predictor protocols: the hooks users plug into the scheduler.
 
-A *policy* splits a batch's compute budget across its requests. A *predictor* estimates, per
-request, the marginal reward of each extra unit of compute; ``AdaptivePolicy`` turns those
-predictions into budgets with an allocator.
+A *policy* splits a batch's compute budget across its requests, within the scheduler's
+:class:`~howhard.types.BudgetBounds` (handed to it with every batch, so budget limits live in
+one place). A *predictor* estimates, per request, the marginal reward of each extra unit of
+compute; ``AdaptivePolicy`` turns those predictions into budgets with an allocator.
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import PolicyError
-from howhard.types import Request
+from howhard.types import BudgetBounds, Request
 
-__all__ = ["Policy", "Predictor", "check_budgets"]
+__all__ = ["Policy", "Predictor", "check_budgets", "takes_arguments"]
 
 
 @runtime_checkable
 class Policy(Protocol):
     """Decides how many compute units each request of a batch gets.
 
-    The scheduler validates the answer: one non-negative integer per request, summing to at most
-    ``total_budget``; otherwise the batch's requests fail with ``PolicyError``.
+    The scheduler validates the answer: one integer per request in
+    ``[bounds.min_budget, bounds.max_budget]``, summing to at most ``total_budget``; otherwise
+    the batch's requests fail with ``PolicyError``. (A policy written against the older
+    two-argument form, ``allocate(requests, total_budget)``, still runs, with a
+    ``DeprecationWarning``.)
     """
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> Sequence[int]:
+    async def allocate(
+        self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+    ) -> Sequence[int]:
         """Return one budget per request (same order), with ``sum <= total_budget``."""
         ...
 
@@ -38,15 +45,34 @@ class Predictor(Protocol):
     """Predicts marginal rewards: column ``j`` is the gain of unit ``j + 1`` for each request.
 
     For binary rewards column 0 is the single-sample success probability λ. Rows should be
-    non-increasing for the greedy allocator to be exact.
+    non-increasing for the greedy allocator to be exact. ``max_budget`` (the columns wanted)
+    comes from the policy's bounds.
     """
 
-    max_budget: int
-    """Number of columns ``predict`` returns (the largest budget one request can get)."""
-
-    async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
+    async def predict(
+        self, requests: Sequence[Request], max_budget: int
+    ) -> npt.NDArray[np.float64]:
         """Return marginals of shape ``(len(requests), max_budget)``."""
         ...
+
+
+def takes_arguments(function: Callable[..., Any], count: int) -> bool:
+    """Whether ``function`` (a bound method) accepts ``count`` positional arguments.
+
+    How the scheduler and ``AdaptivePolicy`` tell the current plug-in signatures from the
+    older ones (a policy without ``bounds``, a predictor without ``max_budget``).
+    """
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: assume the current form
+        return True
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= count
 
 
 def check_budgets(

@@ -57,32 +57,50 @@ def _row(values: npt.ArrayLike, max_budget: int, what: str) -> FloatArray:
     return row
 
 
+def _check_max_budget(max_budget: int | None) -> int | None:
+    if max_budget is not None and max_budget < 1:
+        raise ConfigError(f"max_budget must be >= 1, got {max_budget}")
+    return max_budget
+
+
+def _columns(predictor: ConstantPredictor | OraclePredictor, max_budget: int | None) -> int:
+    """The columns to predict: the caller's (the policy's bounds), else the predictor's own."""
+    width = max_budget if max_budget is not None else predictor.max_budget
+    if width is None or width < 1:
+        raise ConfigError(
+            f"{type(predictor).__name__}.predict needs max_budget >= 1 (got {width!r}); pass "
+            "it, or construct the predictor with max_budget="
+        )
+    return width
+
+
 class ConstantPredictor:
     """Predicts the same marginals for every request: the "Avg." baseline of the paper.
 
     Give either ``success_prob`` (geometric rows ``λ(1-λ)^(j-1)``) or a ``marginals`` row.
+    ``max_budget`` is only the default width; policies ask for their bounds' width.
     """
 
     def __init__(
         self,
         *,
-        max_budget: int,
+        max_budget: int | None = None,
         success_prob: float | None = None,
         marginals: npt.ArrayLike | None = None,
     ) -> None:
-        if max_budget < 1:
-            raise ConfigError(f"max_budget must be >= 1, got {max_budget}")
-        self.max_budget = max_budget
-        if success_prob is not None and marginals is None:
-            self._row = _row(success_prob, max_budget, "success_prob")
-        elif marginals is not None and success_prob is None:
-            self._row = _row(marginals, max_budget, "marginals")
-        else:
+        self.max_budget = _check_max_budget(max_budget)
+        if (success_prob is None) == (marginals is None):
             raise ConfigError("pass exactly one of success_prob=... or marginals=...")
+        self._value: npt.ArrayLike = success_prob if success_prob is not None else marginals  # type: ignore[assignment]
+        self._what = "success_prob" if success_prob is not None else "marginals"
+        _row(self._value, 1, self._what)  # validate now, not at the first batch
 
-    async def predict(self, requests: Sequence[Request]) -> FloatArray:
-        """The constant row, once per request."""
-        return np.tile(self._row, (len(requests), 1))
+    async def predict(
+        self, requests: Sequence[Request], max_budget: int | None = None
+    ) -> FloatArray:
+        """The constant row, once per request: ``(len(requests), max_budget)``."""
+        row = _row(self._value, _columns(self, max_budget), self._what)
+        return np.tile(row, (len(requests), 1))
 
 
 class OraclePredictor:
@@ -97,19 +115,17 @@ class OraclePredictor:
     def __init__(
         self,
         *,
-        max_budget: int,
+        max_budget: int | None = None,
         table: Mapping[str, Any] | None = None,
         key: str = "marginals",
     ) -> None:
-        if max_budget < 1:
-            raise ConfigError(f"max_budget must be >= 1, got {max_budget}")
-        self.max_budget = max_budget
+        self.max_budget = _check_max_budget(max_budget)
         self.key = key
         self._table = dict(table) if table is not None else None
 
     @classmethod
     def from_dataset(
-        cls, dataset: CollectedRewards, *, max_budget: int, head: str = "lambda"
+        cls, dataset: CollectedRewards, *, max_budget: int | None = None, head: str = "lambda"
     ) -> OraclePredictor:
         """Oracle from collected rewards: λ per request (``lambda``) or exact Δ rows (``delta``)."""
         rewards = np.asarray(dataset.rewards, dtype=np.float64)
@@ -120,9 +136,12 @@ class OraclePredictor:
         table = {request_id: values[k] for k, request_id in enumerate(dataset.ids)}
         return cls(max_budget=max_budget, table=table)
 
-    async def predict(self, requests: Sequence[Request]) -> FloatArray:
+    async def predict(
+        self, requests: Sequence[Request], max_budget: int | None = None
+    ) -> FloatArray:
         """True marginals ``(n, max_budget)``."""
-        rows = np.empty((len(requests), self.max_budget))
+        width = _columns(self, max_budget)
+        rows = np.empty((len(requests), width))
         for i, request in enumerate(requests):
             if self._table is not None:
                 if request.id not in self._table:
@@ -135,5 +154,5 @@ class OraclePredictor:
                     f"request {request.id!r} has no metadata[{self.key!r}]; pass a table or put "
                     "the true λ or marginals in each request's metadata"
                 )
-            rows[i] = _row(value, self.max_budget, f"oracle value for {request.id!r}")
+            rows[i] = _row(value, width, f"oracle value for {request.id!r}")
         return rows

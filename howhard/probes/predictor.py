@@ -38,8 +38,10 @@ class ProbePredictor:
     """Marginals from a trained probe (``howhard train``) on the base LM's hidden states.
 
     MLP probes run in numpy on features from ``encoder``; LoRA probes run the adapted LM
-    themselves (torch, in a worker thread) and need no encoder. ``max_budget`` defaults to the
-    budget the probe was trained for; a λ probe can serve any budget (geometric rows).
+    themselves (torch, in a worker thread) and need no encoder. ``predict`` returns as many
+    columns as the policy's bounds ask for; ``max_budget`` is only the default width (the budget
+    the probe was trained for). A λ probe serves any width (geometric rows); a Δ probe's columns
+    beyond its trained budget are 0; a preference probe serves one column.
     """
 
     def __init__(
@@ -56,13 +58,19 @@ class ProbePredictor:
         self.head: str = str(self.config.get("head", "lambda"))
         default = 1 if self.head == "preference" else int(self.config.get("max_budget", 1))
         self.max_budget: int = default if max_budget is None else max_budget
-        if self.head == "preference" and self.max_budget != 1:
-            raise ConfigError(f"a preference probe serves max_budget=1, got {self.max_budget}")
-        if self.head == "delta" and self.max_budget > int(self.config["max_budget"]):
+        self._warned_widths: set[int] = set()
+        self._check_width(self.max_budget)
+
+    def _check_width(self, width: int) -> None:
+        if self.head == "preference" and width != 1:
+            raise ConfigError(f"a preference probe serves max_budget=1, got {width}")
+        trained = int(self.config.get("max_budget", width))
+        if self.head == "delta" and width > trained and width not in self._warned_widths:
+            self._warned_widths.add(width)
             log.warning(
                 "max_budget_beyond_training",
-                trained=self.config["max_budget"],
-                requested=self.max_budget,
+                trained=trained,
+                requested=width,
                 note="marginals beyond the trained budget are predicted as 0",
             )
 
@@ -121,11 +129,15 @@ class ProbePredictor:
             out = head_output(self.head, self._probe(prompts))
         return np.asarray(out.double().numpy(), dtype=np.float64)
 
-    async def predict(self, requests: Sequence[Request]) -> FloatArray:
+    async def predict(
+        self, requests: Sequence[Request], max_budget: int | None = None
+    ) -> FloatArray:
         """Marginals ``(len(requests), max_budget)`` for the allocator."""
+        width = self.max_budget if max_budget is None else max_budget
+        self._check_width(width)
         if not requests:
-            return np.zeros((0, self.max_budget))
-        return marginals_from_head(self.head, await self.scores(requests), self.max_budget)
+            return np.zeros((0, width))
+        return marginals_from_head(self.head, await self.scores(requests), width)
 
     async def aclose(self) -> None:
         """Close the encoder if it owns a backend."""

@@ -29,13 +29,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from howhard.backends.base import Backend
 from howhard.config import BatchingConfig, Price, RetryConfig, SchedulerConfig
-from howhard.errors import PolicyError, QueueFull, SchedulerClosed, UsageError
+from howhard.errors import QueueFull, SchedulerClosed, UsageError
 from howhard.ledger import InMemoryLedger, Ledger
-from howhard.policies.base import Policy, check_budgets
-from howhard.policies.policies import UniformPolicy
+from howhard.policies.base import Policy
+from howhard.policies.builtin import UniformPolicy
 from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.admission import Admission, Job, Submission, submitted_at
+from howhard.scheduler.allocation import Allocation
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.cost import CostModel
 from howhard.scheduler.events import get_logger
@@ -96,8 +97,9 @@ class Scheduler:
         base: dict[str, Any] = dict(config) if config is not None else {}
         self.config = SchedulerConfig(**{**base, **overrides})
         self._backend = backend
-        self._policy: Policy = (
-            policy if policy is not None else UniformPolicy(max_budget=self.config.max_budget)
+        self._bounds = self.config.bounds
+        self._allocation = Allocation(
+            policy if policy is not None else UniformPolicy(), self._bounds
         )
         self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
@@ -110,7 +112,6 @@ class Scheduler:
             prices=table,
             prompt_overhead_tokens=self.config.prompt_overhead_tokens,
         )
-        self._bounds = self.config.bounds
         self._admission = Admission(self.config, self._ledger, self._cost)
         self._execution = Execution(
             backend=backend,
@@ -431,21 +432,12 @@ class Scheduler:
         self._batches += 1
         self._log.debug("batch.formed", size=n, wait_s=round(time.monotonic() - live[0].started, 6))
         try:
-            raw = await self._policy.allocate([job.request for job in live], total)
-            budgets = check_budgets(
-                raw,
-                n=n,
-                total_budget=total,
-                min_budget=self.config.min_budget,
-                max_budget=self.config.max_budget,
-                policy=self._policy,
-            )
+            budgets = await self._allocation.budgets([job.request for job in live], total)
         except Exception as exc:
-            self._log.warning(
-                "batch.policy_failed", size=n, policy=type(self._policy).__name__, error=str(exc)
-            )
+            policy = type(self._allocation.policy).__name__
+            self._log.warning("batch.policy_failed", size=n, policy=policy, error=str(exc))
             for job in live:
-                self._resolve(job, error=self._policy_error(exc))
+                self._resolve(job, error=self._allocation.error_for(exc))
             return
         spent = sum(budgets)
         self._carry.spend(n, spent)
@@ -469,17 +461,6 @@ class Scheduler:
             job.dispatched = True
             self._ready.append(job)
         self._wake_workers(len(self._ready))
-
-    def _policy_error(self, exc: Exception) -> PolicyError:
-        name = type(self._policy).__name__
-        if isinstance(exc, PolicyError):
-            error = PolicyError(str(exc))
-        else:
-            error = PolicyError(f"{name}.allocate raised {type(exc).__name__}: {exc}")
-        error.__cause__ = exc
-        return error
-
-    # ------------------------------------------------------------------ execution
 
     async def _worker(self) -> None:
         # Workers share a deque filled one batch at a time (bounded by max_batch_size); there

@@ -6,7 +6,7 @@ import anyio
 
 from howhard import GenerationParams, Result, Scheduler
 from howhard.backends import Backend
-from howhard.policies.policies import UniformPolicy
+from howhard.policies.builtin import UniformPolicy
 from howhard.procedures import BestOfK
 from howhard.scoring import MathAnswerVerifier
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from howhard import BatchingConfig, Request, Scheduler
+from howhard import BatchingConfig, BudgetBounds, Request, Scheduler
 from howhard.backends import ScriptedBackend
 from howhard.policies import UniformPolicy
 from howhard.scheduler import BudgetCarry
@@ -75,8 +75,10 @@ async def test_scheduler_with_single_request_batches_spends_the_exact_average() 
     seen: list[int] = []
 
     class Recording(UniformPolicy):
-        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
-            budgets = await super().allocate(requests, total_budget)
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
+            budgets = await super().allocate(requests, total_budget, bounds)
             seen.extend(budgets)
             return budgets
 

@@ -21,9 +21,9 @@ from howhard.policies import (
     check_budgets,
     marginals_from_success_prob,
 )
-from howhard.policies.policies import trim_to_total
+from howhard.policies.builtin import trim_to_total
 from howhard.procedures import Routing
-from howhard.types import Request
+from howhard.types import BudgetBounds, Request
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,9 @@ class FixedPredictor:
         self.marginals = np.asarray(marginals, dtype=np.float64)
         self.max_budget = self.marginals.shape[1]
 
-    async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
+    async def predict(
+        self, requests: Sequence[Request], max_budget: int
+    ) -> npt.NDArray[np.float64]:
         return self.marginals[: len(requests)]
 
 
@@ -165,11 +167,11 @@ def test_check_budgets_accepts_numpy_integers_and_names_problems() -> None:
 class LambdaPredictor:
     """Predicts from the request's metadata['p'] (a known single-sample success probability)."""
 
-    max_budget = 8
-
-    async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
+    async def predict(
+        self, requests: Sequence[Request], max_budget: int
+    ) -> npt.NDArray[np.float64]:
         p = np.array([float(r.metadata["p"]) for r in requests])
-        return marginals_from_success_prob(p, self.max_budget)
+        return marginals_from_success_prob(p, max_budget)
 
 
 async def test_adaptive_policy_with_the_online_allocator_end_to_end() -> None:
@@ -247,3 +249,57 @@ async def test_routing_policy_and_procedure_end_to_end_with_priced_models() -> N
         assert result.answer == ("2" if strong_route else "1")
         assert result.usage.units == (1 if strong_route else 0)
         assert result.usage.cost == pytest.approx(4 * (10.0 if strong_route else 1.0))
+
+
+async def test_the_scheduler_hands_its_one_set_of_bounds_to_the_policy() -> None:
+    seen: list[BudgetBounds] = []
+
+    class Observing(UniformPolicy):
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
+            seen.append(bounds)
+            return await super().allocate(requests, total_budget, bounds)
+
+    async with Scheduler(
+        backend=ScriptedBackend(),
+        policy=Observing(),
+        average_budget=3,
+        max_budget=5,
+        min_budget=1,
+        batching=BatchingConfig(max_wait_s=0.0),
+    ) as scheduler:
+        await scheduler.submit("q")
+    assert seen == [BudgetBounds(average_budget=3, max_budget=5, min_budget=1)]
+
+
+async def test_adaptive_policy_predicts_the_bounds_width_with_no_copies_of_its_own() -> None:
+    policy = AdaptivePolicy(LambdaPredictor(), OnlineAllocator())
+    requests = [Request(prompt=f"q{i}", metadata={"p": p}) for i, p in enumerate([0.5, 0.05])]
+    bounds = BudgetBounds(average_budget=3, max_budget=4, min_budget=1)
+    budgets = await policy.allocate(requests, 6, bounds)
+    assert sum(budgets) <= 6 and all(1 <= b <= 4 for b in budgets)
+    assert budgets == [4, 2]  # exact optimum of the geometric rows, floor of 1 each
+
+
+async def test_policies_and_predictors_of_the_older_signature_still_run_with_a_warning() -> None:
+    class TwoArgumentPolicy:
+        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+            return [1] * len(requests)
+
+    class OneArgumentPredictor:
+        max_budget = 2
+
+        async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
+            return np.tile([0.5, 0.1], (len(requests), 1))
+
+    with pytest.warns(DeprecationWarning, match=r"allocate\(requests, total_budget, bounds\)"):
+        scheduler = Scheduler(
+            backend=ScriptedBackend(), policy=TwoArgumentPolicy(), average_budget=1
+        )
+    async with scheduler:
+        assert (await scheduler.submit("q")).budget == 1
+    policy = AdaptivePolicy(OneArgumentPredictor(), OnlineAllocator())
+    with pytest.warns(DeprecationWarning, match=r"predict\(requests, max_budget\)"):
+        budgets = await policy.allocate(batch(2), 2, BudgetBounds(average_budget=1, max_budget=2))
+    assert budgets == [1, 1]

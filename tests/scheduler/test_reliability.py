@@ -23,13 +23,14 @@ from howhard.errors import (
     QuotaExceeded,
     RateLimited,
     RequestTimeout,
+    RetryableError,
     SchedulerClosed,
     UsageError,
 )
 from howhard.ledger import Amount, Hold
 from howhard.procedures import Context, Outcome, PlannedCall
 from howhard.scheduler import InMemoryLedger, Reservation
-from howhard.types import Completion, Generation, GenerationParams, Result, Usage
+from howhard.types import BudgetBounds, Completion, Generation, GenerationParams, Result, Usage
 
 pytestmark = pytest.mark.anyio
 
@@ -312,7 +313,9 @@ class FlakyPolicy:
         self.bad = bad
         self.calls = 0
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> Any:
+    async def allocate(
+        self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+    ) -> Any:
         self.calls += 1
         if self.calls == 1:
             return self.bad(len(requests), total_budget)
@@ -621,6 +624,34 @@ async def test_a_cancelled_host_fails_the_batch_still_being_gathered() -> None:
             while not outcomes:
                 await anyio.lowlevel.checkpoint()
     assert len(outcomes) == 1
+
+
+async def test_a_backend_failure_inside_the_policy_keeps_its_retryable_class() -> None:
+    class EncoderDown:
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
+            raise BackendUnavailable("encoder server restarting")
+
+    async with Scheduler(
+        backend=ScriptedBackend(),
+        policy=EncoderDown(),
+        average_budget=1,
+        batching=BatchingConfig(max_batch_size=2, max_wait_s=30.0),
+    ) as scheduler:
+        errors: list[BaseException] = []
+
+        async def submit(i: int) -> None:
+            with pytest.raises(BackendUnavailable) as info:
+                await scheduler.submit(f"q{i}")
+            errors.append(info.value)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(2):
+                tg.start_soon(submit, i)
+    assert len(errors) == 2 and errors[0] is not errors[1]
+    assert all(isinstance(e, RetryableError) for e in errors)
+    assert "encoder server restarting" in str(errors[0])
 
 
 async def test_a_retry_that_could_only_start_after_the_deadline_fails_at_once() -> None:

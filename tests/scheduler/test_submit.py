@@ -31,7 +31,7 @@ from howhard.errors import (
 from howhard.procedures import BestOfK, SelfConsistency
 from howhard.scheduler import InMemoryLedger, SchedulerState
 from howhard.scoring import ExactMatch
-from howhard.types import Completion, Generation, GenerationParams
+from howhard.types import BudgetBounds, Completion, Generation, GenerationParams
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +48,9 @@ class RecordingPolicy:
     def __init__(self) -> None:
         self.batches: list[tuple[list[str], int]] = []
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+    async def allocate(
+        self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+    ) -> list[int]:
         self.batches.append(([r.prompt for r in requests], total_budget))
         base, extra = divmod(total_budget, len(requests))
         return [base + (i < extra) for i in range(len(requests))]
@@ -90,7 +92,9 @@ async def test_budget_zero_abstains_with_default_answer_and_spends_nothing() -> 
     backend = answering("unused")
 
     class Nothing:
-        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
             return [0] * len(requests)
 
     async with Scheduler(
@@ -238,7 +242,9 @@ async def test_backpressure_blocking_submit_waits_and_nowait_raises_queue_full()
     gate = anyio.Event()
 
     class Gated:
-        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
             await gate.wait()
             return [1] * len(requests)
 
@@ -347,7 +353,9 @@ async def test_config_object_and_keyword_overrides_combine() -> None:
 
 async def test_request_that_expired_before_dispatch_never_reaches_the_backend() -> None:
     class Slow:
-        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
             await anyio.sleep(0.02)  # outlives the request's 1 ms deadline
             return [1] * len(requests)
 
@@ -377,7 +385,9 @@ async def test_close_fails_callers_still_waiting_for_queue_space() -> None:
     gate = anyio.Event()
 
     class Gated:
-        async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+        async def allocate(
+            self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
+        ) -> list[int]:
             await gate.wait()
             return [1] * len(requests)
 

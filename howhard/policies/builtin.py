@@ -1,9 +1,14 @@
-"""Built-in policies: uniform, adaptive (predictor + allocator), and weak/strong routing."""
+"""Built-in policies: uniform, adaptive (predictor + allocator), and weak/strong routing.
+
+Each takes the scheduler's :class:`~howhard.types.BudgetBounds` with every batch; called on its
+own (tests, notebooks) without bounds, a policy uses only the limits it was constructed with.
+"""
 
 from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -11,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import ConfigError, PolicyError
-from howhard.policies.base import Predictor
-from howhard.types import Request
+from howhard.policies.base import Predictor, takes_arguments
+from howhard.types import BudgetBounds, Request
 
 __all__ = [
     "AdaptivePolicy",
@@ -26,7 +31,11 @@ __all__ = [
 
 @runtime_checkable
 class OnlineAllocatorLike(Protocol):
-    """Solves each batch: ``allocate(marginals (n, B_max), total_budget) -> budgets (n,)``."""
+    """Solves each batch: ``allocate(marginals (n, B_max), total_budget) -> budgets (n,)``.
+
+    When the bounds set a ``min_budget``, it is passed as ``min_budget=`` (as to
+    :func:`howhard.policies.allocate`).
+    """
 
     def allocate(
         self, marginals: npt.NDArray[np.float64], total_budget: int | None = None
@@ -49,11 +58,19 @@ def _check_fraction(value: float | None, name: str) -> None:
         raise ConfigError(f"{name} must be in [0, 1] or None, got {value!r}")
 
 
+def _cap(own: int | None, bounds: BudgetBounds | None) -> int | None:
+    """The tighter of a policy's own cap and the scheduler's ``max_budget``."""
+    if bounds is None:
+        return own
+    return bounds.max_budget if own is None else min(own, bounds.max_budget)
+
+
 class UniformPolicy:
     """Splits the batch's budget evenly; the remainder goes one unit each to the earliest requests.
 
-    Budgets are capped at ``max_budget`` (units above the cap stay unspent and are carried by
-    the scheduler); ``min_budget`` is the floor the scheduler checks.
+    Budgets are capped at ``bounds.max_budget`` (and at ``max_budget`` if given; units above
+    the cap stay unspent and are carried by the scheduler); ``min_budget`` is the floor the
+    scheduler checks.
     """
 
     def __init__(self, *, max_budget: int | None = None) -> None:
@@ -61,15 +78,21 @@ class UniformPolicy:
             raise ConfigError(f"max_budget must be >= 0 or None, got {max_budget!r}")
         self.max_budget = max_budget
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+    async def allocate(
+        self,
+        requests: Sequence[Request],
+        total_budget: int,
+        bounds: BudgetBounds | None = None,
+    ) -> list[int]:
         """Even split of ``total_budget`` over ``requests``."""
         n = len(requests)
         if n == 0:
             return []
         base, extra = divmod(total_budget, n)
         budgets = [base + 1] * extra + [base] * (n - extra)
-        if self.max_budget is not None:
-            budgets = [min(b, self.max_budget) for b in budgets]
+        cap = _cap(self.max_budget, bounds)
+        if cap is not None:
+            budgets = [min(b, cap) for b in budgets]
         return budgets
 
 
@@ -97,6 +120,10 @@ class AdaptivePolicy:
     Predicted rows can wobble upward (a regression probe is not constrained), while the exact
     allocator needs non-increasing rows; with ``monotone=True`` (default) each row is replaced by
     its running minimum first, the closest non-increasing row that never overstates a unit.
+
+    The predictor is asked for ``bounds.max_budget`` columns (called without bounds: the
+    predictor's or else the allocator's ``max_budget``), so neither needs its own copy of the
+    bounds.
     """
 
     def __init__(
@@ -117,20 +144,68 @@ class AdaptivePolicy:
         self._score_fn = score_fn or (lambda m: m[:, 0])
         self.monotone = monotone
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+    async def allocate(
+        self,
+        requests: Sequence[Request],
+        total_budget: int,
+        bounds: BudgetBounds | None = None,
+    ) -> list[int]:
         """Budgets from the predicted marginals."""
         if not requests:
             return []
+        width = _width(bounds, self.predictor, self.allocator)
         marginals = _predict_checked(
-            await self.predictor.predict(requests), len(requests), self.predictor
+            await predict(self.predictor, requests, width), len(requests), self.predictor
         )
         if self.monotone:
             marginals = np.minimum.accumulate(marginals, axis=1)
         if isinstance(self.allocator, OnlineAllocatorLike):
-            budgets = _integer_budgets(self.allocator.allocate(marginals, total_budget), self)
-            return [int(b) for b in budgets]
+            floor = bounds.min_budget if bounds is not None else 0
+            solve = self.allocator.allocate
+            raw = (
+                solve(marginals, total_budget, min_budget=floor)  # type: ignore[call-arg]
+                if floor
+                else solve(marginals, total_budget)
+            )
+            return [int(b) for b in _integer_budgets(raw, self)]
         budgets = _integer_budgets(self.allocator.budgets(self._score_fn(marginals)), self)
+        if bounds is not None:
+            budgets = np.minimum(budgets, bounds.max_budget)
         return trim_to_total(budgets, marginals, total_budget)
+
+
+def _width(bounds: BudgetBounds | None, *parts: object) -> int:
+    """Columns to predict: the bounds' ``max_budget``; standalone, the first part's own."""
+    if bounds is not None:
+        return bounds.max_budget
+    for part in parts:
+        own = getattr(part, "max_budget", None)
+        if isinstance(own, int) and own >= 1:
+            return own
+    raise PolicyError(
+        "no bounds were given and neither the predictor nor the allocator sets max_budget; "
+        "call allocate(requests, total_budget, bounds) (the scheduler always passes them)"
+    )
+
+
+async def predict(
+    predictor: Predictor, requests: Sequence[Request], max_budget: int
+) -> npt.NDArray[np.float64]:
+    """``predictor.predict(requests, max_budget)``, or the older one-argument form.
+
+    A predictor written before bounds were passed (``predict(requests)``, its own
+    ``max_budget``) still works, with a ``DeprecationWarning``.
+    """
+    if takes_arguments(predictor.predict, 2):
+        return await predictor.predict(requests, max_budget)
+    warnings.warn(
+        f"{type(predictor).__name__}.predict(requests) is deprecated: take the columns wanted "
+        "as a second argument, predict(requests, max_budget)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    legacy: npt.NDArray[np.float64] = await predictor.predict(requests)  # type: ignore[call-arg]
+    return legacy
 
 
 def _integer_budgets(values: object, policy: AdaptivePolicy) -> npt.NDArray[np.int64]:
@@ -181,12 +256,18 @@ class RoutingPolicy:
         self.predictor = predictor
         self.strong_fraction = strong_fraction
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+    async def allocate(
+        self,
+        requests: Sequence[Request],
+        total_budget: int,
+        bounds: BudgetBounds | None = None,
+    ) -> list[int]:
         """1 for the top requests by predicted preference, 0 for the rest."""
         n = len(requests)
         if n == 0:
             return []
-        scores = _predict_checked(await self.predictor.predict(requests), n, self.predictor)[:, 0]
+        predicted = await predict(self.predictor, requests, 1)
+        scores = _predict_checked(predicted, n, self.predictor)[:, 0]
         k = _strong_count(n, total_budget, self.strong_fraction)
         budgets = [0] * n
         for i in np.argsort(-scores, kind="stable")[:k]:
@@ -209,7 +290,12 @@ class RandomRoutingPolicy:
         self.strong_fraction = strong_fraction
         self._rng = random.Random(seed)
 
-    async def allocate(self, requests: Sequence[Request], total_budget: int) -> list[int]:
+    async def allocate(
+        self,
+        requests: Sequence[Request],
+        total_budget: int,
+        bounds: BudgetBounds | None = None,
+    ) -> list[int]:
         """1 for a random ``k`` of the batch, 0 for the rest."""
         n = len(requests)
         k = _strong_count(n, total_budget, self.strong_fraction)
