@@ -194,6 +194,12 @@ class SchedulerConfig(_Config):
             )
         return self
 
+    @classmethod
+    def merged(cls, config: SchedulerConfig | None = None, **overrides: Any) -> SchedulerConfig:
+        """``config`` (or the defaults) with every override that is not ``None`` applied."""
+        base: dict[str, Any] = dict(config) if config is not None else {}
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
     @property
     def bounds(self) -> BudgetBounds:
         """The budget bounds the scheduler hands its policy with every batch."""

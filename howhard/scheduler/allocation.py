@@ -1,6 +1,7 @@
 """Allocation: asking the policy for a batch's budgets, within the scheduler's one set of bounds.
 
-The policy receives the batch's requests, its total (from the carry rule) and the scheduler's
+The policy receives the batch's requests, its total (from the carry rule,
+:class:`~howhard.scheduler.batcher.BudgetCarry`) and the scheduler's
 :class:`~howhard.types.BudgetBounds`; its answer is validated by
 :func:`howhard.policies.check_budgets`. When it fails, each of the batch's requests gets an
 error that says what to do next: a backend failure inside the policy (an encoder's server
@@ -11,22 +12,37 @@ else is a ``PolicyError``.
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 
+import structlog
+
 from howhard.errors import BackendError, HowhardError, PolicyError
 from howhard.policies.base import Policy, check_budgets, takes_arguments
+from howhard.scheduler.batcher import BudgetCarry
 from howhard.types import BudgetBounds, Request
 
 __all__ = ["Allocation"]
 
 
 class Allocation:
-    """The scheduler's policy stage: one policy, one set of bounds."""
+    """The scheduler's policy stage: one policy, one set of bounds, the budget carry."""
 
-    def __init__(self, policy: Policy, bounds: BudgetBounds) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        bounds: BudgetBounds,
+        carry: BudgetCarry,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
         self.policy = policy
         self.bounds = bounds
+        self.carry = carry
+        """Units earned by earlier batches and not yet allocated (the carry rule)."""
+        self.batches = 0
+        """Batches allocated (or attempted) so far."""
+        self._log = log
         self._call: Callable[[Sequence[Request], int], Awaitable[Sequence[int]]]
         if takes_arguments(policy.allocate, 3):
             self._call = lambda requests, total: policy.allocate(requests, total, bounds)
@@ -39,6 +55,35 @@ class Allocation:
                 stacklevel=3,
             )
             self._call = policy.allocate  # type: ignore[assignment]
+
+    async def allocate(self, requests: Sequence[Request], started: float) -> list[int]:
+        """Budgets for a batch whose first request arrived at ``started`` (monotonic).
+
+        Takes the batch's total from the carry and records what the policy spent; raises what
+        the policy raised (see :meth:`error_for`), leaving the carry untouched.
+        """
+        n = len(requests)
+        total = self.carry.total(n)
+        self.batches += 1
+        self._log.debug("batch.formed", size=n, wait_s=round(time.monotonic() - started, 6))
+        try:
+            budgets = await self.budgets(requests, total)
+        except Exception as exc:
+            policy = type(self.policy).__name__
+            self._log.warning("batch.policy_failed", size=n, policy=policy, error=str(exc))
+            raise
+        spent = sum(budgets)
+        self.carry.spend(n, spent)
+        self._log.debug(
+            "batch.allocated",
+            size=n,
+            total=total,
+            spent=spent,
+            min=min(budgets),
+            max=max(budgets),
+            carry=float(self.carry.carry),
+        )
+        return budgets
 
     async def budgets(self, requests: Sequence[Request], total_budget: int) -> list[int]:
         """The policy's budgets for this batch, validated against the bounds and the total."""

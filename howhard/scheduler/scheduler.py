@@ -2,11 +2,12 @@
 
 It composes named stages, each its own module (``docs/architecture.md``): admission validates a
 ``submit`` into a job (:mod:`.admission`) → a bounded queue → the batcher closes a micro-batch
-(:mod:`.batcher`, with the carry rule) → the policy splits the batch's budget, within one
-:class:`~howhard.types.BudgetBounds` → workers, at most ``max_concurrency`` at once, execute each
-job (:mod:`.execution`: reserve the worst case the cost model prices (:mod:`.cost`), run the
-procedure with retries and a deadline, settle) → the caller's future resolves. Events go through
-:mod:`.events`.
+(:mod:`.batcher`) → the policy splits the batch's budget (:mod:`.allocation`: the carry rule and
+one :class:`~howhard.types.BudgetBounds`) → the worker pool (:mod:`.workers`), at most
+``max_concurrency`` at once, executes each job (:mod:`.execution`: reserve the worst case the
+cost model prices (:mod:`.cost`), run the procedure with retries and a deadline, settle) → the
+caller's future resolves. Events go through :mod:`.events`. This module keeps the lifecycle, the
+queue and the single resolution of every job.
 
 Every ``submit`` resolves exactly once: with a ``Result`` or a typed exception, under backend
 faults, deadlines, caller cancellation and shutdown. All tasks belong to one task group owned by
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
-from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -42,6 +41,7 @@ from howhard.scheduler.cost import CostModel
 from howhard.scheduler.events import get_logger
 from howhard.scheduler.execution import Execution
 from howhard.scheduler.stats import SchedulerState, SchedulerStats
+from howhard.scheduler.workers import WorkerPool
 from howhard.types import GenerationParams, Request, Result
 
 __all__ = ["Scheduler", "SchedulerState", "SchedulerStats"]
@@ -78,32 +78,30 @@ class Scheduler:
         config: SchedulerConfig | None = None,
         seed: int | None = None,
     ) -> None:
-        overrides: dict[str, Any] = {
-            key: value
-            for key, value in {
-                "average_budget": average_budget,
-                "batching": batching,
-                "max_budget": max_budget,
-                "min_budget": min_budget,
-                "max_queue": max_queue,
-                "max_concurrency": max_concurrency,
-                "params": params,
-                "retry": retry,
-                "request_timeout_s": request_timeout_s,
-                "prices": prices,
-            }.items()
-            if value is not None
-        }
-        base: dict[str, Any] = dict(config) if config is not None else {}
-        self.config = SchedulerConfig(**{**base, **overrides})
+        self.config = SchedulerConfig.merged(
+            config,
+            average_budget=average_budget,
+            batching=batching,
+            max_budget=max_budget,
+            min_budget=min_budget,
+            max_queue=max_queue,
+            max_concurrency=max_concurrency,
+            params=params,
+            retry=retry,
+            request_timeout_s=request_timeout_s,
+            prices=prices,
+        )
         self._backend = backend
         self._bounds = self.config.bounds
+        self._log = get_logger("howhard.scheduler")
         self._allocation = Allocation(
-            policy if policy is not None else UniformPolicy(), self._bounds
+            policy if policy is not None else UniformPolicy(),
+            self._bounds,
+            BudgetCarry(self.config.average_budget, self.config.effective_carry_limit),
+            self._log,
         )
         self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
-        self._log = get_logger("howhard.scheduler")
         # Deprecated: InMemoryLedger(prices=...) kept its own table; honour it if ours is empty.
         table = self.config.prices or getattr(self._ledger, "prices", None) or {}
         self._cost = CostModel(
@@ -122,17 +120,13 @@ class Scheduler:
             rng=random.Random(seed),
             log=self._log,
         )
-        self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
         self._work_scope: anyio.CancelScope | None = None
         self._send: MemoryObjectSendStream[Job] | None = None
         self._receive: MemoryObjectReceiveStream[Job] | None = None
-        self._ready: deque[Job] = deque()
-        self._dispatch_closed = False
-        self._idle: deque[anyio.Event] = deque()
-        self._ready_drained = anyio.Event()  # replaced by the backend's class in _run
+        self._workers = WorkerPool(self._execute)
         # anyio.Event() and anyio.CancelScope() look the async backend up on every call; the
         # hot path (one of each per request) uses the backend's classes, resolved at start.
         self._event_type: type[anyio.Event] = anyio.Event
@@ -142,7 +136,6 @@ class Scheduler:
         self._completed = 0
         self._failed = 0
         self._cancelled = 0
-        self._batches = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -236,7 +229,7 @@ class Scheduler:
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         assert self._receive is not None and self._send is not None
-        self._ready_drained = self._event_type()
+        self._workers.start(self._event_type)
         try:
             # The scheduler's own scope: aclose(cancel=True) cancels it without touching the
             # caller's code in the body of `async with`.
@@ -244,15 +237,14 @@ class Scheduler:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._batch_loop)
                     for _ in range(self.config.max_concurrency):
-                        tg.start_soon(self._worker)
+                        tg.start_soon(self._workers.work)
                     self._state = SchedulerState.RUNNING
                     task_status.started()
         finally:
             # Only after cancellation can jobs remain: fail them, then break the queue so
             # callers still blocked on it get SchedulerClosed too.
             self._send.close()
-            while self._ready:
-                job = self._ready.popleft()
+            for job in self._workers.drain():
                 self._resolve(job, error=self._closed_error(job))
             while True:
                 try:
@@ -414,72 +406,20 @@ class Scheduler:
                             self._resolve(job, error=self._closed_error(job))
                     raise
         finally:
-            self._dispatch_closed = True
-            self._wake_workers()
-
-    def _wake_workers(self, count: int | None = None) -> None:
-        # Wake only as many idle workers as there are new jobs (no thundering herd).
-        idle = self._idle
-        for _ in range(len(idle) if count is None else min(count, len(idle))):
-            idle.popleft().set()
+            self._workers.close()
 
     async def _allocate_and_dispatch(self, batch: list[Job]) -> None:
         live = [job for job in batch if not job.resolved]
         if not live:
             return
-        n = len(live)
-        total = self._carry.total(n)
-        self._batches += 1
-        self._log.debug("batch.formed", size=n, wait_s=round(time.monotonic() - live[0].started, 6))
         try:
-            budgets = await self._allocation.budgets([job.request for job in live], total)
+            requests = [job.request for job in live]
+            budgets = await self._allocation.allocate(requests, live[0].started)
         except Exception as exc:
-            policy = type(self._allocation.policy).__name__
-            self._log.warning("batch.policy_failed", size=n, policy=policy, error=str(exc))
             for job in live:
                 self._resolve(job, error=self._allocation.error_for(exc))
             return
-        spent = sum(budgets)
-        self._carry.spend(n, spent)
-        self._log.debug(
-            "batch.allocated",
-            size=n,
-            total=total,
-            spent=spent,
-            min=min(budgets),
-            max=max(budgets),
-            carry=float(self._carry.carry),
-        )
-        # Hand over only when workers have taken the previous batch: at most one allocated batch
-        # waits for workers, while the next one is already being gathered and allocated.
-        while self._ready:
-            await self._ready_drained.wait()
-        for job, budget in zip(live, budgets, strict=True):
-            if job.resolved:  # the caller gave up while the policy ran
-                continue
-            job.budget = budget
-            job.dispatched = True
-            self._ready.append(job)
-        self._wake_workers(len(self._ready))
-
-    async def _worker(self) -> None:
-        # Workers share a deque filled one batch at a time (bounded by max_batch_size); there
-        # are max_concurrency of them, which is the dispatch concurrency limit.
-        ready = self._ready
-        while True:
-            if ready:
-                job = ready.popleft()
-                if not ready:
-                    event, self._ready_drained = self._ready_drained, self._event_type()
-                    event.set()
-                if not job.resolved:
-                    await self._execute(job)
-            elif self._dispatch_closed:
-                return
-            else:
-                wake = self._event_type()
-                self._idle.append(wake)
-                await wake.wait()
+        await self._workers.hand_over(zip(live, budgets, strict=True))
 
     async def _execute(self, job: Job) -> None:
         if job.deadline != math.inf and anyio.current_time() >= job.deadline:
@@ -509,7 +449,7 @@ class Scheduler:
             "completed": self._completed,
             "failed": self._failed,
             "cancelled": self._cancelled,
-            "batches": self._batches,
+            "batches": self._allocation.batches,
         }
 
     async def stats(self) -> SchedulerStats:
@@ -528,7 +468,7 @@ class Scheduler:
             queued=queued,
             waiting_submitters=waiting,
             in_flight=self._in_flight,
-            carry=float(self._carry.carry),
+            carry=float(self._allocation.carry.carry),
             spend=spend,
             **self._counters(),
         )
