@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from howhard.errors import ConfigError
 from howhard.evaluation.quality import expected_quality, quality_table, uniform_quality
-from howhard.policies.allocators import OfflineAllocator, allocate
+from howhard.policies.offline import OfflineAllocator
+from howhard.policies.online import allocate
 
 __all__ = [
     "Curve",

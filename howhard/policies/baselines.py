@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import ConfigError
-from howhard.policies.allocators import allocate
+from howhard.policies.online import allocate
 
 __all__ = ["oracle_budgets", "random_routing", "uniform_budgets"]
 

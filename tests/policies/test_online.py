@@ -316,3 +316,18 @@ def test_identical_requests_are_served_in_request_order(total: int) -> None:
     expected[:rest] += 1
     np.testing.assert_array_equal(allocate_success_prob(p, total, max_budget=width), expected)
     np.testing.assert_array_equal(allocate(marginals_from_success_prob(p, width), total), expected)
+
+
+def test_an_online_allocator_without_fields_takes_its_limits_from_each_call() -> None:
+    marginals = marginals_from_success_prob(np.array([0.9, 0.5, 0.05]), 4)
+    free = OnlineAllocator()
+    assert free.allocate(marginals, 6).tolist() == allocate(marginals, 6).tolist()
+    assert free.allocate(marginals, 6, min_budget=1).tolist() == (
+        allocate(marginals, 6, min_budget=1).tolist()
+    )
+    # Its own fields still bind: the tighter cap and the larger floor win.
+    capped = OnlineAllocator(max_budget=2, min_budget=1)
+    assert capped.allocate(marginals, 12, min_budget=0).max() <= 2
+    assert capped.allocate(marginals, 12, min_budget=0).min() >= 1
+    with pytest.raises(ConfigError, match="total_budget is required"):
+        free.allocate(marginals)
