@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from howhard.errors import ConfigError
-
-__all__ = ["load_split", "register", "run"]
+__all__ = ["register", "run"]
 
 
 def register(subparsers: Any) -> None:
@@ -58,58 +56,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist; run the collection first (see data/README.md)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def load_split(
-    dataset: Path,
-    features: Path,
-    lambda_probe: Path,
-    *,
-    split: str | None = None,
-    preference_probe: Path | None = None,
-) -> Any:
-    """Load one split of a collected dataset with the probes' predictions, as ``SplitData``.
-
-    ``split`` keeps only rows whose ``metadata.split`` matches (``None`` keeps all).
-    """
-    from howhard.evaluation.report import SplitData
-    from howhard.probes import SavedProbe, load_checkpoint
-    from howhard.tasks.answers import read_answers
-    from howhard.training.features import load_features
-
-    rows = _read_jsonl(dataset / "requests.jsonl")
-    if split is not None:
-        rows = [r for r in rows if (r.get("metadata") or {}).get("split") == split]
-    if not rows:
-        raise ConfigError(f"{dataset} has no requests for split={split!r}")
-    answers = read_answers(dataset)
-    missing = [r["id"] for r in rows if r["id"] not in answers]
-    if missing:
-        raise ConfigError(
-            f"{dataset}/answers.jsonl lacks {len(missing)} requests (first {missing[0]!r}); "
-            f"run `python -m howhard.tasks answers {dataset}`"
-        )
-    ids = tuple(str(r["id"]) for r in rows)
-    x = load_features(features).aligned(ids)
-    lam = SavedProbe(load_checkpoint(lambda_probe)).predict(x)
-    pref = None
-    if preference_probe is not None:
-        pref = SavedProbe(load_checkpoint(preference_probe)).predict(x)
-    return SplitData(
-        ids=ids,
-        families=tuple(str(r["metadata"]["family"]) for r in rows),
-        rewards=np.asarray([r["rewards"] for r in rows], dtype=np.float64),
-        answers=tuple(tuple(answers[i][0]) for i in ids),
-        tokens=np.asarray([answers[i][1] for i in ids], dtype=np.int64),
-        lambda_hat=np.asarray(lam, dtype=np.float64),
-        preference_hat=None if pref is None else np.asarray(pref, dtype=np.float64),
-    )
-
-
 def _features_path(data: Path, dataset: str) -> Path:
     """``howhard features --dataset DIR`` writes ``DIR/features.npy`` and ``DIR/features.json``."""
     return data / dataset / "features"
@@ -117,7 +63,10 @@ def _features_path(data: Path, dataset: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Compute the report and write it to ``--out``; prints the markdown summary."""
-    from howhard.evaluation.report import build_report, headline, write_report
+    from howhard.evaluation.data import load_split, read_jsonl
+    from howhard.evaluation.render import write_report
+    from howhard.evaluation.report import build_report, headline
+    from howhard.tasks.answers import read_answers
 
     data: Path = args.data
     lambda_probe = data / args.lambda_probe
@@ -127,14 +76,19 @@ def run(args: argparse.Namespace) -> int:
         data / args.test,
         _features_path(data, args.test),
         lambda_probe,
+        answers=read_answers,
         preference_probe=preference_probe,
     )
     val = load_split(
-        data / args.heldout, _features_path(data, args.heldout), lambda_probe, split="val"
+        data / args.heldout,
+        _features_path(data, args.heldout),
+        lambda_probe,
+        answers=read_answers,
+        split="val",
     )
     train_rows = [
         r
-        for r in _read_jsonl(data / args.heldout / "requests.jsonl")
+        for r in read_jsonl(data / args.heldout / "requests.jsonl")
         if (r.get("metadata") or {}).get("split") == "train"
     ]
     train_mean = float(np.mean([np.mean(r["rewards"]) for r in train_rows])) if train_rows else 0.5

@@ -3,6 +3,12 @@
 Expected quality of an allocation under true marginal rewards (:mod:`.quality`), curves over a
 grid of average budgets for uniform / online / offline / oracle allocation (:mod:`.curves`), and
 compute savings at matched quality and the share of the oracle's gain (:mod:`.savings`).
+
+The benchmark report ``howhard evaluate`` writes is built from a split's data (:mod:`.data`),
+the benchmark's curves (:mod:`.benchmark`, with majority votes from :mod:`.consistency`), the
+report's figures (:mod:`.report`; probe metrics come from :mod:`howhard.probes.metrics`, the
+same code ``howhard train`` reports with) and its writer (:mod:`.render`). Evaluation never
+imports the scheduler (``docs/architecture.md``).
 """
 
 from howhard.evaluation.curves import (

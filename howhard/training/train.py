@@ -23,8 +23,8 @@ from howhard.config import _Config
 from howhard.errors import ConfigError
 from howhard.probes.calibration import fit_isotonic, fit_temperature
 from howhard.probes.checkpoint import Checkpoint, save_checkpoint
+from howhard.probes.metrics import probe_metrics
 from howhard.probes.saved import SavedProbe
-from howhard.training.metrics import probe_metrics
 
 __all__ = [
     "SPLITS",

@@ -5,15 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from howhard.evaluation.report import (
-    PLOTS,
-    SplitData,
-    best_of_k_quality,
-    build_report,
-    concave_marginals,
-    routing_curves,
-    write_report,
-)
+from howhard.evaluation.benchmark import best_of_k_quality, concave_marginals, routing_curves
+from howhard.evaluation.data import SplitData
+from howhard.evaluation.render import PLOTS, write_report
+from howhard.evaluation.report import build_report
 
 
 def _split(seed: int, n: int, m: int, noise: float) -> SplitData:

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from howhard.probes.calibration import apply_isotonic, fit_isotonic, fit_temperature, sigmoid
-from howhard.training.metrics import (
+from howhard.probes.metrics import (
     above_median_accuracy,
     binary_cross_entropy,
     expected_calibration_error,
