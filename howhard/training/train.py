@@ -25,19 +25,17 @@ from howhard.probes.calibration import fit_isotonic, fit_temperature
 from howhard.probes.checkpoint import Checkpoint, save_checkpoint
 from howhard.probes.metrics import probe_metrics
 from howhard.probes.saved import SavedProbe
+from howhard.training.loop import fit_early_stopping
+from howhard.training.splits import SPLITS, split_indices, splits_from_column
 
 __all__ = [
-    "SPLITS",
     "TrainConfig",
     "TrainResult",
     "format_metrics",
-    "split_indices",
     "train_from_files",
     "train_lora",
     "train_probe",
 ]
-
-SPLITS = ("train", "val", "test")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -107,45 +105,6 @@ class TrainResult:
         return SavedProbe(self.checkpoint)
 
 
-def split_indices(
-    n: int,
-    *,
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-    assignments: Sequence[str] | None = None,
-) -> dict[str, npt.NDArray[np.int64]]:
-    """Split ``n`` rows into train/val/test: by a seeded permutation or by given ``assignments``.
-
-    ``assignments`` (one of ``train``/``val``/``test`` per row, e.g. a dataset column) wins over
-    the fractions. Train and val must not be empty.
-    """
-    if assignments is not None:
-        if len(assignments) != n:
-            raise ConfigError(f"split assignments must have {n} entries, got {len(assignments)}")
-        bad = sorted({a for a in assignments if a not in SPLITS})
-        if bad:
-            raise ConfigError(f"split values must be one of {SPLITS}, got {bad[:5]}")
-        labels = np.asarray(assignments)
-        splits = {s: np.flatnonzero(labels == s).astype(np.int64) for s in SPLITS}
-    else:
-        if val_fraction + test_fraction >= 1:
-            raise ConfigError(
-                f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}"
-            )
-        order = np.random.default_rng(seed).permutation(n).astype(np.int64)
-        n_test, n_val = round(n * test_fraction), max(1, round(n * val_fraction))
-        splits = {
-            "test": np.sort(order[:n_test]),
-            "val": np.sort(order[n_test : n_test + n_val]),
-            "train": np.sort(order[n_test + n_val :]),
-        }
-    for name in ("train", "val"):
-        if len(splits[name]) == 0:
-            raise ConfigError(f"the {name} split is empty ({n} requests); add data or rebalance")
-    return splits
-
-
 def _fit_mlp(
     x: npt.NDArray[np.float32],
     y: FloatArray,
@@ -159,7 +118,6 @@ def _fit_mlp(
     from howhard.probes.networks import MLPProbe, head_loss
 
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     train, val = splits["train"], splits["val"]
     probe = MLPProbe(
         x.shape[1],
@@ -172,33 +130,24 @@ def _fit_mlp(
     probe.init_output(y[train])
     xt, yt = torch.from_numpy(x[train]), torch.as_tensor(y[train], dtype=torch.float32)
     xv, yv = torch.from_numpy(x[val]), torch.as_tensor(y[val], dtype=torch.float32)
-    optimiser = torch.optim.AdamW(
-        probe.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    best_loss, best_state, stale, epoch = float("inf"), copy.deepcopy(probe.state_dict()), 0, 0
-    for epoch in range(1, config.max_epochs + 1):
-        probe.train()
-        order = torch.randperm(len(xt), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = head_loss(config.head, probe(xt[batch]), yt[batch])
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimiser.step()
-        probe.eval()
+
+    def val_loss() -> float:
         with torch.no_grad():
-            val_loss = float(head_loss(config.head, probe(xv), yv))
-        if val_loss < best_loss - 1e-6:
-            best_loss, best_state, stale = val_loss, copy.deepcopy(probe.state_dict()), 0
-        else:
-            stale += 1
-        if log is not None and (epoch % 25 == 0 or epoch == 1):
-            log(f"epoch {epoch}: val loss {val_loss:.4f} (best {best_loss:.4f})")
-        if stale >= config.patience:
-            break
-    probe.load_state_dict(best_state)
-    probe.eval()
-    return probe, epoch
+            return float(head_loss(config.head, probe(xv), yv))
+
+    epochs = fit_early_stopping(
+        config,
+        parameters=probe.parameters(),
+        rows=torch.arange(len(xt)),
+        train_step=lambda batch: head_loss(config.head, probe(xt[batch]), yt[batch]),
+        val_loss=val_loss,
+        snapshot=lambda: copy.deepcopy(probe.state_dict()),
+        restore=probe.load_state_dict,
+        set_train=probe.train,
+        log=log,
+        log_every=25,
+    )
+    return probe, epochs
 
 
 def train_probe(
@@ -297,19 +246,6 @@ def train_probe(
     )
 
 
-def _split_column(rows: Sequence[Mapping[str, Any]], column: str) -> list[str]:
-    values = []
-    for row in rows:
-        value = row.get(column, (row.get("metadata") or {}).get(column))
-        if value is None:
-            raise ConfigError(
-                f"split column {column!r} is missing for request {row.get('id')!r}; put it in "
-                "the request's metadata or drop --split-column"
-            )
-        values.append(str(value))
-    return values
-
-
 def train_from_files(
     dataset: str | os.PathLike[str],
     features: str | os.PathLike[str],
@@ -347,7 +283,7 @@ def train_from_files(
         x,
         labels.targets,
         config,
-        assignments=_split_column(data.rows, split_column) if split_column else None,
+        assignments=splits_from_column(data.rows, split_column) if split_column else None,
         encoder=encoder,
         test=test,
         log=log,
@@ -425,15 +361,13 @@ def train_lora(
         seed=config.seed,
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
-        assignments=_split_column(data.rows, split_column) if split_column else None,
+        assignments=splits_from_column(data.rows, split_column) if split_column else None,
     )
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     probe = LoRAProbe(model, head=config.head, max_budget=max_budget, layer=layer, r=r)
     init_head(probe.score, config.head, y[splits["train"]])
     prompts = list(data.prompts)
-    trainable = [p for p in probe.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    trainable = {n: p for n, p in probe.named_parameters() if p.requires_grad}
     targets = torch.as_tensor(y, dtype=torch.float32)
 
     def predict(rows: npt.NDArray[np.int64]) -> FloatArray:
@@ -446,40 +380,30 @@ def train_lora(
         return np.asarray(torch.cat(outs).double().numpy())
 
     def val_loss() -> float:
-        probe.eval()
         val = splits["val"]
         with torch.inference_mode():
             raw = probe([prompts[i] for i in val])
             return float(head_loss(config.head, raw, targets[torch.from_numpy(val)]))
 
-    trainable_names = [n for n, p in probe.named_parameters() if p.requires_grad]
-    best, best_state, stale, epoch = float("inf"), None, 0, 0
-    train_rows = torch.from_numpy(splits["train"])
-    for epoch in range(1, config.max_epochs + 1):
-        probe.train()
-        order = train_rows[torch.randperm(len(train_rows), generator=generator)]
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = head_loss(config.head, probe([prompts[int(i)] for i in batch]), targets[batch])
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimiser.step()
-        current = val_loss()
-        if current < best - 1e-6:
-            params = dict(probe.named_parameters())
-            best, stale = current, 0
-            best_state = {n: params[n].detach().clone() for n in trainable_names}
-        else:
-            stale += 1
-        if log is not None:
-            log(f"epoch {epoch}: val loss {current:.4f} (best {best:.4f})")
-        if stale >= config.patience:
-            break
-    if best_state is not None:
-        params = dict(probe.named_parameters())
+    def restore(state: dict[str, Any]) -> None:
         with torch.no_grad():
-            for name, value in best_state.items():
-                params[name].copy_(value)
+            for name, value in state.items():
+                trainable[name].copy_(value)
+
+    epoch = fit_early_stopping(
+        config,
+        parameters=trainable.values(),
+        rows=torch.from_numpy(splits["train"]),
+        train_step=lambda batch: head_loss(
+            config.head, probe([prompts[int(i)] for i in batch]), targets[batch]
+        ),
+        val_loss=val_loss,
+        # Only the adapters and the head train; the frozen base model need not be copied.
+        snapshot=lambda: {n: p.detach().clone() for n, p in trainable.items()},
+        restore=restore,
+        set_train=probe.train,
+        log=log,
+    )
     train_mean = y[splits["train"]].mean(axis=0)
     metrics = {
         name: probe_metrics(config.head, predict(rows), y[rows], train_mean=train_mean)

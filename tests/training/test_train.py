@@ -11,13 +11,8 @@ from howhard.policies import marginals_from_rewards
 from howhard.probes import load_checkpoint
 from howhard.training.dataset import DatasetWriter, request_row
 from howhard.training.features import save_features
-from howhard.training.train import (
-    TrainConfig,
-    format_metrics,
-    split_indices,
-    train_from_files,
-    train_probe,
-)
+from howhard.training.splits import split_indices
+from howhard.training.train import TrainConfig, format_metrics, train_from_files, train_probe
 from howhard.types import Request
 from tests.training.synthetic import synthetic
 
