@@ -64,9 +64,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``collect``; exit code 0 when every request finished, 1 when some failed."""
     from howhard.errors import ConfigError
+    from howhard.scoring.registry import resolve_scorer
     from howhard.training.collect import collect
     from howhard.training.dataset import read_requests
-    from howhard.training.scorers import resolve_scorer
 
     if args.limit is not None and args.limit < 0:
         # requests[:-1] would silently drop the last request instead.

@@ -3,6 +3,7 @@
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer, normalize_answer
 from howhard.scoring.math_verifier import MathAnswerVerifier
+from howhard.scoring.registry import resolve_scorer
 from howhard.scoring.scorers import CallableScorer, ExactMatch, MeanLogprob
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "Scorer",
     "extract_final_answer",
     "normalize_answer",
+    "resolve_scorer",
 ]

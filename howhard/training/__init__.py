@@ -9,11 +9,11 @@ by the functions that train or load a torch probe.
 from howhard.backends.encoders import LayerEncoder, make_encoder
 from howhard.probes import Checkpoint, SavedProbe, load_checkpoint, save_checkpoint
 from howhard.probes.metrics import probe_metrics
+from howhard.scoring.registry import resolve_scorer
 from howhard.training.collect import CollectSummary, collect
 from howhard.training.dataset import Dataset, load_dataset, read_requests
 from howhard.training.features import Features, extract_features, load_features, save_features
 from howhard.training.labels import Labels, best_of_curve, labels_for, success_rate
-from howhard.training.scorers import resolve_scorer
 from howhard.training.train import (
     TrainConfig,
     TrainResult,

@@ -11,9 +11,9 @@ from howhard.backends import ScriptedBackend
 from howhard.cli import main
 from howhard.config import RetryConfig
 from howhard.errors import BackendUnavailable, ConfigError, InvalidRequest, RateLimited
+from howhard.scoring.registry import resolve_scorer
 from howhard.training.collect import collect
 from howhard.training.dataset import load_dataset, read_requests
-from howhard.training.scorers import resolve_scorer
 from howhard.types import GenerationParams, Request
 from tests.training.helpers import ContainsReference
 

@@ -2,7 +2,8 @@
 
 Scorers live where their domain lives (``howhard.scoring`` for generic verifiers,
 ``howhard.tasks`` for benchmark suites, or the user's own package); this registry only maps a
-string to an object, so new scorers plug in without touching the training code.
+string to an object, so new scorers plug in without touching the training code. Modules are
+imported by name when a scorer is resolved, so this leaf never imports them itself.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from howhard.errors import ConfigError
-from howhard.scoring import Scorer
+from howhard.scoring.base import Scorer
 
 __all__ = ["SCORERS", "resolve_scorer"]
 
