@@ -169,9 +169,10 @@ class AdaptivePolicy:
             )
             return [int(b) for b in _integer_budgets(raw, self)]
         budgets = _integer_budgets(self.allocator.budgets(self._score_fn(marginals)), self)
-        if bounds is not None:
-            budgets = np.minimum(budgets, bounds.max_budget)
-        return trim_to_total(budgets, marginals, total_budget)
+        if bounds is None:
+            return trim_to_total(budgets, marginals, total_budget)
+        budgets = np.clip(budgets, bounds.min_budget, bounds.max_budget)
+        return trim_to_total(budgets, marginals, total_budget, min_budget=bounds.min_budget)
 
 
 def _width(bounds: BudgetBounds | None, *parts: object) -> int:
@@ -222,18 +223,25 @@ def _integer_budgets(values: object, policy: AdaptivePolicy) -> npt.NDArray[np.i
 
 
 def trim_to_total(
-    budgets: npt.NDArray[np.int64], marginals: npt.NDArray[np.float64], total_budget: int
+    budgets: npt.NDArray[np.int64],
+    marginals: npt.NDArray[np.float64],
+    total_budget: int,
+    *,
+    min_budget: int = 0,
 ) -> list[int]:
     """Drop the lowest-value units until ``sum(budgets) <= total_budget``.
 
     ``budgets: (n,)``, ``marginals: (n, B_max)``; unit ``j`` of request ``i`` is worth
-    ``marginals[i, j]`` (0 beyond ``B_max``). Ties drop later requests' units first.
+    ``marginals[i, j]`` (0 beyond ``B_max``). Ties drop later requests' units first. The first
+    ``min_budget`` units of every request are never dropped.
     """
     budgets = np.asarray(budgets, dtype=np.int64)
     excess = int(budgets.sum()) - total_budget
     if excess <= 0:
         return [int(b) for b in budgets]
     rows, cols = np.nonzero(np.arange(int(budgets.max()))[None, :] < budgets[:, None])
+    keep = cols >= min_budget
+    rows, cols = rows[keep], cols[keep]
     width = marginals.shape[1]
     values = np.where(cols < width, marginals[rows, np.minimum(cols, width - 1)], 0.0)
     # Drop the `excess` cheapest units; within a row the last unit goes first.
@@ -272,7 +280,17 @@ class RoutingPolicy:
         budgets = [0] * n
         for i in np.argsort(-scores, kind="stable")[:k]:
             budgets[int(i)] = 1
+        return _within(budgets, bounds)
+
+
+def _within(budgets: list[int], bounds: BudgetBounds | None) -> list[int]:
+    """Routing budgets (0 weak, 1 strong) raised to the bounds' floor and cut to their cap.
+
+    The scheduler's totals cover ``min_budget`` per request, so raising stays within them.
+    """
+    if bounds is None:
         return budgets
+    return [min(max(b, bounds.min_budget), bounds.max_budget) for b in budgets]
 
 
 def _strong_count(n: int, total_budget: int, strong_fraction: float | None) -> int:
@@ -302,4 +320,4 @@ class RandomRoutingPolicy:
         budgets = [0] * n
         for i in self._rng.sample(range(n), k):
             budgets[i] = 1
-        return budgets
+        return _within(budgets, bounds)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from howhard.backends import OpenAIBackend
+from howhard.backends import Backend, OpenAIBackend
+from howhard.testing import BackendContract
 from howhard.types import GenerationParams
 from tests.integration.conftest import Server
 from tests.integration.end_to_end import answer_arithmetic
@@ -58,3 +59,14 @@ async def test_usage_for_n_samples_is_corrected(backend: OpenAIBackend) -> None:
 
 async def test_end_to_end_best_of_k_with_a_math_verifier(backend: OpenAIBackend) -> None:
     await answer_arithmetic(backend)
+
+
+class TestLlamaCppServerConformance(BackendContract):
+    """OpenAIBackend on llama.cpp's server passes the backend conformance suite."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, llamacpp_server: Server) -> None:
+        self.server = llamacpp_server
+
+    def make_backend(self) -> Backend:
+        return OpenAIBackend(base_url=self.server.base_url, model=self.server.model)

@@ -11,9 +11,11 @@ import anyio
 import numpy as np
 import pytest
 
-from howhard.backends import TransformersBackend
+from howhard.backends import Backend, TransformersBackend
 from howhard.backends._prompts import prompt_ids
 from howhard.errors import BackendUnavailable
+from howhard.models import default_model_path
+from howhard.testing import BackendContract
 from howhard.types import GenerationParams
 from tests.integration.end_to_end import answer_arithmetic
 
@@ -108,3 +110,18 @@ async def test_zz_engine_death_is_reported_not_hung(vllm_backend: Any) -> None:
             await vllm_backend.generate(QUESTION, n=2, params=params)
         with pytest.raises(BackendUnavailable, match="died"):
             await vllm_backend.generate(QUESTION, n=2, params=params)
+
+
+class TestVLLMBackendConformance(BackendContract):
+    """The in-process vLLM backend passes the backend conformance suite."""
+
+    encodes = True
+
+    @pytest.fixture
+    def backend(self, vllm_backend: Any) -> Any:
+        return vllm_backend  # the module's running engine: starting one per test takes minutes
+
+    def make_backend(self) -> Backend:
+        from howhard.backends import VLLMBackend
+
+        return VLLMBackend(default_model_path(), encoder=True)  # closed before it ever starts
