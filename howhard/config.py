@@ -104,6 +104,8 @@ class Price(_Config):
         Rounding is monotone, so a call that reads and generates no more than a reservation's
         worst case never costs more micro-units than that worst case.
         """
+        if not (self.input_per_mtok or self.output_per_mtok or self.per_second):
+            return 0  # a free model (the default price): no float arithmetic on the hot path
         return round(
             prompt_tokens * self.input_per_mtok
             + completion_tokens * self.output_per_mtok

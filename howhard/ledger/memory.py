@@ -24,16 +24,44 @@ from howhard.ledger.store import Ledger, Reservation, TenantSpend
 __all__ = ["InMemoryLedger"]
 
 
+class _Tally:
+    """Mutable running sums of amounts (cheaper than a new ``Amount`` on every update)."""
+
+    __slots__ = ("completion", "cost", "prompt", "units")
+
+    def __init__(self) -> None:
+        self.units = self.prompt = self.completion = self.cost = 0
+
+    def add(self, amount: Amount, sign: int = 1) -> None:
+        self.units += sign * amount.units
+        self.prompt += sign * amount.prompt_tokens
+        self.completion += sign * amount.completion_tokens
+        self.cost += sign * amount.cost_micros
+
+    def amount(self) -> Amount:
+        return Amount(self.units, self.prompt, self.completion, self.cost)
+
+
 @dataclass(slots=True)
 class _Account:
     quota: QuotaConfig | None
-    settled: Amount = field(default_factory=Amount)
-    window: Amount = field(default_factory=Amount)
-    reserved: Amount = field(default_factory=Amount)
+    settled: _Tally = field(default_factory=_Tally)
+    window: _Tally = field(default_factory=_Tally)
+    reserved: _Tally = field(default_factory=_Tally)
     events: deque[tuple[float, Amount]] = field(default_factory=deque)
     open: int = 0
     rejected: int = 0
     degraded: int = 0
+
+    def held(self) -> Amount:
+        """Settled usage still in the window plus open holds: what a new hold adds to."""
+        window, reserved = self.window, self.reserved
+        return Amount(
+            window.units + reserved.units,
+            window.prompt + reserved.prompt,
+            window.completion + reserved.completion,
+            window.cost + reserved.cost,
+        )
 
 
 class InMemoryLedger(Ledger):
@@ -100,7 +128,7 @@ class InMemoryLedger(Ledger):
         window_s = account.quota.window_s if account.quota is not None else None
         events = account.events
         while events and not in_window(events[0][0], now, window_s):
-            account.window -= events.popleft()[1]
+            account.window.add(events.popleft()[1], -1)
 
     async def reserve(
         self, tenant: str, hold: Hold, *, fallbacks: Sequence[Hold] = ()
@@ -109,9 +137,7 @@ class InMemoryLedger(Ledger):
         with self._lock:
             account = self._account(tenant)
             self._expire(account, self._clock())
-            granted, broken = choose(
-                account.quota, account.window + account.reserved, hold, fallbacks
-            )
+            granted, broken = choose(account.quota, account.held(), hold, fallbacks)
             if granted is None:
                 account.rejected += 1
                 raise QuotaExceeded(
@@ -122,7 +148,7 @@ class InMemoryLedger(Ledger):
             reservation = Reservation(
                 str(next(self._ids)), tenant, granted.budget, hold.budget, granted.amount
             )
-            account.reserved += granted.amount
+            account.reserved.add(granted.amount)
             account.open += 1
             self._open[reservation.id] = reservation
         return reservation
@@ -134,17 +160,17 @@ class InMemoryLedger(Ledger):
                 "settle or refund each reservation exactly once"
             )
         account = self._accounts[reservation.tenant]
-        account.reserved -= reservation.amount
+        account.reserved.add(reservation.amount, -1)
         account.open -= 1
         return account
 
     async def settle(self, reservation: Reservation, actual: Amount) -> Amount:
         """Release the hold and charge ``actual``, capped at the hold; returns the charge."""
-        charged, _ = charge(reservation.amount, actual)
+        charged = charge(reservation.amount, actual)
         with self._lock:
             account = self._close(reservation)
-            account.settled += charged
-            account.window += charged
+            account.settled.add(charged)
+            account.window.add(charged)
             if account.quota is not None and account.quota.window_s is not None:
                 account.events.append((self._clock(), charged))
         return charged
@@ -162,9 +188,9 @@ class InMemoryLedger(Ledger):
             for tenant, account in self._accounts.items():
                 self._expire(account, now)
                 out[tenant] = TenantSpend(
-                    settled=account.settled.usage(),
-                    window=account.window.usage(),
-                    reserved=account.reserved.usage(),
+                    settled=account.settled.amount().usage(),
+                    window=account.window.amount().usage(),
+                    reserved=account.reserved.amount().usage(),
                     open_reservations=account.open,
                     rejected=account.rejected,
                     degraded=account.degraded,

@@ -24,8 +24,8 @@ The rules, in one place:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from howhard.config import Price, QuotaConfig
 from howhard.errors import UsageError
@@ -41,6 +41,7 @@ __all__ = [
     "cost_limit_micros",
     "in_window",
     "over_quota_message",
+    "total",
     "worst_case",
 ]
 
@@ -48,9 +49,12 @@ MICROS = 1_000_000
 """Micro-units per unit of currency: ledgers count money as integer ``cost_micros``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Amount:
-    """Resources as the ledger counts them: whole units, tokens and micro-units of money."""
+class Amount(NamedTuple):
+    """Resources as the ledger counts them: whole units, tokens and micro-units of money.
+
+    Immutable (a named tuple: cheap to build on the hot path, and four plain numbers for a store
+    to send to a server). Combine with :meth:`plus`, :meth:`minus` and :func:`total`.
+    """
 
     units: int = 0
     prompt_tokens: int = 0
@@ -62,29 +66,38 @@ class Amount:
         """Prompt plus completion tokens (what a ``tokens`` quota limits)."""
         return self.prompt_tokens + self.completion_tokens
 
-    def __add__(self, other: Amount) -> Amount:
+    def plus(self, other: Amount) -> Amount:
+        """Field by field sum."""
         return Amount(
-            units=self.units + other.units,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_micros=self.cost_micros + other.cost_micros,
+            self.units + other.units,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost_micros + other.cost_micros,
         )
 
-    def __sub__(self, other: Amount) -> Amount:
+    def minus(self, other: Amount) -> Amount:
+        """Field by field difference."""
         return Amount(
-            units=self.units - other.units,
-            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
-            completion_tokens=self.completion_tokens - other.completion_tokens,
-            cost_micros=self.cost_micros - other.cost_micros,
+            self.units - other.units,
+            self.prompt_tokens - other.prompt_tokens,
+            self.completion_tokens - other.completion_tokens,
+            self.cost_micros - other.cost_micros,
         )
 
     def capped(self, ceiling: Amount) -> Amount:
-        """Each field at most ``ceiling``'s."""
+        """Each field at most ``ceiling``'s (``self`` itself when nothing exceeds it)."""
+        if (
+            self.units <= ceiling.units
+            and self.prompt_tokens <= ceiling.prompt_tokens
+            and self.completion_tokens <= ceiling.completion_tokens
+            and self.cost_micros <= ceiling.cost_micros
+        ):
+            return self
         return Amount(
-            units=min(self.units, ceiling.units),
-            prompt_tokens=min(self.prompt_tokens, ceiling.prompt_tokens),
-            completion_tokens=min(self.completion_tokens, ceiling.completion_tokens),
-            cost_micros=min(self.cost_micros, ceiling.cost_micros),
+            min(self.units, ceiling.units),
+            min(self.prompt_tokens, ceiling.prompt_tokens),
+            min(self.completion_tokens, ceiling.completion_tokens),
+            min(self.cost_micros, ceiling.cost_micros),
         )
 
     def usage(self) -> Usage:
@@ -107,8 +120,15 @@ class Amount:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
+def total(amounts: Iterable[Amount]) -> Amount:
+    """The field by field sum of ``amounts`` (zero when there are none)."""
+    out = Amount()
+    for amount in amounts:
+        out = out.plus(amount)
+    return out
+
+
+class Hold(NamedTuple):
     """A budget and the worst case it may spend: what ``reserve`` is asked to hold."""
 
     budget: int
@@ -175,7 +195,7 @@ def choose(
     A quota that says ``degrade`` grants the largest of ``fallbacks`` (smaller budgets, in
     increasing order, with non-decreasing amounts) that fits when ``hold`` does not.
     """
-    if hold.budget < 0 or any(f.budget < 0 for f in fallbacks):
+    if hold.budget < 0 or (fallbacks and min(f.budget for f in fallbacks) < 0):
         raise UsageError(f"budgets must be >= 0, got {hold.budget} (fallbacks {fallbacks!r})")
     broken = breach(quota, held, hold.amount)
     if broken is None:
@@ -195,16 +215,15 @@ def choose(
     return best, None
 
 
-def charge(held: Amount, actual: Amount) -> tuple[Amount, Amount]:
-    """What settling ``actual`` against a hold of ``held`` charges, and the excess not charged.
+def charge(held: Amount, actual: Amount) -> Amount:
+    """What settling ``actual`` against a hold of ``held`` charges: ``actual`` capped at the hold.
 
-    Never above the hold, whatever a backend reports; negative figures are refused (they would
-    credit the quota).
+    Never above the hold, whatever a backend reports (the excess is ``actual.minus(charge)``);
+    negative figures are refused, since they would credit the quota.
     """
-    if min(actual.units, actual.prompt_tokens, actual.completion_tokens, actual.cost_micros) < 0:
+    if min(actual) < 0:
         raise UsageError(f"settled usage must be >= 0 in every field, got {actual!r}")
-    charged = actual.capped(held)
-    return charged, actual - charged
+    return actual.capped(held)
 
 
 def in_window(settled_at: float, now: float, window_s: float | None) -> bool:

@@ -12,8 +12,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -26,8 +25,7 @@ from howhard.types import GenerationParams, Request, Result
 __all__ = ["Admission", "Job", "Submission"]
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(NamedTuple):
     """The arguments of one ``submit`` call, as given (validated by :meth:`Admission.admit`)."""
 
     prompt_or_request: str | Request

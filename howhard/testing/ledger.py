@@ -44,7 +44,7 @@ from hypothesis.stateful import (
 from howhard.config import QuotaConfig
 from howhard.errors import QuotaExceeded, UnknownTenant, UsageError
 from howhard.ledger import Amount, Hold, Ledger, Reservation
-from howhard.ledger.rules import MICROS, charge, in_window
+from howhard.ledger.rules import MICROS, charge, in_window, total
 from howhard.types import Usage
 
 __all__ = ["LedgerContract", "ManualClock", "per_unit"]
@@ -346,7 +346,7 @@ class LedgerContract:
                 )
                 assert self.ledger is not None
                 charged = self.portal.call(self.ledger.settle, reservation, actual)
-                assert charged == charge(held, actual)[0]
+                assert charged == charge(held, actual)
                 del self.open[reservation.id]
                 self.settled.append((self.clock(), charged))
 
@@ -370,18 +370,15 @@ class LedgerContract:
                 if spend is None:  # no operation has touched the tenant yet
                     assert not self.open and not self.settled
                     return
-                reserved = sum((r.amount for r in self.open.values()), Amount())
-                settled = sum((a for _, a in self.settled), Amount())
+                reserved = total(r.amount for r in self.open.values())
+                settled = total(a for _, a in self.settled)
                 now = self.clock()
-                window = sum(
-                    (a for t, a in self.settled if in_window(t, now, self.quota.window_s)),
-                    Amount(),
-                )
+                window = total(a for t, a in self.settled if in_window(t, now, self.quota.window_s))
                 assert spend.open_reservations == len(self.open)
                 assert spend.reserved == reserved.usage()
                 assert spend.settled == settled.usage()
                 assert spend.window == window.usage()
-                held = window + reserved
+                held = window.plus(reserved)
                 quota = self.quota
                 assert quota.units is None or held.units <= quota.units
                 assert quota.tokens is None or held.tokens <= quota.tokens

@@ -14,6 +14,7 @@ from howhard.ledger.rules import (
     choose,
     cost_limit_micros,
     in_window,
+    total,
     worst_case,
 )
 from howhard.types import Usage
@@ -77,9 +78,10 @@ def test_degrade_agrees_with_trying_every_budget(
 def test_charge_caps_each_field_at_the_hold_and_reports_the_excess() -> None:
     held = Amount(units=2, prompt_tokens=10, completion_tokens=20, cost_micros=300)
     actual = Amount(units=2, prompt_tokens=15, completion_tokens=5, cost_micros=301)
-    charged, excess = charge(held, actual)
+    charged = charge(held, actual)
     assert charged == Amount(units=2, prompt_tokens=10, completion_tokens=5, cost_micros=300)
-    assert excess == Amount(prompt_tokens=5, cost_micros=1)
+    assert actual.minus(charged) == Amount(prompt_tokens=5, cost_micros=1)
+    assert charge(held, Amount(units=1)) == Amount(units=1)  # within the hold: charged as is
     with pytest.raises(UsageError, match=">= 0"):
         charge(held, Amount(cost_micros=-1))
 
@@ -115,5 +117,6 @@ def test_amounts_convert_to_usage_and_back_exactly() -> None:
     amount = Amount(units=4, prompt_tokens=7, completion_tokens=9, cost_micros=123_457)
     assert amount.usage() == Usage(prompt_tokens=7, completion_tokens=9, units=4, cost=0.123457)
     assert Amount.of(amount.usage()) == amount
-    assert amount - amount == Amount() and amount + Amount() == amount
+    assert amount.minus(amount) == Amount() and amount.plus(Amount()) == amount
+    assert total([amount, amount]) == Amount(8, 14, 18, 246_914) and total([]) == Amount()
     assert amount.tokens == 16

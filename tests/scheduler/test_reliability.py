@@ -28,6 +28,7 @@ from howhard.errors import (
     UsageError,
 )
 from howhard.ledger import Amount, Hold
+from howhard.ledger.rules import total
 from howhard.procedures import Context, Outcome, PlannedCall
 from howhard.scheduler import InMemoryLedger, Reservation
 from howhard.types import BudgetBounds, Completion, Generation, GenerationParams, Result, Usage
@@ -39,10 +40,7 @@ FAST_RETRY = RetryConfig(max_attempts=2, initial_backoff_s=0.0, jitter=False)
 
 def total_usage(results: Sequence[Result]) -> Usage:
     """The results' usage summed as the ledger sums it: money exactly, in micro-units."""
-    total = Amount()
-    for result in results:
-        total += Amount.of(result.usage)
-    return total.usage()
+    return total(Amount.of(result.usage) for result in results).usage()
 
 
 async def test_ten_thousand_submits_with_faults_resolve_exactly_once() -> None:
