@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -265,8 +266,26 @@ def _default_models() -> dict[str, ModelConfig]:
     return {DEFAULT_MODEL: ModelConfig(backend="local", max_tokens=64)}
 
 
+_NESTED_FIELD = re.compile(
+    r"(\S+): Value error, \w+\.([\w.\-\[\]]+): (.*?) \(got \{.*?\}\)(?=; |$)"
+)
+_NESTED_MODEL = re.compile(r"(\S+): Value error, \w+: (.*?) \(got \{.*?\}\)(?=; |$)")
+
+
+def _flatten(message: str) -> str:
+    """Say ``ServeConfig.server.port: ...`` rather than the nested section's own report."""
+    message = _NESTED_FIELD.sub(r"\1.\2: \3", message)
+    return _NESTED_MODEL.sub(r"\1: \2", message)
+
+
 class ServeConfig(_Config):
     """Everything ``howhard serve`` runs; the defaults serve the embedded model on loopback."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ConfigError as exc:
+            raise ConfigError(_flatten(str(exc))) from None
 
     server: ServerConfig = Field(default_factory=ServerConfig, description="Listening and limits.")
     backends: dict[str, BackendConfig] = Field(

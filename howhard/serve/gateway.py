@@ -112,6 +112,8 @@ class Gateway:
         self.draining = False
         self._stack = contextlib.AsyncExitStack()
         self._tg: TaskGroup | None = None
+        self._drain: anyio.Event | None = None
+        self._grace_s = config.server.drain_grace_s
         self.metrics.watch(self._stats, self._spend)
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,9 +165,11 @@ class Gateway:
             )
             await stack.enter_async_context(scheduler)
             self.models[name] = ServedModel(name, model, scheduler, policy, procedure)
+        self._drain = anyio.Event()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         # Cancel the drain timer (if any) before the schedulers close.
         stack.callback(self._tg.cancel_scope.cancel)
+        self._tg.start_soon(self._cancel_after_drain)
         self.ready = True
         self.events.info("gateway.ready", models=sorted(self.models))
 
@@ -185,18 +189,22 @@ class Gateway:
     def begin_drain(self, grace_s: float | None = None) -> None:
         """Stop taking requests; cancel what is still running after ``grace_s`` (default: config).
 
-        Safe to call more than once and from a signal handler's ``call_soon_threadsafe``.
+        Safe to call more than once, and from a plain event-loop callback (a signal handler's
+        ``call_soon_threadsafe``): it only sets flags and an event.
         """
-        if self.draining or self._tg is None:
+        if self.draining or self._drain is None:
             return
         self.draining = True
         self.ready = False
-        grace = self.config.server.drain_grace_s if grace_s is None else grace_s
-        self.events.info("gateway.draining", grace_s=grace, in_flight=self.in_flight())
-        self._tg.start_soon(self._cancel_after, grace)
+        if grace_s is not None:
+            self._grace_s = grace_s
+        self.events.info("gateway.draining", grace_s=self._grace_s, in_flight=self.in_flight())
+        self._drain.set()
 
-    async def _cancel_after(self, grace_s: float) -> None:
-        await anyio.sleep(grace_s)
+    async def _cancel_after_drain(self) -> None:
+        assert self._drain is not None
+        await self._drain.wait()
+        await anyio.sleep(self._grace_s)
         self.events.warning("gateway.cancelling", in_flight=self.in_flight())
         for served in self.models.values():
             await served.scheduler.aclose(cancel=True)

@@ -31,8 +31,10 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] | None = None)
 
     from howhard.serve.app import create_app
     from howhard.serve.gateway import Gateway
+    from howhard.serve.tracing import from_environment
 
-    gateway = Gateway(config)
+    tracing = from_environment()
+    gateway = Gateway(config, observers=[] if tracing is None else [tracing])
     app = create_app(config, gateway=gateway)
     received: list[int] = []
 
