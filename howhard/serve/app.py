@@ -46,6 +46,15 @@ T = TypeVar("T")
 _JSON = "application/json"
 
 
+_STARTING = ApiError(
+    503,
+    "the server is still loading its models; retry shortly",
+    type="server_error",
+    code="starting",
+    retry_after_s=5.0,
+)
+
+
 class _Disconnected(Exception):
     """The client went away before its answer was ready."""
 
@@ -144,6 +153,8 @@ def create_app(config: ServeConfig, *, gateway: Gateway | None = None) -> Starle
         served: ServedModel | None = None
         admitted = False
         try:
+            if not gw.ready and not gw.draining:
+                raise _STARTING
             tenant = gw.authenticate(http.headers.get("authorization"))
             body = await _read_body(http, limit)
             parsed = parse_request(kind, body)
@@ -237,6 +248,8 @@ def create_app(config: ServeConfig, *, gateway: Gateway | None = None) -> Starle
 
     async def models(http: HttpRequest) -> Response:
         try:
+            if not gw.ready and not gw.draining:
+                raise _STARTING
             gw.authenticate(http.headers.get("authorization"))
         except ApiError as error:
             return _error(error)

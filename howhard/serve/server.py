@@ -24,8 +24,8 @@ __all__ = ["serve"]
 def serve(config: ServeConfig, *, on_ready: Callable[[str], None] | None = None) -> int | None:
     """Serve ``config`` until SIGTERM or SIGINT; return that signal's number.
 
-    Blocking (runs its own event loop). ``on_ready(url)`` is called once the models are loaded
-    and the socket listens.
+    Blocking (runs its own event loop). The socket listens at once (``/healthz`` answers, and
+    ``/readyz`` says 503 until the models are loaded); ``on_ready(url)`` is called once they are.
     """
     import uvicorn
 
@@ -71,12 +71,20 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] | None = None)
     server = _Server(uv_config)
 
     async def main() -> None:
-        async with gateway:
-            announce = asyncio.ensure_future(_announce(server, on_ready))
-            try:
-                await server.serve()
-            finally:
-                announce.cancel()
+        # uvicorn listens first, answering /healthz (and /readyz with 503 "starting") while the
+        # models load, so an orchestrator can tell a loading gateway from a dead one.
+        serving = asyncio.ensure_future(server.serve())
+        try:
+            await _started(server, serving)
+            async with gateway:
+                if on_ready is not None:
+                    host, port = server.servers[0].sockets[0].getsockname()[:2]
+                    on_ready(f"http://{host}:{port}")
+                await serving
+        finally:
+            if not serving.done():  # the gateway failed to start: stop listening too
+                server.should_exit = True
+                await serving
 
     # uvloop when installed (uvicorn's choice), else asyncio's own loop.
     with asyncio.Runner(loop_factory=uv_config.get_loop_factory()) as runner:
@@ -84,10 +92,10 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] | None = None)
     return received[0] if received else None
 
 
-async def _announce(server: Any, on_ready: Callable[[str], None] | None) -> None:
+async def _started(server: Any, serving: asyncio.Future[None]) -> None:
+    """Wait until uvicorn listens (or failed to, e.g. the port is taken: re-raised here)."""
     # uvicorn exposes readiness only as a flag, not an event to wait on.
-    while not server.started:  # noqa: ASYNC110
+    while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    if on_ready is not None:
-        on_ready(f"http://{host}:{port}")
+    if serving.done():
+        serving.result()

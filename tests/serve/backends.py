@@ -41,11 +41,24 @@ async def _reply(prompt: str, slow_s: float) -> str:
     return "The answer is 4."
 
 
-def make(*, slow_s: float = 30.0, model: str = "scripted") -> ScriptedBackend:
+class _SlowStart(ScriptedBackend):
+    """Takes ``start_s`` seconds to start, as an engine loading its weights does."""
+
+    def __init__(self, *args: object, start_s: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.start_s = start_s
+
+    async def start(self) -> None:
+        await anyio.sleep(self.start_s)
+
+
+def make(*, slow_s: float = 30.0, start_s: float = 0.0, model: str = "scripted") -> ScriptedBackend:
     """A scripted backend answering arithmetic and transcripts (see the module docstring)."""
 
     async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
         text = await _reply(prompt, slow_s)
         return [text] * n
 
+    if start_s > 0:
+        return _SlowStart(handler, model=model, record=False, start_s=start_s)
     return ScriptedBackend(handler, model=model, record=False)

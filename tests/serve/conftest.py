@@ -96,6 +96,7 @@ def gateway_process(
     *,
     ready_timeout_s: float = 60,
     args: Sequence[str] = (),
+    wait_for: str = "/readyz",
 ) -> Iterator[RunningGateway]:
     config = tmp_path / "serve.toml"
     config.write_text(config_text, encoding="utf-8")
@@ -116,7 +117,7 @@ def gateway_process(
             if process.poll() is not None:
                 pytest.fail(f"howhard serve exited with {process.returncode}:\n{gateway.tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(gateway.url + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(gateway.url + wait_for, timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"howhard serve not ready after {ready_timeout_s} s:\n{gateway.tail()}")

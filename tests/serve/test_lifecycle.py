@@ -1,5 +1,6 @@
-"""SIGTERM: stop accepting, let in-flight requests finish within the grace period, then cancel
-and refund what is left (answered 503), close the schedulers and backends, and exit 0.
+"""The gateway's lifecycle: live while the models load, ready once loaded; on SIGTERM it stops
+accepting, lets in-flight requests finish within the grace period, then cancels and refunds what
+is left (answered 503), closes the schedulers and backends, and exits 0.
 """
 
 from __future__ import annotations
@@ -87,3 +88,22 @@ def test_sigterm_cancels_and_refunds_what_outlives_the_grace(tmp_path: Path) -> 
     log = gateway.tail()
     assert "gateway.cancelling" in log
     assert "spend={'main': 0}" in log  # cancelled work was refunded, not charged
+
+
+def test_live_while_loading_and_ready_once_loaded(tmp_path: Path) -> None:
+    config = CONFIG.format(grace=1, slow=1).replace("{ slow_s = 1 }", "{ slow_s = 1, start_s = 3 }")
+    with gateway_process(config, tmp_path, ["main"], wait_for="/healthz") as gateway:
+        loading = httpx.get(gateway.url + "/readyz", timeout=5)
+        early = httpx.post(
+            gateway.base_url + "/chat/completions",
+            json=SLOW,
+            headers={"authorization": f"Bearer {gateway.keys['main']}"},
+            timeout=5,
+        )
+        gateway.wait_until(
+            "the models to load",
+            lambda: httpx.get(gateway.url + "/readyz", timeout=5).status_code == 200,
+        )
+    assert loading.status_code == 503 and loading.json()["status"] == "starting"
+    assert early.status_code == 503 and early.json()["error"]["code"] == "starting"
+    assert early.headers["retry-after"] == "5"
