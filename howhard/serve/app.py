@@ -228,7 +228,12 @@ def create_app(config: ServeConfig, *, gateway: Gateway | None = None) -> Starle
             # Several prompts of one completions request fail as a group: answer the first.
             leaf = _first_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
             if not isinstance(leaf, ApiError | HowhardError):
-                events.error("http.failed", route=route, error=f"{type(leaf).__name__}: {leaf}")
+                events.error(
+                    "http.failed",
+                    route=route,
+                    error=f"{type(leaf).__name__}: {leaf}",
+                    exc_info=leaf,
+                )
                 leaf = ApiError(500, "internal server error", type="server_error")
             window = gw.quota_window_s(tenant) if tenant is not None else None
             error = from_exception(leaf, quota_window_s=window)

@@ -57,12 +57,20 @@ class _ServingPredictor:
 
 
 class ServingPolicy:
-    """A policy with per-request caps (``metadata["max_budget"]``) and recorded predictions."""
+    """A policy with per-request caps (``metadata["max_budget"]``) and recorded predictions.
 
-    def __init__(self, inner: Policy, predictor: _ServingPredictor | None = None) -> None:
+    ``predictions`` is the dict its predictor (if any) records into; the policy reads it.
+    """
+
+    def __init__(
+        self,
+        inner: Policy,
+        predictor: _ServingPredictor | None = None,
+        predictions: dict[str, float] | None = None,
+    ) -> None:
         self.inner = inner
         self._predictor = predictor
-        self._predicted: dict[str, float] = {} if predictor is None else predictor._predicted
+        self._predicted: dict[str, float] = {} if predictions is None else predictions
 
     def take_prediction(self, request_id: str) -> float | None:
         """The predicted single-sample success of ``request_id`` (once), if a probe ran."""

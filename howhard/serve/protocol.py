@@ -117,6 +117,9 @@ class _Common(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    tools: list[Any] | None = Field(
+        default=None, max_length=0, description="Not supported: the gateway calls no tools."
+    )
     howhard: Extension | None = None
 
     def stops(self) -> tuple[str, ...]:

@@ -288,6 +288,11 @@ def test_requests_without_a_valid_key_get_the_same_401(
             "required",
         ),
         ({"model": "toy", "messages": QUESTION, "max_tokens": 10**6}, "max_tokens", "<= 4096"),
+        (
+            {"model": "toy", "messages": QUESTION, "tools": [{"type": "function"}]},
+            "tools",
+            "at most 0 items",
+        ),
     ],
     ids=[
         "temperature",
@@ -297,6 +302,7 @@ def test_requests_without_a_valid_key_get_the_same_401(
         "unknown-ext",
         "no-ref",
         "max-tokens",
+        "tools",
     ],
 )
 def test_invalid_requests_get_400_naming_the_field(

@@ -203,7 +203,8 @@ def test_a_quota_without_window_sends_no_retry_after() -> None:
 
 @pytest.mark.anyio
 async def test_serving_policy_caps_weights_and_records_predictions() -> None:
-    predictor = _ServingPredictor(ConstantPredictor(max_budget=4, success_prob=0.5), {})
+    predictions: dict[str, float] = {}
+    predictor = _ServingPredictor(ConstantPredictor(max_budget=4, success_prob=0.5), predictions)
     requests = [
         Request(prompt="a", metadata={"max_budget": 1}),
         Request(prompt="b", metadata={"priority": 4.0}),
@@ -212,7 +213,7 @@ async def test_serving_policy_caps_weights_and_records_predictions() -> None:
     rows = await predictor.predict(requests)
     assert np.all(rows[0, 1:] == 0.0)  # units past the cap are worth nothing
     assert rows[1, 0] == pytest.approx(4 * rows[2, 0])
-    policy = ServingPolicy(UniformPolicy(), predictor)
+    policy = ServingPolicy(UniformPolicy(), predictor, predictions)
     assert policy.take_prediction(requests[0].id) == pytest.approx(0.5)
     assert policy.take_prediction(requests[0].id) is None  # read once
     assert await policy.allocate(requests, 9) == [1, 3, 3]
