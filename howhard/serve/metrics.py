@@ -217,6 +217,7 @@ class Metrics:
             "howhard_rounds", "Sampling rounds per request.", ["model"], buckets=_ROUNDS, registry=r
         )
         self.calibration: dict[str, Calibration] = {}
+        self._http: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def watch(
         self,
@@ -240,16 +241,32 @@ class Metrics:
         total_s = self.total_seconds.labels(model)
         batch_sizes = self.batch_sizes.labels(model)
 
+        # labels() costs a lookup and a lock each time: keep each tenant's series at hand.
+        per_tenant: dict[str, tuple[Any, ...]] = {}
+
+        def series(tenant: str) -> tuple[Any, ...]:
+            found = per_tenant.get(tenant)
+            if found is None:
+                found = per_tenant[tenant] = (
+                    requests.labels(model, tenant, "answered"),
+                    requests.labels(model, tenant, "abstained"),
+                    samples.labels(model, tenant),
+                    tokens.labels(model, tenant, "prompt"),
+                    tokens.labels(model, tenant, "completion"),
+                    cost.labels(model, tenant),
+                )
+            return found
+
         def on_event(event: Event) -> None:
             f = event.fields
             name = event.name
             if name == "request.done":
-                tenant = f["tenant"]
-                requests.labels(model, tenant, f["outcome"]).inc()
-                samples.labels(model, tenant).inc(f["samples"])
-                tokens.labels(model, tenant, "prompt").inc(f["prompt_tokens"])
-                tokens.labels(model, tenant, "completion").inc(f["completion_tokens"])
-                cost.labels(model, tenant).inc(f["cost"])
+                answered, abstained, spent, prompt, completion, charged = series(f["tenant"])
+                (abstained if f["outcome"] == "abstained" else answered).inc()
+                spent.inc(f["samples"])
+                prompt.inc(f["prompt_tokens"])
+                completion.inc(f["completion_tokens"])
+                charged.inc(f["cost"])
                 budgets.observe(f["budget"])
                 queue_s.observe(f["queue_s"])
                 generation_s.observe(max(0.0, f["latency_s"] - f["queue_s"]))
@@ -274,8 +291,15 @@ class Metrics:
         f: Mapping[str, Any] = event.fields
         name = event.name
         if name == "http.request":
-            self.http_requests.labels(f["route"], str(f["status"])).inc()
-            self.http_seconds.labels(f["route"]).observe(f["seconds"])
+            key = (f["route"], f["status"])
+            pair = self._http.get(key)
+            if pair is None:
+                pair = self._http[key] = (
+                    self.http_requests.labels(key[0], str(key[1])),
+                    self.http_seconds.labels(key[0]),
+                )
+            pair[0].inc()
+            pair[1].observe(f["seconds"])
         elif name == "request.served":
             model = f["model"]
             self.rounds.labels(model).observe(f["rounds"])
