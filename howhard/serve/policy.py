@@ -28,19 +28,20 @@ _PREDICTIONS_KEPT = 65_536  # bound on predictions waiting to be read (leaks can
 class _ServingPredictor:
     """Wraps a predictor: records column 0, weights rows by priority, zeroes units past caps."""
 
-    def __init__(self, inner: Predictor, predicted: dict[str, float]) -> None:
+    def __init__(self, inner: Predictor) -> None:
         self.inner = inner
         self.max_budget = inner.max_budget
-        self._predicted = predicted
+        self.predictions: dict[str, float] = {}
+        """Column 0 of each request's row, by request id, until the policy takes it."""
 
     async def predict(self, requests: Sequence[Request]) -> npt.NDArray[np.float64]:
         rows = np.array(await self.inner.predict(requests), dtype=np.float64)
         if rows.ndim != 2 or rows.shape[0] != len(requests):
             return rows  # AdaptivePolicy reports the wrong shape with the inner predictor's name
-        if len(self._predicted) + len(requests) > _PREDICTIONS_KEPT:
-            self._predicted.clear()
+        if len(self.predictions) + len(requests) > _PREDICTIONS_KEPT:
+            self.predictions.clear()
         for i, request in enumerate(requests):
-            self._predicted[request.id] = float(rows[i, 0]) if rows.shape[1] else 0.0
+            self.predictions[request.id] = float(rows[i, 0]) if rows.shape[1] else 0.0
             metadata = request.metadata
             priority = metadata.get("priority")
             if priority is not None:
@@ -59,18 +60,13 @@ class _ServingPredictor:
 class ServingPolicy:
     """A policy with per-request caps (``metadata["max_budget"]``) and recorded predictions.
 
-    ``predictions`` is the dict its predictor (if any) records into; the policy reads it.
+    ``predictor`` is the wrapped predictor ``inner`` allocates with, when it has one.
     """
 
-    def __init__(
-        self,
-        inner: Policy,
-        predictor: _ServingPredictor | None = None,
-        predictions: dict[str, float] | None = None,
-    ) -> None:
+    def __init__(self, inner: Policy, predictor: _ServingPredictor | None = None) -> None:
         self.inner = inner
         self._predictor = predictor
-        self._predicted: dict[str, float] = {} if predictions is None else predictions
+        self._predicted: dict[str, float] = {} if predictor is None else predictor.predictions
 
     def take_prediction(self, request_id: str) -> float | None:
         """The predicted single-sample success of ``request_id`` (once), if a probe ran."""
@@ -105,6 +101,6 @@ def build_policy(model: ModelConfig, *, encoder: Any = None) -> ServingPolicy:
         return ServingPolicy(UniformPolicy(max_budget=model.max_budget))
     probe = Path(model.probe) if model.probe is not None else DEFAULT_PROBE
     predictor = ProbePredictor.load(probe, encoder=encoder, max_budget=model.max_budget)
-    serving = _ServingPredictor(predictor, {})
+    serving = _ServingPredictor(predictor)
     allocator = OnlineAllocator(model.average_budget, model.max_budget, min_budget=model.min_budget)
     return ServingPolicy(AdaptivePolicy(serving, allocator), serving)

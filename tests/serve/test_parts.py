@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from howhard import Scheduler
+from howhard.backends import ScriptedBackend
 from howhard.errors import (
     BackendRejected,
     BackendUnavailable,
@@ -22,12 +24,12 @@ from howhard.errors import (
     SchedulerClosed,
 )
 from howhard.policies import ConstantPredictor, UniformPolicy
-from howhard.serve.config import ServeConfig, TenantConfig, load_config
+from howhard.serve.config import ModelConfig, ServeConfig, TenantConfig, load_config
 from howhard.serve.errors import ApiError, from_exception
 from howhard.serve.keys import KeyRing, append_key, hash_key, new_key
 from howhard.serve.limits import TenantLimiter
 from howhard.serve.metrics import Calibration
-from howhard.serve.policy import ServingPolicy, _ServingPredictor
+from howhard.serve.policy import ServingPolicy, _ServingPredictor, build_policy
 from howhard.serve.procedure import ProcedureChoice, build_verifier
 from howhard.types import Request
 
@@ -203,8 +205,7 @@ def test_a_quota_without_window_sends_no_retry_after() -> None:
 
 @pytest.mark.anyio
 async def test_serving_policy_caps_weights_and_records_predictions() -> None:
-    predictions: dict[str, float] = {}
-    predictor = _ServingPredictor(ConstantPredictor(max_budget=4, success_prob=0.5), predictions)
+    predictor = _ServingPredictor(ConstantPredictor(max_budget=4, success_prob=0.5))
     requests = [
         Request(prompt="a", metadata={"max_budget": 1}),
         Request(prompt="b", metadata={"priority": 4.0}),
@@ -213,10 +214,27 @@ async def test_serving_policy_caps_weights_and_records_predictions() -> None:
     rows = await predictor.predict(requests)
     assert np.all(rows[0, 1:] == 0.0)  # units past the cap are worth nothing
     assert rows[1, 0] == pytest.approx(4 * rows[2, 0])
-    policy = ServingPolicy(UniformPolicy(), predictor, predictions)
+    policy = ServingPolicy(UniformPolicy(), predictor)
     assert policy.take_prediction(requests[0].id) == pytest.approx(0.5)
     assert policy.take_prediction(requests[0].id) is None  # read once
     assert await policy.allocate(requests, 9) == [1, 3, 3]
+
+
+@pytest.mark.anyio
+async def test_the_default_policy_runs_the_shipped_probe_and_reports_its_prediction() -> None:
+    # The shipped λ probe on stand-in features (the real encoder is a 135M model): what is
+    # tested is the wiring from the probe's prediction to the response, through a scheduler.
+    policy = build_policy(ModelConfig(backend="local"), encoder=ScriptedBackend(hidden_size=576))
+    requests = [Request(prompt=f"What is {k} + {k}?") for k in range(4)]
+    async with Scheduler(
+        backend=ScriptedBackend(), policy=policy, average_budget=4, max_budget=16, min_budget=1
+    ) as scheduler:
+        results = [await scheduler.submit_nowait(r, timeout_s=30) for r in requests]
+    for request, result in zip(requests, results, strict=True):
+        predicted = policy.take_prediction(request.id)
+        assert predicted is not None and 0.0 <= predicted <= 1.0
+        assert 1 <= result.budget <= 16
+    await policy.aclose()
 
 
 def test_auto_votes_without_a_reference_and_verifies_with_one() -> None:
