@@ -20,6 +20,7 @@ PACKAGES = [
     "howhard.training",
     "howhard.models",
     "howhard.tasks",
+    "howhard.serve",
 ]
 
 
@@ -34,7 +35,7 @@ def test_all_names_resolve(name: str) -> None:
 
 def test_import_is_lazy() -> None:
     code = (
-        "import sys, howhard, howhard.backends, howhard.policies\n"
+        "import sys, howhard, howhard.backends, howhard.policies, howhard.serve\n"
         "heavy = [m for m in ('torch', 'transformers', 'vllm', 'openai') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

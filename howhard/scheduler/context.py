@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 
 import anyio
-import structlog
 
 from howhard.backends.base import Backend
 from howhard.config import Price, RetryConfig
 from howhard.errors import BackendError, HowhardError, RetryableError
+from howhard.scheduler.events import Events
 from howhard.scheduler.retry import backoff_delay
 from howhard.types import Generation, GenerationParams, Usage
 
@@ -52,7 +52,7 @@ class CallContext:
         retry: RetryConfig = _DEFAULT_RETRY,
         price: Callable[[str], Price] = lambda model: _FREE,
         rng: random.Random | None = None,
-        log: structlog.typing.FilteringBoundLogger | None = None,
+        log: Events | None = None,
     ) -> None:
         self._backend = backend
         self._params = params

@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -45,7 +45,7 @@ from howhard.procedures.base import Outcome, Procedure
 from howhard.procedures.self_consistency import SelfConsistency
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.context import CallContext
-from howhard.scheduler.events import get_logger
+from howhard.scheduler.events import Events, Observer
 from howhard.scheduler.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.types import GenerationParams, Request, Result, Usage
 
@@ -91,6 +91,7 @@ class _Job:
     """One submitted request and its single-assignment outcome."""
 
     __slots__ = (
+        "began",
         "budget",
         "cancelled",
         "deadline",
@@ -116,6 +117,7 @@ class _Job:
         self.request = request
         self.params = params
         self.started = time.monotonic()
+        self.began = 0.0  # when a worker took it (monotonic); 0 until then
         self.timeout_s = timeout_s
         # Deadlines live on anyio's clock (what cancel scopes compare against).
         self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
@@ -141,7 +143,8 @@ class Scheduler:
 
     Keyword arguments override the matching ``SchedulerConfig`` fields (``config=`` supplies the
     rest). Defaults: ``UniformPolicy``, ``SelfConsistency`` and an unlimited ``InMemoryLedger``.
-    The backend belongs to the caller: the scheduler does not close it.
+    The backend belongs to the caller: the scheduler does not close it. ``observers`` receive
+    every event the scheduler emits (see ``howhard.scheduler.events``), e.g. a metrics exporter.
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class Scheduler:
         ledger: Ledger | None = None,
         config: SchedulerConfig | None = None,
         seed: int | None = None,
+        observers: Iterable[Observer] = (),
     ) -> None:
         overrides: dict[str, Any] = {
             key: value
@@ -188,7 +192,7 @@ class Scheduler:
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
         self._carry = BudgetCarry(self.config.average_budget, self.config.effective_carry_limit)
         self._rng = random.Random(seed)
-        self._log = get_logger("howhard.scheduler")
+        self._log = Events("howhard.scheduler", observers)
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -691,6 +695,7 @@ class Scheduler:
         reservation = None
         result: Result | None = None
         error: BaseException | None = None
+        job.began = time.monotonic()
         self._in_flight += 1
         try:
             with self._scope_type(deadline=job.deadline) as scope:
@@ -775,22 +780,34 @@ class Scheduler:
         if result is not None:
             self._log.debug(
                 "request.done",
+                request_id=result.request_id,
                 tenant=result.tenant,
                 budget=result.budget,
+                samples=len(result.candidates),
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
                 tokens=result.usage.total_tokens,
                 cost=result.usage.cost,
+                queue_s=round(job.began - job.started, 6),
                 latency_s=round(result.latency_s, 6),
                 outcome="abstained" if result.abstained else "answered",
             )
         elif isinstance(error, QuotaExceeded):
-            self._log.info("quota.rejected", tenant=job.request.tenant, budget=job.budget)
+            self._log.info(
+                "quota.rejected",
+                request_id=job.request.id,
+                tenant=job.request.tenant,
+                budget=job.budget,
+            )
         elif error is not None:
             self._log.info(
                 "request.failed",
+                request_id=job.request.id,
                 tenant=job.request.tenant,
                 budget=job.budget,
                 error=type(error).__name__,
                 expected=isinstance(error, HowhardError),
+                latency_s=round(time.monotonic() - job.started, 6),
             )
 
     # ------------------------------------------------------------------ observability

@@ -273,8 +273,10 @@ async def test_deadline_raises_request_timeout_and_refunds() -> None:
     ) as scheduler:
         with pytest.raises(RequestTimeout, match=r"timeout_s=0.01"):
             await scheduler.submit("slow")
-        spend = scheduler.stats().spend["default"]
-    assert spend.reserved == Usage() and spend.settled == Usage()
+        # On a loaded machine the 10 ms can pass before a worker takes the request: it then
+        # fails without ever reserving, and the ledger has no account for the tenant at all.
+        spend = scheduler.stats().spend.get("default")
+    assert spend is None or (spend.reserved == Usage() and spend.settled == Usage())
 
 
 async def test_retryable_errors_are_retried_and_misuse_fails_fast() -> None:
