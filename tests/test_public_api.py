@@ -22,6 +22,7 @@ PACKAGES = [
     "howhard.training",
     "howhard.models",
     "howhard.tasks",
+    "howhard.serve",
 ]
 
 
@@ -36,7 +37,7 @@ def test_all_names_resolve(name: str) -> None:
 
 def test_import_is_lazy() -> None:
     code = (
-        "import sys, howhard, howhard.backends, howhard.policies, howhard.probes\n"
+        "import sys, howhard, howhard.backends, howhard.policies, howhard.probes, howhard.serve\n"
         "heavy = [m for m in ('torch', 'transformers', 'vllm', 'openai') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

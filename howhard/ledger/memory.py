@@ -182,6 +182,14 @@ class InMemoryLedger(Ledger):
 
     async def snapshot(self) -> dict[str, TenantSpend]:
         """Per-tenant spend (settled, in window, reserved) and rejection counts."""
+        return self.snapshot_nowait()
+
+    def snapshot_nowait(self) -> dict[str, TenantSpend]:
+        """:meth:`snapshot`, synchronously: this store is in memory, so reading never waits.
+
+        For synchronous readers that own an in-memory store (a metrics scrape); code written
+        against the :class:`~howhard.ledger.Ledger` port uses the async ``snapshot``.
+        """
         with self._lock:
             now = self._clock()
             out = {}

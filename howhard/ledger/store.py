@@ -18,7 +18,7 @@ What a store promises:
   lease a shared store let expire) never changes the books; a store may say so with
   ``UsageError`` (the in-memory store does) or ignore it (idempotent, as a store with expiring
   leases must). A store with leases renews its own open holds while they are open.
-- ``snapshot()``: per-tenant spend, for ``Scheduler.stats()`` and dashboards.
+- ``snapshot()``: per-tenant spend, for ``Scheduler.spend()`` and dashboards.
 
 See ``docs/architecture.md`` for adding a store.
 """

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
-import structlog
 
 from howhard.backends.base import Backend
 from howhard.config import Price, RetryConfig
@@ -20,10 +20,19 @@ from howhard.errors import BackendError, HowhardError, RetryableError
 from howhard.procedures.retry import backoff_delay
 from howhard.types import Generation, GenerationParams, Usage
 
-__all__ = ["CallContext", "RetryingCaller"]
+__all__ = ["CallContext", "EventLog", "RetryingCaller"]
 
 _DEFAULT_RETRY = RetryConfig()
 _FREE = Price()
+
+
+class EventLog(Protocol):
+    """Where the caller reports a retry (``backend.retry``): the scheduler's event hub
+    (:class:`howhard.scheduler.events.Events`) or any structlog logger."""
+
+    def info(self, name: str, **fields: Any) -> Any:
+        """Emit the event ``name`` at info level."""
+        ...
 
 
 class RetryingCaller:
@@ -57,7 +66,7 @@ class RetryingCaller:
         retry: RetryConfig = _DEFAULT_RETRY,
         price: Callable[[str], Price] = lambda model: _FREE,
         rng: random.Random | None = None,
-        log: structlog.typing.FilteringBoundLogger | None = None,
+        log: EventLog | None = None,
     ) -> None:
         self._backend = backend
         self._params = params

@@ -40,6 +40,7 @@ class Job:
     """One submitted request and its single-assignment outcome."""
 
     __slots__ = (
+        "began",
         "budget",
         "cancelled",
         "deadline",
@@ -69,6 +70,8 @@ class Job:
         self.quota = quota
         """The tenant's quota as the ledger reported it at submit (degrade mode needs it)."""
         self.started = time.monotonic()
+        self.began = 0.0
+        """When a worker took it (``time.monotonic``); 0 until then."""
         self.timeout_s = timeout_s
         # Deadlines live on anyio's clock (what cancel scopes compare against).
         self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s

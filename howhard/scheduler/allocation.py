@@ -16,11 +16,10 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 
-import structlog
-
 from howhard.errors import BackendError, HowhardError, PolicyError
 from howhard.policies.base import Policy, check_budgets, takes_arguments
 from howhard.scheduler.batcher import BudgetCarry
+from howhard.scheduler.events import Events
 from howhard.types import BudgetBounds, Request
 
 __all__ = ["Allocation"]
@@ -34,7 +33,7 @@ class Allocation:
         policy: Policy,
         bounds: BudgetBounds,
         carry: BudgetCarry,
-        log: structlog.typing.FilteringBoundLogger,
+        log: Events,
     ) -> None:
         self.policy = policy
         self.bounds = bounds

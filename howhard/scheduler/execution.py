@@ -13,7 +13,6 @@ import time
 from types import MappingProxyType
 
 import anyio
-import structlog
 
 from howhard.backends.base import Backend
 from howhard.config import SchedulerConfig
@@ -23,6 +22,7 @@ from howhard.procedures.base import Outcome, Procedure
 from howhard.procedures.caller import RetryingCaller
 from howhard.scheduler.admission import Job
 from howhard.scheduler.cost import CostModel
+from howhard.scheduler.events import Events
 from howhard.types import Request, Result, Usage
 
 __all__ = ["Execution"]
@@ -40,7 +40,7 @@ class Execution:
         cost: CostModel,
         config: SchedulerConfig,
         rng: random.Random,
-        log: structlog.typing.FilteringBoundLogger,
+        log: Events,
     ) -> None:
         self._backend = backend
         self._procedure = procedure
@@ -61,6 +61,7 @@ class Execution:
         reservation: Reservation | None = None
         result: Result | None = None
         error: BaseException | None = None
+        job.began = time.monotonic()
         try:
             with self.scope_type(deadline=job.deadline) as scope:
                 job.scope = scope
@@ -173,20 +174,32 @@ class Execution:
         if result is not None:
             self._log.debug(
                 "request.done",
+                request_id=result.request_id,
                 tenant=result.tenant,
                 budget=result.budget,
+                samples=len(result.candidates),
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
                 tokens=result.usage.total_tokens,
                 cost=result.usage.cost,
+                queue_s=round(job.began - job.started, 6),
                 latency_s=round(result.latency_s, 6),
                 outcome="abstained" if result.abstained else "answered",
             )
         elif isinstance(error, QuotaExceeded):
-            self._log.info("quota.rejected", tenant=job.request.tenant, budget=job.budget)
+            self._log.info(
+                "quota.rejected",
+                request_id=job.request.id,
+                tenant=job.request.tenant,
+                budget=job.budget,
+            )
         elif error is not None:
             self._log.info(
                 "request.failed",
+                request_id=job.request.id,
                 tenant=job.request.tenant,
                 budget=job.budget,
                 error=type(error).__name__,
                 expected=isinstance(error, HowhardError),
+                latency_s=round(time.monotonic() - job.started, 6),
             )

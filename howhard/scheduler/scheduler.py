@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from howhard.backends.base import Backend
 from howhard.config import BatchingConfig, Price, RetryConfig, SchedulerConfig
 from howhard.errors import QueueFull, SchedulerClosed, UsageError
-from howhard.ledger import InMemoryLedger, Ledger
+from howhard.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.policies.base import Policy
 from howhard.policies.builtin import UniformPolicy
 from howhard.procedures.base import Procedure
@@ -38,7 +38,7 @@ from howhard.scheduler.admission import Admission, Job, Submission, submitted_at
 from howhard.scheduler.allocation import Allocation
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.cost import CostModel
-from howhard.scheduler.events import get_logger
+from howhard.scheduler.events import Events, Observer
 from howhard.scheduler.execution import Execution
 from howhard.scheduler.stats import SchedulerState, SchedulerStats
 from howhard.scheduler.workers import WorkerPool
@@ -55,7 +55,8 @@ class Scheduler:
 
     Keyword arguments override the matching ``SchedulerConfig`` fields (``config=`` supplies the
     rest). Defaults: ``UniformPolicy``, ``SelfConsistency`` and an unlimited ``InMemoryLedger``.
-    The backend belongs to the caller: the scheduler does not close it.
+    The backend belongs to the caller: the scheduler does not close it. ``observers`` receive
+    every event the scheduler emits (see ``howhard.scheduler.events``), e.g. a metrics exporter.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class Scheduler:
         ledger: Ledger | None = None,
         config: SchedulerConfig | None = None,
         seed: int | None = None,
+        observers: Iterable[Observer] = (),
     ) -> None:
         self.config = SchedulerConfig.merged(
             config,
@@ -93,7 +95,7 @@ class Scheduler:
         )
         self._backend = backend
         self._bounds = self.config.bounds
-        self._log = get_logger("howhard.scheduler")
+        self._log = Events("howhard.scheduler", observers)
         self._allocation = Allocation(
             policy if policy is not None else UniformPolicy(),
             self._bounds,
@@ -443,6 +445,13 @@ class Scheduler:
 
     # ------------------------------------------------------------------ observability
 
+    async def spend(self) -> Mapping[str, TenantSpend]:
+        """Per-tenant spend as the ledger reports it (settled, in the window, held).
+
+        Async: the ledger may be a store shared by many schedulers.
+        """
+        return await self._ledger.snapshot()
+
     def _counters(self) -> dict[str, int]:
         return {
             "submitted": self._submitted,
@@ -452,12 +461,12 @@ class Scheduler:
             "batches": self._allocation.batches,
         }
 
-    async def stats(self) -> SchedulerStats:
-        """A snapshot of queue depth, in-flight work, outcomes and per-tenant spend.
+    def stats(self) -> SchedulerStats:
+        """A snapshot of this scheduler's queue depth, in-flight work and outcomes.
 
-        Async because the spend comes from the ledger, which may be a shared store.
+        Synchronous (safe from a signal handler or a metrics scrape); per-tenant spend lives in
+        the ledger, which may be shared: read it with :meth:`spend`.
         """
-        spend = await self._ledger.snapshot()
         queued = waiting = 0
         if self._send is not None and self._state is not SchedulerState.CLOSED:
             statistics = self._send.statistics()
@@ -469,6 +478,5 @@ class Scheduler:
             waiting_submitters=waiting,
             in_flight=self._in_flight,
             carry=float(self._allocation.carry.carry),
-            spend=spend,
             **self._counters(),
         )

@@ -1,12 +1,13 @@
-"""What a scheduler reports about itself: its lifecycle state and a snapshot for dashboards."""
+"""What a scheduler reports about itself: its lifecycle state and a snapshot for dashboards.
+
+Per-tenant spend is the ledger's to report (``await scheduler.spend()``): the ledger may be a
+store shared by several schedulers.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-from howhard.ledger import TenantSpend
 
 __all__ = ["SchedulerState", "SchedulerStats"]
 
@@ -22,7 +23,7 @@ class SchedulerState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class SchedulerStats:
-    """A snapshot for dashboards: queue, in-flight work, outcomes and per-tenant spend."""
+    """A snapshot for dashboards: queue, in-flight work and outcomes of one scheduler."""
 
     state: SchedulerState
     queued: int
@@ -38,7 +39,6 @@ class SchedulerStats:
     batches: int
     carry: float
     """Units carried to the next batch (see the carry rule)."""
-    spend: Mapping[str, TenantSpend]
 
     @property
     def resolved(self) -> int:

@@ -87,7 +87,8 @@ async def test_ten_thousand_submits_with_faults_resolve_exactly_once() -> None:
         async with anyio.create_task_group() as tg:
             for i in range(10_000):
                 tg.start_soon(submit, i)
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
 
     assert len(outcomes) == 10_000
     kinds = Counter(type(o).__name__ for o in outcomes.values())
@@ -111,7 +112,7 @@ async def test_ten_thousand_submits_with_faults_resolve_exactly_once() -> None:
     for t in range(3):
         tenant = f"tenant-{t}"
         results = [o for o in outcomes.values() if isinstance(o, Result) and o.tenant == tenant]
-        spend = stats.spend[tenant]
+        spend = stats_spend[tenant]
         assert spend.settled == total_usage(results)
         assert spend.reserved == Usage() and spend.open_reservations == 0
 
@@ -166,7 +167,7 @@ async def test_concurrent_submitters_never_overspend_a_small_quota(on_exceed: st
         async with anyio.create_task_group() as tg:
             for i in range(500):
                 tg.start_soon(submit, i)
-        spend = (await scheduler.stats()).spend["small"]
+        spend = (await scheduler.spend())["small"]
 
     assert len(results) + len(rejected) == 500
     assert spend.settled == total_usage(results)
@@ -205,16 +206,18 @@ async def test_cancellation_storm_refunds_every_reservation_and_leaks_no_tasks()
             for i in range(400):
                 callers.start_soon(scheduler.submit, f"q{i}")
             await anyio.wait_all_tasks_blocked()
-            before = await scheduler.stats()
+            before = scheduler.stats()
+            before_spend = await scheduler.spend()
             assert before.in_flight == 16
             assert before.queued == 64 and before.waiting_submitters > 0
-            assert before.spend["default"].reserved.units == 16 * 3
+            assert before_spend["default"].reserved.units == 16 * 3
             callers.cancel_scope.cancel()
         await anyio.wait_all_tasks_blocked()
-        after = await scheduler.stats()
+        after = scheduler.stats()
+        after_spend = await scheduler.spend()
         assert after.cancelled == 400 and after.resolved == 400
         assert after.in_flight == 0 and after.queued == 0
-        spend = after.spend["default"]
+        spend = after_spend["default"]
         assert spend.open_reservations == 0 and spend.reserved == Usage()
         assert spend.settled == Usage()
         gate.set()
@@ -251,11 +254,12 @@ async def test_partial_cancellation_charges_only_delivered_results() -> None:
                 scope.cancel()
             await anyio.wait_all_tasks_blocked()
             gate.set()
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
     assert len(results) == 50
     assert stats.cancelled == 50 and stats.completed == 50
-    assert stats.spend["default"].settled == total_usage(results)
-    assert stats.spend["default"].reserved == Usage()
+    assert stats_spend["default"].settled == total_usage(results)
+    assert stats_spend["default"].reserved == Usage()
 
 
 async def test_deadline_raises_request_timeout_and_refunds() -> None:
@@ -274,7 +278,7 @@ async def test_deadline_raises_request_timeout_and_refunds() -> None:
     ) as scheduler:
         with pytest.raises(RequestTimeout, match=r"timeout_s=0.5"):
             await scheduler.submit("slow")
-        spend = (await scheduler.stats()).spend["default"]
+        spend = (await scheduler.spend())["default"]
     assert len(backend.calls) == 1
     assert spend.reserved == Usage() and spend.settled == Usage()
 
@@ -365,13 +369,14 @@ async def test_misbehaving_policy_fails_its_batch_cleanly(
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(submit_good)
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
     assert len(errors) == 3
     assert all(e is not errors[0] for e in errors[1:])  # one exception object per caller
     assert re.search(message, str(errors[0]))
     assert [r.answer for r in after] == ["1", "1", "1"]
-    assert stats.spend["default"].settled.units == 3
-    assert stats.spend["default"].reserved == Usage()
+    assert stats_spend["default"].settled.units == 3
+    assert stats_spend["default"].reserved == Usage()
     assert math.isclose(stats.carry, 0.0)
 
 
@@ -420,7 +425,8 @@ async def test_chaos_faults_cancellations_quotas_and_shutdown_keep_the_books_str
                 for scope in rng.sample(scopes, 5):
                     scope.cancel()
             await scheduler.aclose(cancel=True)
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
 
     assert len(outcomes) == 600
     assert set(outcomes) <= {
@@ -434,9 +440,9 @@ async def test_chaos_faults_cancellations_quotas_and_shutdown_keep_the_books_str
     assert "SchedulerClosed" in outcomes and "result" in outcomes
     assert stats.resolved == stats.submitted <= 600
     assert stats.in_flight == 0
-    for spend in stats.spend.values():
+    for spend in stats_spend.values():
         assert spend.reserved == Usage() and spend.open_reservations == 0
-    assert stats.spend["capped"].settled.units <= 150
+    assert stats_spend["capped"].settled.units <= 150
 
 
 async def test_cancellation_during_an_async_settle_neither_double_closes_nor_crashes() -> None:
@@ -496,10 +502,11 @@ async def test_deadline_fires_while_the_request_waits_behind_busy_workers() -> N
             with anyio.fail_after(5), pytest.raises(RequestTimeout, match=r"timeout_s=0.01"):
                 await scheduler.submit("queued", timeout_s=0.01)
             release.set()
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
     assert [call.prompt for call in backend.calls] == ["slow"]
     assert (stats.completed, stats.failed) == (1, 1)
-    assert stats.spend["default"].open_reservations == 0
+    assert stats_spend["default"].open_reservations == 0
 
 
 async def test_a_backend_returning_garbage_fails_the_request_with_backend_error() -> None:
@@ -515,7 +522,7 @@ async def test_a_backend_returning_garbage_fails_the_request_with_backend_error(
     async with Scheduler(backend=Broken(), average_budget=1) as scheduler:
         with pytest.raises(BackendError, match=r"'broken' returned NoneType, not a Generation"):
             await scheduler.submit("q")
-        spend = (await scheduler.stats()).spend["default"]
+        spend = (await scheduler.spend())["default"]
     assert spend.open_reservations == 0 and spend.settled == Usage()
 
 
@@ -614,7 +621,7 @@ async def test_a_cancelled_host_fails_the_batch_still_being_gathered() -> None:
                         outcomes.append(exc)
 
                 callers.start_soon(caller)
-                while (stats := await scheduler.stats()).submitted == 0 or stats.queued:
+                while (stats := scheduler.stats()).submitted == 0 or stats.queued:
                     await anyio.lowlevel.checkpoint()  # until the batcher holds the request
                 host.cancel()
                 await anyio.sleep_forever()
@@ -661,6 +668,6 @@ async def test_a_retry_that_could_only_start_after_the_deadline_fails_at_once() 
     ) as scheduler:
         with anyio.fail_after(2), pytest.raises(RateLimited) as caught:
             await scheduler.submit("q")
-        spend = (await scheduler.stats()).spend["default"]
+        spend = (await scheduler.spend())["default"]
     assert caught.value.retry_after == 60.0
     assert len(backend.calls) == 1 and spend.open_reservations == 0

@@ -105,7 +105,7 @@ async def test_budget_zero_abstains_with_default_answer_and_spends_nothing() -> 
         batching=WIDE,
     ) as scheduler:
         result = await scheduler.submit("hard question")
-        spend = (await scheduler.stats()).spend["default"]
+        spend = (await scheduler.spend())["default"]
     assert result.abstained
     assert result.answer == "I don't know"
     assert result.chosen is None
@@ -203,13 +203,14 @@ async def test_aclose_cancel_fails_queued_and_running_requests_and_refunds() -> 
             for i in range(20):
                 tg.start_soon(submit, i)
             await anyio.wait_all_tasks_blocked()
-            assert (await scheduler.stats()).in_flight == 4
+            assert scheduler.stats().in_flight == 4
             await scheduler.aclose(cancel=True)
     assert len(errors) == 20
-    stats = await scheduler.stats()
+    stats = scheduler.stats()
+    stats_spend = await scheduler.spend()
     assert stats.state is SchedulerState.CLOSED
     assert stats.in_flight == 0 and stats.failed == 20
-    spend = stats.spend["default"]
+    spend = stats_spend["default"]
     assert spend.open_reservations == 0 and spend.reserved.units == 0
     assert spend.settled.units == 0
 
@@ -264,16 +265,16 @@ async def test_backpressure_blocking_submit_waits_and_nowait_raises_queue_full()
             tg.start_soon(submit, "queued 1")
             tg.start_soon(submit, "queued 2")
             await anyio.wait_all_tasks_blocked()
-            assert (await scheduler.stats()).queued == 2
+            assert scheduler.stats().queued == 2
             with pytest.raises(QueueFull, match="max_queue=2"):
                 await scheduler.submit_nowait("rejected at once")
             tg.start_soon(submit, "waits for space")
             await anyio.wait_all_tasks_blocked()
-            assert (await scheduler.stats()).waiting_submitters == 1
+            assert scheduler.stats().waiting_submitters == 1
             assert done == []
             gate.set()
     assert sorted(done) == sorted(["held by the policy", "queued 1", "queued 2", "waits for space"])
-    assert (await scheduler.stats()).failed == 1  # only the QueueFull
+    assert scheduler.stats().failed == 1  # only the QueueFull
 
 
 async def test_invalid_input_gets_a_typed_error() -> None:
@@ -282,7 +283,7 @@ async def test_invalid_input_gets_a_typed_error() -> None:
             await scheduler.submit("   ")
         with pytest.raises(InvalidRequest, match="timeout_s must be > 0"):
             await scheduler.submit("q", timeout_s=-1)
-        assert (await scheduler.stats()).submitted == 0
+        assert scheduler.stats().submitted == 0
     with pytest.raises(ConfigError, match="average_budget"):
         Scheduler(backend=answering("1"), average_budget=-2.0)
 
@@ -290,9 +291,10 @@ async def test_invalid_input_gets_a_typed_error() -> None:
 async def test_stats_and_structured_events(log_events: list[dict[str, Any]]) -> None:
     async with Scheduler(backend=answering("7"), average_budget=2, batching=WIDE) as scheduler:
         await scheduler.submit("q", tenant="a")
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
     assert stats.submitted == stats.completed == 1
-    assert stats.spend["a"].settled.units == 2
+    assert stats_spend["a"].settled.units == 2
     names = [event["event"] for event in log_events]
     assert "batch.formed" in names and "batch.allocated" in names
     done = next(event for event in log_events if event["event"] == "request.done")
@@ -321,7 +323,7 @@ async def test_dispatch_never_exceeds_max_concurrency() -> None:
         for i in range(40):
             tg.start_soon(scheduler.submit, f"q{i}")
         await anyio.wait_all_tasks_blocked()
-        assert running == 5 and (await scheduler.stats()).in_flight == 5
+        assert running == 5 and scheduler.stats().in_flight == 5
         gate.set()
     assert peak == 5
 
@@ -365,7 +367,7 @@ async def test_request_that_expired_before_dispatch_never_reaches_the_backend() 
     ) as scheduler:
         with pytest.raises(RequestTimeout, match=r"timeout_s=0\.001"):
             await scheduler.submit("q", timeout_s=0.001)
-        spend = (await scheduler.stats()).spend
+        spend = await scheduler.spend()
     assert backend.calls == []
     assert spend == {}  # nothing was even reserved
 
@@ -377,7 +379,7 @@ async def test_unknown_tenant_is_refused_at_submit() -> None:
     ) as scheduler:
         with pytest.raises(UnknownTenant, match="tenant 'stranger' has no quota"):
             await scheduler.submit("q", tenant="stranger")
-        stats = await scheduler.stats()
+        stats = scheduler.stats()
     assert stats.submitted == 0 and stats.batches == 0
 
 
@@ -407,7 +409,7 @@ async def test_close_fails_callers_still_waiting_for_queue_space() -> None:
             for name in ("running", "queued", "waiting"):
                 tg.start_soon(submit, name)
                 await anyio.wait_all_tasks_blocked()
-            assert (await scheduler.stats()).waiting_submitters == 1
+            assert scheduler.stats().waiting_submitters == 1
             tg.start_soon(scheduler.close)
             await anyio.wait_all_tasks_blocked()
             gate.set()
@@ -465,8 +467,9 @@ async def test_malformed_submit_options_are_refused_before_anything_runs(
             await scheduler.submit("q", **options)
         with pytest.raises(InvalidRequest, match=message):
             await scheduler.submit(Request(prompt="q"), **options)
-        stats = await scheduler.stats()
-    assert stats.submitted == 0 and not backend.calls and stats.spend == {}
+        stats = scheduler.stats()
+        stats_spend = await scheduler.spend()
+    assert stats.submitted == 0 and not backend.calls and stats_spend == {}
 
 
 async def test_a_cost_quota_on_a_per_second_model_needs_a_timeout_to_reserve_against() -> None:

@@ -1,0 +1,348 @@
+"""The gateway's configuration: a TOML file validated by pydantic, errors naming the field.
+
+::
+
+    [server]                      # where and how the gateway listens
+    host = "127.0.0.1"
+    port = 8000
+
+    [backends.local]              # model backends, by name
+    kind = "vllm"                 # vllm | openai | transformers | scripted, or factory = "pkg:fn"
+
+    [models.smollm2]              # what clients ask for in "model": backend, policy, procedure
+    backend = "local"
+    average_budget = 4.0
+
+    [tenants.team-a]              # quotas and limits per tenant
+    quota = { units = 100000, window_s = 86400 }
+    rate_per_s = 20
+
+    [[keys]]                      # API keys, stored hashed (`howhard keys add` appends these)
+    tenant = "team-a"
+    hash = "sha256:..."
+
+With no file, ``ServeConfig()`` serves the embedded default: SmolLM2-135M-Instruct on in-process
+vLLM as model ``smollm2``, the shipped λ probe with exact online allocation, and the ``auto``
+procedure (best-of-k with a verifier when a request carries a reference, self-consistency
+otherwise), open to loopback clients without keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from howhard.config import BatchingConfig, Price, QuotaConfig, _Config
+from howhard.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PROBE",
+    "BackendConfig",
+    "KeyEntry",
+    "ModelConfig",
+    "ServeConfig",
+    "ServerConfig",
+    "TenantConfig",
+    "is_loopback",
+    "load_config",
+]
+
+DEFAULT_PROBE = Path(__file__).resolve().parent.parent / "assets" / "lambda-probe"
+"""The λ probe shipped with the package (trained on the benchmark's train split)."""
+
+DEFAULT_MODEL = "smollm2"
+"""The model name clients use for the embedded default."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerConfig(_Config):
+    """Where the gateway listens and how it treats requests as a whole."""
+
+    host: str = Field(default="127.0.0.1", description="Address to bind (loopback by default).")
+    port: int = Field(default=8000, ge=0, le=65_535, description="TCP port; 0 picks a free one.")
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        le=1_073_741_824,
+        description="Largest request body accepted; larger ones get 413.",
+    )
+    drain_grace_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=3_600.0,
+        description="After SIGTERM, seconds in-flight requests may finish before they are "
+        "cancelled (and refunded) with 503.",
+    )
+    max_timeout_s: float = Field(
+        default=600.0,
+        gt=0.0,
+        le=86_400.0,
+        description="Largest per-request deadline a client may ask for (howhard.timeout_s).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="uvicorn's access and error log level."
+    )
+
+
+class BackendConfig(_Config):
+    """One model backend. Exactly one of ``kind`` or ``factory``."""
+
+    kind: Literal["vllm", "openai", "transformers", "scripted"] | None = Field(
+        default=None,
+        description="A built-in backend: in-process vLLM, an OpenAI-compatible server, local "
+        "transformers, or the scripted stand-in.",
+    )
+    factory: str | None = Field(
+        default=None,
+        description="'package.module:callable' returning your own Backend (called with options).",
+    )
+    model: str | None = Field(
+        default=None,
+        description="Model folder or served name (default: the packaged SmolLM2-135M-Instruct; "
+        "required for openai).",
+    )
+    base_url: str | None = Field(
+        default=None, description="Server root for kind='openai', e.g. http://127.0.0.1:8001/v1."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments for the backend constructor."
+    )
+    price: Price = Field(
+        default_factory=Price, description="What this backend's calls cost (charged to tenants)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BackendConfig:
+        if (self.kind is None) == (self.factory is None):
+            raise ValueError("set exactly one of kind (a built-in backend) or factory (pkg:fn)")
+        if self.factory is not None and ":" not in self.factory:
+            raise ValueError(
+                f"factory must look like 'package.module:callable', got {self.factory!r}"
+            )
+        if self.kind == "openai" and (self.base_url is None or self.model is None):
+            raise ValueError("kind='openai' needs base_url and model")
+        return self
+
+
+class ModelConfig(_Config):
+    """One model name clients can ask for: its backend, policy, procedure and scheduler."""
+
+    backend: str = Field(description="Name of the [backends.NAME] section that generates.")
+    policy: Literal["adaptive", "uniform"] = Field(
+        default="adaptive",
+        description="'adaptive': a probe predicts each request's gain and an exact allocator "
+        "splits each batch's budget; 'uniform': every request gets the same budget.",
+    )
+    probe: str | None = Field(
+        default=None,
+        description="Probe checkpoint folder for policy='adaptive' (default: the shipped λ probe).",
+    )
+    procedure: Literal["auto", "best-of-k", "self-consistency"] = Field(
+        default="auto",
+        description="Default procedure: 'auto' is best-of-k with the verifier when the request "
+        "carries a reference, self-consistency (majority vote) otherwise.",
+    )
+    verifier: str = Field(
+        default="math",
+        description="Scorer for best-of-k: 'math' (math-verify equivalence), 'exact' (normalised "
+        "exact match), 'logprob' (mean token logprob, needs no reference) or 'pkg.mod:attr'.",
+    )
+    average_budget: float = Field(
+        default=4.0, gt=0.0, le=4096.0, description="Long-run average samples per request."
+    )
+    max_budget: int = Field(default=16, ge=1, le=4096, description="Most samples one request gets.")
+    min_budget: int = Field(
+        default=1,
+        ge=0,
+        le=4096,
+        description="Fewest samples a request gets; 0 lets the policy abstain (empty answer).",
+    )
+    max_tokens: int = Field(
+        default=256, ge=1, le=1_000_000, description="Default max_tokens per sample."
+    )
+    max_tokens_limit: int = Field(
+        default=4096, ge=1, le=1_000_000, description="Largest max_tokens a client may ask for."
+    )
+    temperature: float = Field(
+        default=0.7, ge=0.0, le=2.0, description="Default sampling temperature (samples differ)."
+    )
+    batching: BatchingConfig = Field(
+        default_factory=lambda: BatchingConfig(max_batch_size=64, max_wait_s=0.01),
+        description="When micro-batches close.",
+    )
+    max_queue: int = Field(
+        default=1024, ge=1, le=1_000_000, description="Queued requests before 503 (queue full)."
+    )
+    max_concurrency: int = Field(
+        default=64, ge=1, le=100_000, description="Requests running on the backend at once."
+    )
+    request_timeout_s: float | None = Field(
+        default=300.0,
+        gt=0.0,
+        description="Default deadline from arrival to answer (504 after); None waits forever.",
+    )
+
+    @model_validator(mode="after")
+    def _budgets(self) -> ModelConfig:
+        if not self.min_budget <= self.average_budget <= self.max_budget:
+            raise ValueError(
+                f"average_budget must lie in [min_budget, max_budget] = "
+                f"[{self.min_budget}, {self.max_budget}], got {self.average_budget}"
+            )
+        if self.max_tokens > self.max_tokens_limit:
+            raise ValueError(
+                f"max_tokens ({self.max_tokens}) must be <= max_tokens_limit "
+                f"({self.max_tokens_limit})"
+            )
+        return self
+
+
+class TenantConfig(_Config):
+    """One tenant: its quota and its request rate and concurrency limits."""
+
+    quota: QuotaConfig = Field(
+        default_factory=QuotaConfig, description="Units, tokens and cost over a window."
+    )
+    rate_per_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Sustained requests per second (429 above); None = no cap.",
+    )
+    burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests allowed at once above the rate (default: max(1, rate_per_s)).",
+    )
+    max_concurrency: int | None = Field(
+        default=None, ge=1, description="Requests in flight at once (429 above); None = no cap."
+    )
+
+
+class KeyEntry(_Config):
+    """One API key, stored as a hash only (the key itself is shown once, when created)."""
+
+    tenant: str = Field(description="The tenant this key spends for.")
+    hash: str = Field(description="'sha256:' + hex digest of the key.")
+    name: str = Field(default="", description="A label to tell keys apart (never secret).")
+    created: str = Field(default="", description="When the key was created (ISO 8601, UTC).")
+
+    @field_validator("hash")
+    @classmethod
+    def _hash_format(cls, value: str) -> str:
+        algorithm, _, digest = value.partition(":")
+        if (
+            algorithm != "sha256"
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+        ):
+            raise ValueError(
+                "must be 'sha256:' followed by 64 lowercase hex digits (use `howhard keys add`)"
+            )
+        return value
+
+
+def _default_backends() -> dict[str, BackendConfig]:
+    return {"local": BackendConfig(kind="vllm")}
+
+
+def _default_models() -> dict[str, ModelConfig]:
+    # Short answers: the probe was trained on replies of at most 32 tokens, and every sample costs
+    # CPU time on small machines.
+    return {DEFAULT_MODEL: ModelConfig(backend="local", max_tokens=64)}
+
+
+_NESTED_FIELD = re.compile(
+    r"(\S+): Value error, \w+\.([\w.\-\[\]]+): (.*?) \(got \{.*?\}\)(?=; |$)"
+)
+_NESTED_MODEL = re.compile(r"(\S+): Value error, \w+: (.*?) \(got \{.*?\}\)(?=; |$)")
+
+
+def _flatten(message: str) -> str:
+    """Say ``ServeConfig.server.port: ...`` rather than the nested section's own report."""
+    message = _NESTED_FIELD.sub(r"\1.\2: \3", message)
+    return _NESTED_MODEL.sub(r"\1: \2", message)
+
+
+class ServeConfig(_Config):
+    """Everything ``howhard serve`` runs; the defaults serve the embedded model on loopback."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ConfigError as exc:
+            raise ConfigError(_flatten(str(exc))) from None
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Listening and limits.")
+    backends: dict[str, BackendConfig] = Field(
+        default_factory=_default_backends, description="Model backends by name."
+    )
+    models: dict[str, ModelConfig] = Field(
+        default_factory=_default_models, description="Served model names (the API's 'model')."
+    )
+    tenants: dict[str, TenantConfig] = Field(
+        default_factory=dict,
+        description="Tenants by name; with none, every request is tenant 'default', unlimited, "
+        "and (loopback only) no key is needed. A tenant without keys cannot be used.",
+    )
+    keys: list[KeyEntry] = Field(default_factory=list, description="API keys (hashed).")
+
+    @model_validator(mode="after")
+    def _references(self) -> ServeConfig:
+        if not self.models:
+            raise ValueError("models must name at least one served model")
+        for name, model in self.models.items():
+            if model.backend not in self.backends:
+                raise ValueError(
+                    f"models.{name}.backend = {model.backend!r} is not one of the configured "
+                    f"backends {sorted(self.backends)}"
+                )
+        for i, key in enumerate(self.keys):
+            if key.tenant not in self.tenants:
+                raise ValueError(
+                    f"keys[{i}].tenant = {key.tenant!r} is not one of the configured tenants "
+                    f"{sorted(self.tenants)}"
+                )
+        if not self.tenants and not is_loopback(self.server.host):
+            raise ValueError(
+                f"server.host = {self.server.host!r} is reachable from other machines but no "
+                "tenants (and so no API keys) are configured; add tenants and keys, or bind to "
+                "127.0.0.1"
+            )
+        return self
+
+    @property
+    def open_access(self) -> bool:
+        """True when no tenants are configured: no key is needed (tenant 'default', loopback)."""
+        return not self.tenants
+
+
+def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:
+    """Read and validate a TOML config; ``None`` gives the embedded default."""
+    if path is None:
+        return ServeConfig()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config={str(file)!r} does not exist; pass --config PATH") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config={str(file)!r} is not valid TOML: {exc}") from None
+    try:
+        return ServeConfig(**data)
+    except ConfigError as exc:
+        raise ConfigError(f"config={str(file)!r}: {exc}") from None

@@ -1,0 +1,272 @@
+"""The gateway's parts without a server: config, keys, limits, error mapping, policy, procedure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from howhard import Scheduler
+from howhard.backends import ScriptedBackend
+from howhard.errors import (
+    BackendRejected,
+    BackendUnavailable,
+    ConfigError,
+    InvalidRequest,
+    QueueFull,
+    QuotaExceeded,
+    RateLimited,
+    RequestTimeout,
+    SchedulerClosed,
+)
+from howhard.policies import ConstantPredictor, UniformPolicy
+from howhard.serve.config import ModelConfig, ServeConfig, TenantConfig, load_config
+from howhard.serve.errors import ApiError, from_exception
+from howhard.serve.keys import KeyRing, append_key, hash_key, new_key
+from howhard.serve.limits import TenantLimiter
+from howhard.serve.metrics import Calibration
+from howhard.serve.policy import ServingPolicy, _ServingPredictor, build_policy
+from howhard.serve.procedure import ProcedureChoice, build_verifier
+from howhard.types import BudgetBounds, Request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = """
+[backends.fake]
+kind = "scripted"
+
+[models.toy]
+backend = "fake"
+policy = "uniform"
+
+[tenants.team-a]
+quota = { units = 10 }
+"""
+
+
+# ---------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[server]\nport = -1\n", "ServeConfig.server.port"),
+        ("[models.x]\nbackend = 'nowhere'\n", "models.x.backend = 'nowhere'"),
+        ("[backends.b]\n", "exactly one of kind"),
+        ("[backends.b]\nkind = 'openai'\n[models.m]\nbackend = 'b'\n", "needs base_url"),
+        ("[server]\nhost = '0.0.0.0'\n", "reachable from other machines"),
+        ("[tenants.t]\nrate_per_s = 0\n", "rate_per_s"),
+        ("[[keys]]\ntenant = 'ghost'\nhash = 'sha256:" + "0" * 64 + "'\n", "keys[0].tenant"),
+        ("[[keys]]\ntenant = 't'\nhash = 'md5:00'\n[tenants.t]\n", "64 lowercase hex"),
+        ("models = 3\n", "ServeConfig.models"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "serve.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"serve\.toml") as info:
+        load_config(path)
+    assert fragment in str(info.value)
+
+
+def test_the_default_config_serves_the_embedded_model_on_loopback() -> None:
+    config = load_config(None)
+    assert config == ServeConfig()
+    assert config.server.host == "127.0.0.1" and config.open_access
+    assert config.backends["local"].kind == "vllm"
+    model = config.models["smollm2"]
+    assert (model.policy, model.procedure, model.verifier) == ("adaptive", "auto", "math")
+
+
+# ---------------------------------------------------------------------- keys
+
+
+def test_keys_add_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text("# my comment\n" + BASE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "howhard", "keys"]
+    added = subprocess.run(
+        [*command, "add", "--config", str(config), "--tenant", "team-a", "--name", "ci"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    key = added.stdout.strip()
+    text = config.read_text()
+    assert key.startswith("hh-") and key not in text
+    assert text.startswith("# my comment\n")  # appended, the rest left as it was
+    loaded = load_config(config)
+    assert [k.hash for k in loaded.keys] == [hash_key(key)]
+    assert KeyRing((k.hash, k.tenant) for k in loaded.keys).tenant(key) == "team-a"
+    listed = subprocess.run(
+        [*command, "list", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    assert listed.stdout.startswith("team-a\tci\t") and key not in listed.stdout
+    unknown = subprocess.run(
+        [*command, "add", "--config", str(config), "--tenant", "nobody"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "tenant='nobody' is not configured" in unknown.stderr
+    assert config.read_text() == text  # a refused key changes nothing
+
+
+def test_a_key_ring_knows_only_its_keys() -> None:
+    a, b = new_key(), new_key()
+    ring = KeyRing([(hash_key(a), "team-a"), (hash_key(b), "team-b")])
+    assert (ring.tenant(a), ring.tenant(b)) == ("team-a", "team-b")
+    assert ring.tenant(a + "x") is None and ring.tenant("") is None
+    assert len({new_key() for _ in range(100)}) == 100
+
+
+def test_append_key_refuses_an_unknown_tenant(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(BASE)
+    with pytest.raises(ConfigError, match=r"add a \[tenants\.other\] section"):
+        append_key(config, "other")
+
+
+# ---------------------------------------------------------------------- limits
+
+
+def test_the_rate_limit_refills_at_its_rate_and_says_when_to_retry() -> None:
+    now = [0.0]
+    limiter = TenantLimiter({"t": TenantConfig(rate_per_s=2, burst=2)}, clock=lambda: now[0])
+    assert limiter.acquire("t") is None and limiter.acquire("t") is None
+    refused = limiter.acquire("t")
+    assert refused is not None and refused.reason == "rate"
+    assert refused.retry_after_s == pytest.approx(0.5)
+    now[0] = 0.5
+    assert limiter.acquire("t") is None
+    assert limiter.acquire("other") is None  # tenants without limits are not limited
+
+
+def test_the_concurrency_limit_frees_a_slot_on_release() -> None:
+    limiter = TenantLimiter({"t": TenantConfig(max_concurrency=1)})
+    assert limiter.acquire("t") is None
+    refused = limiter.acquire("t")
+    assert refused is not None and refused.reason == "concurrency"
+    limiter.release("t")
+    assert limiter.active("t") == 0 and limiter.acquire("t") is None
+
+
+# ---------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "retry_after"),
+    [
+        (InvalidRequest("max_tokens must be an integer >= 1, got 0"), 400, None),
+        (QuotaExceeded("over", tenant="t"), 429, "60"),
+        (QueueFull("full"), 503, "1"),
+        (SchedulerClosed("closed"), 503, "5"),
+        (RequestTimeout("late"), 504, None),
+        (BackendRejected("too long"), 400, None),
+        (RateLimited("slow down", retry_after=7.2), 503, "8"),
+        (BackendUnavailable("down"), 503, "1"),
+        (RuntimeError("secret detail"), 500, None),
+    ],
+)
+def test_each_error_maps_to_its_status(
+    exc: Exception, status: int, retry_after: str | None
+) -> None:
+    error = from_exception(exc, quota_window_s=60)
+    assert error.status == status
+    assert error.headers().get("retry-after") == retry_after
+    if isinstance(exc, InvalidRequest):
+        assert error.param == "max_tokens"
+    if isinstance(exc, RuntimeError):
+        assert b"secret" not in error.body()  # internals never leak to clients
+
+
+def test_a_quota_without_window_sends_no_retry_after() -> None:
+    assert from_exception(QuotaExceeded("over"), quota_window_s=None).headers() == {}
+    assert isinstance(from_exception(ApiError(418, "x")), ApiError)
+
+
+# ---------------------------------------------------------------------- policy and procedure
+
+
+@pytest.mark.anyio
+async def test_serving_policy_caps_weights_and_records_predictions() -> None:
+    predictor = _ServingPredictor(ConstantPredictor(success_prob=0.5))
+    requests = [
+        Request(prompt="a", metadata={"max_budget": 1}),
+        Request(prompt="b", metadata={"priority": 4.0}),
+        Request(prompt="c"),
+    ]
+    rows = await predictor.predict(requests, 4)
+    assert np.all(rows[0, 1:] == 0.0)  # units past the cap are worth nothing
+    assert rows[1, 0] == pytest.approx(4 * rows[2, 0])
+    policy = ServingPolicy(UniformPolicy(), predictor)
+    assert policy.take_prediction(requests[0].id) == pytest.approx(0.5)
+    assert policy.take_prediction(requests[0].id) is None  # read once
+    assert await policy.allocate(requests, 9, BudgetBounds(average_budget=3, max_budget=4)) == [
+        1,
+        3,
+        3,
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_default_policy_runs_the_shipped_probe_and_reports_its_prediction() -> None:
+    # The shipped λ probe on stand-in features (the real encoder is a 135M model): what is
+    # tested is the wiring from the probe's prediction to the response, through a scheduler.
+    policy = build_policy(ModelConfig(backend="local"), encoder=ScriptedBackend(hidden_size=576))
+    requests = [Request(prompt=f"What is {k} + {k}?") for k in range(4)]
+    async with Scheduler(
+        backend=ScriptedBackend(), policy=policy, average_budget=4, max_budget=16, min_budget=1
+    ) as scheduler:
+        results = [await scheduler.submit_nowait(r, timeout_s=30) for r in requests]
+    for request, result in zip(requests, results, strict=True):
+        predicted = policy.take_prediction(request.id)
+        assert predicted is not None and 0.0 <= predicted <= 1.0
+        assert 1 <= result.budget <= 16
+    await policy.aclose()
+
+
+def test_auto_votes_without_a_reference_and_verifies_with_one() -> None:
+    verifier, needs_reference = build_verifier("exact")
+    choice = ProcedureChoice(verifier, needs_reference=needs_reference)
+    assert choice.resolve(None, has_reference=False) == "self-consistency"
+    assert choice.resolve(None, has_reference=True) == "best-of-k"
+    assert choice.resolve("self-consistency", has_reference=True) == "self-consistency"
+    assert [c.n for c in choice.plan(3)] == [3] and list(choice.plan(0)) == []
+    with pytest.raises(ConfigError, match="verifier='nope'"):
+        build_verifier("nope")
+
+
+def test_calibration_error_is_the_binned_gap() -> None:
+    calibration = Calibration(bins=2)
+    calibration.add(0.2, 0.0)
+    calibration.add(0.2, 1.0)  # bin 0: predicted 0.2, observed 0.5
+    calibration.add(0.9, 0.9)  # bin 1: exact
+    assert calibration.error() == pytest.approx(2 / 3 * 0.3)
+
+
+def test_serving_code_never_imports_training() -> None:
+    code = (
+        "import sys, howhard.serve, howhard.serve.app, howhard.serve.gateway\n"
+        "import howhard.serve.server, howhard.commands.serve, howhard.commands.keys\n"
+        "print(sorted(m for m in sys.modules if m.startswith('howhard.training')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    for module in (ROOT / "howhard" / "serve").glob("*.py"):
+        assert "howhard.training" not in module.read_text(), module
