@@ -12,6 +12,7 @@ PACKAGES = [
     "howhard.types",
     "howhard.backends",
     "howhard.evaluation",
+    "howhard.ledger",
     "howhard.marginals",
     "howhard.policies",
     "howhard.probes",
@@ -23,6 +24,7 @@ PACKAGES = [
     "howhard.models",
     "howhard.tasks",
     "howhard.serve",
+    "howhard.testing",
 ]
 
 
