@@ -548,3 +548,13 @@ async def test_a_degraded_request_is_logged_with_what_it_asked_for(
             "log_level": "info",
         }
     ]
+
+
+async def test_a_price_table_left_on_the_ledger_still_prices_requests() -> None:
+    with pytest.warns(DeprecationWarning, match="prices belong to the scheduler"):
+        ledger = InMemoryLedger(prices={"scripted": Price(output_per_mtok=1e6)})
+    async with Scheduler(
+        backend=answering("one two"), average_budget=1, batching=WIDE, ledger=ledger
+    ) as scheduler:
+        result = await scheduler.submit("q")
+    assert result.usage.cost == pytest.approx(2.0)  # 2 generated tokens at $1 each
