@@ -100,18 +100,6 @@ async def test_end_to_end_best_of_k_with_a_math_verifier(vllm_backend: Any) -> N
     await answer_arithmetic(vllm_backend)
 
 
-async def test_zz_engine_death_is_reported_not_hung(vllm_backend: Any) -> None:
-    """Runs last in this module: it kills the shared engine's core process."""
-    manager = vllm_backend._engine.engine_core.resources.engine_manager
-    os.kill(manager.processes[0].pid, signal.SIGKILL)
-    params = GenerationParams(max_tokens=8)
-    with anyio.fail_after(120):
-        with pytest.raises(BackendUnavailable, match="died"):
-            await vllm_backend.generate(QUESTION, n=2, params=params)
-        with pytest.raises(BackendUnavailable, match="died"):
-            await vllm_backend.generate(QUESTION, n=2, params=params)
-
-
 class TestVLLMBackendConformance(BackendContract):
     """The in-process vLLM backend passes the backend conformance suite."""
 
@@ -125,3 +113,15 @@ class TestVLLMBackendConformance(BackendContract):
         from howhard.backends import VLLMBackend
 
         return VLLMBackend(default_model_path(), encoder=True)  # closed before it ever starts
+
+
+async def test_zz_engine_death_is_reported_not_hung(vllm_backend: Any) -> None:
+    """Runs last in this module: it kills the shared engine's core process."""
+    manager = vllm_backend._engine.engine_core.resources.engine_manager
+    os.kill(manager.processes[0].pid, signal.SIGKILL)
+    params = GenerationParams(max_tokens=8)
+    with anyio.fail_after(120):
+        with pytest.raises(BackendUnavailable, match="died"):
+            await vllm_backend.generate(QUESTION, n=2, params=params)
+        with pytest.raises(BackendUnavailable, match="died"):
+            await vllm_backend.generate(QUESTION, n=2, params=params)
