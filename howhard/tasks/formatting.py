@@ -104,8 +104,8 @@ _REVERSIBLE = split_words(
 
 
 class Reverse:
-    """Write a short list in reverse order: three numbers counting up (level 1), three words (2),
-    four words (3)."""
+    """Write a short list in reverse order: two numbers counting up (level 1), three (2), three
+    words (3)."""
 
     name = "reverse"
     instruction = "Answer with just the list."
@@ -115,11 +115,11 @@ class Reverse:
         return draw_cycling(self.name, rng, n, self._draw)
 
     def _draw(self, rng: random.Random, level: int) -> tuple[str, str]:
-        if level == 1:
+        if level < 3:
             start = rng.randint(1, 30)
-            items = [str(start + i) for i in range(3)]
+            items = [str(start + i) for i in range(level + 1)]
         else:
-            items = rng.sample(_REVERSIBLE, level + 1)
+            items = rng.sample(_REVERSIBLE, 3)
         prompt = f"Write this list in reverse order: {', '.join(items)}. {self.instruction}"
         return prompt, ", ".join(reversed(items))
 
