@@ -9,7 +9,8 @@ token count from a collected dataset into its ``answers.jsonl`` (small enough to
 dataset (expected self-consistency@k success per request); ``python -m howhard.tasks ship
 PROBE howhard/assets/lambda-probe`` copies a trained probe into the package; ``python -m
 howhard.tasks agree DATASET`` compares the general short-answer verifier with each family's
-verifier on a dataset's samples.
+verifier on a dataset's samples; ``python -m howhard.tasks summary DATASET`` prints the
+families table (questions, styles, mean λ, share never solved).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from howhard.tasks.agreement import write_agreement
 from howhard.tasks.answers import write_answers
 from howhard.tasks.routing import write_vote_dataset
 from howhard.tasks.suite import SPLITS, build_splits, build_transfer, write_jsonl
+from howhard.tasks.summary import family_summaries, markdown_table
 
 
 def ship_probe(probe: Path, out: Path) -> None:
@@ -76,8 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     agree.add_argument(
         "--out", type=Path, default=None, help="JSON report (DATASET/agreement.json)"
     )
+    summary = sub.add_parser("summary", help="families table of a collected dataset")
+    summary.add_argument("dataset", type=Path, help="collected dataset with requests.jsonl")
     args = parser.parse_args(argv)
-    if args.tool == "questions" and args.build == "transfer":
+    if args.tool == "summary":
+        print(markdown_table(family_summaries(args.dataset)))
+    elif args.tool == "questions" and args.build == "transfer":
         path = args.out / "transfer.jsonl"
         print(f"{path}: {write_jsonl(build_transfer(seed=args.seed), path)} questions")
     elif args.tool == "questions":
