@@ -77,6 +77,8 @@ _LIST = re.compile(r"^\s*,\s*$")
 _TOKEN = re.compile(r"[^\W\d_]+(?:'(?!s\b)[^\W\d_]+)?")  # "Hungary's" reads "Hungary"
 _EXPRESSION = re.compile(r"[\\^*+=(){}\[\]]|\bsqrt\b|\bpi\b|[a-z]\s*/|/\s*[a-z]", re.IGNORECASE)
 _SINGLE_LETTER = re.compile(r"^\s*[A-Za-z]\s*$")
+_QUOTED = re.compile("[\"'\u201c\u2018]([^\"'\u201c\u201d\u2018\u2019]+)[\"'\u201d\u2019]")
+_OR_OPTIONS = re.compile(r":\s*([^:?\n]+?\bor\b[^:?\n]+?)\?")
 _FIRST_SENTENCE = re.compile(r"(?<!\d)[.!?](?:\s|$)|\n")
 _JOINED = re.compile(r"[,;:()]|\b(?:and|or|but|with|nor|versus|vs)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|no|never|isn't|aren't|wasn't|neither|nor)\b|n't\b", re.IGNORECASE)
@@ -141,7 +143,7 @@ class ShortAnswerVerifier:
             mention = _number_answer(reply, prompt)
             return None if mention is None else format_value(mention.value)
         if kind == "yesno":
-            return _polarity(reply, reference or "yes")
+            return _polarity(reply, reference or "yes", prompt)
         if kind == "letter":
             return _letter_answer(reply, prompt)
         if kind == "list" and reference is not None:
@@ -157,7 +159,7 @@ class ShortAnswerVerifier:
                 return self._equivalent(reply, alt)  # "\\frac{1}{2}" for "1/2"
             return _number_matches(reply, alt, prompt)
         if kind == "yesno":
-            return _polarity(reply, alt) == _normal(alt)
+            return _polarity(reply, alt, prompt) == _normal(alt)
         if kind == "letter":
             return _letter_answer(reply, prompt) == alt.upper()
         if kind == "list":
@@ -339,10 +341,16 @@ def _number_matches(reply: str, alt: str, prompt: str) -> bool:
 # --- yes/no ----------------------------------------------------------------------------------
 
 
-def _polarity(reply: str, reference: str) -> str | None:
-    """ "yes"/"no" (or "true"/"false", as the reference is) the reply answers, else ``None``."""
+def _polarity(reply: str, reference: str, prompt: str) -> str | None:
+    """ "yes"/"no" (or "true"/"false", as the reference is) the reply answers, else ``None``.
+
+    A word the prompt quotes is a restatement when the reply quotes it too ("the opposite of
+    "yes" is "no"" answers no).
+    """
     boolean = _normal(reference) in ("true", "false")
     positive, negative = (_TRUE, _FALSE) if boolean else (_YES, _NO)
+    quoted = {_normal(q) for q in _QUOTED.findall(prompt)}
+    reply = _QUOTED.sub(lambda m: " " if _normal(m.group(1)) in quoted else m.group(0), reply)
     words = [_normal(t) for t in _TOKEN.findall(reply)]
     said = [w for w in words if w in positive or w in negative]
     if not said:
@@ -467,6 +475,13 @@ def _phrase_at_content(
     """At the first content word of ``text``: is ``wanted`` stated there (``None``: no word)?"""
     asked = {t for t, _, _ in _tokens(prompt, case_sensitive)}
     tokens = _tokens(text, case_sensitive)
+    offered = _offered_words(prompt, case_sensitive)
+    if len(wanted) == 1 and wanted[0] in offered:
+        # "Which word means the same as "big": large or cold?": the first option named decides.
+        for i, (token, _, _) in enumerate(tokens):
+            if token in offered:
+                return token == wanted[0] and not _offers_another(text, tokens, i + 1, accepted)
+        return None
     all_asked = all(w in asked for w in wanted)
     for i, (token, _, _) in enumerate(tokens):
         if _normal(token) in _FILLER and token != wanted[0]:
@@ -477,6 +492,18 @@ def _phrase_at_content(
             return False
         return not _offers_another(text, tokens, i + len(wanted), accepted)
     return None
+
+
+def _offered_words(prompt: str, case_sensitive: bool) -> set[str]:
+    """One-word options a prompt offers as ": X, Y or Z?" (empty when it offers none)."""
+    match = _OR_OPTIONS.search(prompt)
+    if match is None:
+        return set()
+    items = [i.strip() for i in re.split(r",|\bor\b", match.group(1)) if i.strip()]
+    words = [_tokens(i, case_sensitive) for i in items]
+    if len(words) < 2 or any(len(w) != 1 for w in words):
+        return set()
+    return {w[0][0] for w in words}
 
 
 def _offers_another(

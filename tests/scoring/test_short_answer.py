@@ -11,6 +11,7 @@ pytestmark = pytest.mark.anyio
 SUM = "What is 7 + 8? Answer with just the number."
 FRUIT = "Which of these is a fruit? A) chair B) apple C) car. Answer with the letter."
 CAPITAL = "What is the capital of France?"
+WEARY = 'Which word means the same as "weary": dirty, gather or tired?'
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,14 @@ def verifier() -> ShortAnswerVerifier:
         ("The list reversed is 6, 5, 4.", "6, 5, 4", "Write this list in reverse order: 4, 5, 6."),
         ("\\boxed{\\frac{1}{2}}", "1/2", "What is half of one?"),
         ("The answer is $x^2+1$", "x^2+1", "Expand."),
+        ('The opposite of "yes" is "No."', "no", 'What is the opposite of "yes"?'),
+        ("Weary means tired.", "tired", WEARY),
+        ('The plural of "hero" is indeed "heroes".', "heroes", 'What is the plural of "hero"?'),
+        (
+            "Poland is a sovereign state in Central Europe.",
+            "Europe",
+            "On which continent is Poland?",
+        ),
     ],
 )
 def test_accepts_the_answer_however_it_is_stated(
@@ -78,6 +87,10 @@ def test_accepts_the_answer_however_it_is_stated(
         ("6, 5, 4 or 5, 6, 4", "6, 5, 4", "Write this list in reverse order: 4, 5, 6."),
         ("I don't know.", "15", SUM),
         ("I don't know.", "Paris", CAPITAL),
+        ("Dirty, gather, tired are all related to weariness.", "tired", WEARY),
+        ("Tired or dirty.", "tired", WEARY),
+        ("It is deep purple with a hint of red.", "red", "What color is a ripe strawberry?"),
+        ("Poland is not in Asia, it is in Europe.", "Asia", "On which continent is Poland?"),
     ],
 )
 def test_refuses_wrong_and_hedged_replies(
