@@ -56,14 +56,16 @@ _YES = frozenset(("yes", "yeah", "yep", "yup"))
 _NO = frozenset(("no", "nope"))
 _TRUE, _FALSE = frozenset(("true",)), frozenset(("false",))
 
-_MARKER = re.compile(
-    r"\b(?:final\s+)?answer\s*(?:is|:|=|would\s+be|will\s+be)\s*:?\s*", re.IGNORECASE
+_MARKER = re.compile(  # not a quoted 'Write "Answer:" …' echoed from the prompt
+    r"\b(?:final\s+)?answer\s*(?:is|:|=|would\s+be|will\s+be)\s*:?(?![\"'\u201d\u2019])\s*",
+    re.IGNORECASE,
 )
 _NAMED_AS_ANSWER = re.compile(
-    r"\s*(?:[A-Za-z%$]+\s+)?(?:is|would be)\s+(?:the\s+)?(?:answer|correct|right|larger|smaller|"
+    r"\s*(?:is|would be)\s+(?:the\s+)?(?:answer|correct|right|larger|smaller|"
     r"greater|bigger|higher|lower|largest|smallest|biggest|highest|lowest)\b",
     re.IGNORECASE,
 )
+_OPERATOR = re.compile(r"\s*(?:[x\u00d7*+/=]|-(?!\w))")  # "is 4 x 2": an operand, not a result
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _EQUALS = re.compile(r"=\s*")
 _COPULA = re.compile(
@@ -253,7 +255,7 @@ def _number_answer(reply: str, prompt: str) -> NumberMention | None:
     if not mentions:
         return None
     asked = {m.value for m in find_numbers(prompt)}
-    decided, chosen = _explicit_number(reply, mentions)
+    decided, chosen = _explicit_number(reply, mentions, asked)
     if not decided:
         chosen = _implicit_number(mentions, asked)
     if chosen is None or _offered_alternatives(reply, mentions, chosen, asked):
@@ -271,7 +273,7 @@ def _in_span(mentions: list[NumberMention], span: _Span) -> list[NumberMention]:
 
 
 def _explicit_number(
-    reply: str, mentions: list[NumberMention]
+    reply: str, mentions: list[NumberMention], asked: set[Fraction]
 ) -> tuple[bool, NumberMention | None]:
     """(whether an explicit statement decides, the number it states or ``None`` if several)."""
     named = [m for m in mentions if _NAMED_AS_ANSWER.match(reply, m.end)]
@@ -283,11 +285,18 @@ def _explicit_number(
         if stated:
             values = {m.value for group in stated for m in group}
             return True, (stated[-1][-1] if len(values) == 1 else None)
+    stated = {
+        pattern: [m for m in mentions if m.start in starts and not _OPERATOR.match(reply, m.end)]
+        for pattern in (_EQUALS, _COPULA)
+        for starts in [{_value_start(reply, match) for match in pattern.finditer(reply)}]
+    }
     for pattern in (_EQUALS, _COPULA):
-        starts = {_value_start(reply, match) for match in pattern.finditer(reply)}
-        found = [m for m in mentions if m.start in starts]
-        if found:
-            return True, found[-1]
+        if stated[pattern]:
+            chosen = stated[pattern][-1]
+            # "= $11. So, together they cost $10.": a later statement of a new number that
+            # disagrees ("Leo has 3 bags", restating the prompt, does not).
+            later = {m.value for m in stated[_COPULA] if m.start > chosen.start} - asked
+            return True, (chosen if later <= {chosen.value} else None)
     return False, None
 
 
@@ -513,7 +522,7 @@ def _offers_another(
     "or X", "/ X", or a list "X, Y, Z" — unless every candidate offered is accepted."""
     if after >= len(tokens):
         return False
-    between = text[tokens[after - 1][2] : tokens[after][1]]
+    between = _unquoted(text[tokens[after - 1][2] : tokens[after][1]])
     if tokens[after][0] == "or" and re.fullmatch(r"[\s,]*", between):
         start = after + 1
     elif re.fullmatch(r"\s*/\s*", between) or (
@@ -536,5 +545,10 @@ def _listed_next(text: str, tokens: list[tuple[str, int, int]], at: int) -> bool
         return False
     if at + 1 == len(tokens):
         return True
-    between = text[tokens[at][2] : tokens[at + 1][1]]
+    between = _unquoted(text[tokens[at][2] : tokens[at + 1][1]])
     return bool(re.fullmatch(r"\s*[,/.;!?]\s*", between)) or tokens[at + 1][0] in ("or", "and")
+
+
+def _unquoted(text: str) -> str:
+    """``text`` without quotes and emphasis marks ("\"felt\" or \"feeling\"" joins by "or")."""
+    return re.sub("[\"'*_\u201c\u201d\u2018\u2019]", "", text)

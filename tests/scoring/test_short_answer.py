@@ -51,6 +51,7 @@ def verifier() -> ShortAnswerVerifier:
         ("The answer is $x^2+1$", "x^2+1", "Expand."),
         ('The opposite of "yes" is "No."', "no", 'What is the opposite of "yes"?'),
         ("Weary means tired.", "tired", WEARY),
+        ("Anna has 4 bags, which is 4 x 2 = 8 balls. Anna has 4 bags.", "8", "4 bags of 2 balls?"),
         ('The plural of "hero" is indeed "heroes".', "heroes", 'What is the plural of "hero"?'),
         (
             "Poland is a sovereign state in Central Europe.",
@@ -91,6 +92,13 @@ def test_accepts_the_answer_however_it_is_stated(
         ("Tired or dirty.", "tired", WEARY),
         ("It is deep purple with a hint of red.", "red", "What color is a ripe strawberry?"),
         ("Poland is not in Asia, it is in Europe.", "Asia", "On which continent is Poland?"),
+        ('It is typically "felt" or "feeling".', "felt", 'What is the past tense of "feel"?'),
+        ("Total = $6 + $5 = $11. So, together they cost $10.", "$11", "What do they cost?"),
+        (
+            'I cannot use "Answer:" as 7 + 5 - 5.',
+            "7",
+            'What is 7 + 5 - 5? Write "Answer:" then it.',
+        ),
     ],
 )
 def test_refuses_wrong_and_hedged_replies(
