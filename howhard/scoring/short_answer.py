@@ -66,6 +66,7 @@ _NAMED_AS_ANSWER = re.compile(
     re.IGNORECASE,
 )
 _OPERATOR = re.compile(r"\s*(?:[x\u00d7*+/=]|-(?!\w))")  # "is 4 x 2": an operand, not a result
+_NEGATED = re.compile(r"\s*(?:not|never|no longer)\b", re.IGNORECASE)
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _EQUALS = re.compile(r"=\s*")
 _COPULA = re.compile(
@@ -239,6 +240,7 @@ def _boxed(reply: str) -> list[_Span]:
 def _explicit_tiers(reply: str) -> list[list[_Span]]:
     """Answer statements, most explicit first: boxed, "the answer is", bold."""
     marked = [_clause(reply, m.end()) for m in _MARKER.finditer(reply)]
+    marked = [span for span in marked if not _NEGATED.match(span.text)]  # "is not 3 but …"
     bold = [
         _Span(m.group(1) or m.group(2), m.start(1) if m.group(1) else m.start(2))
         for m in _BOLD.finditer(reply)

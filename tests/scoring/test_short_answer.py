@@ -94,6 +94,7 @@ def test_accepts_the_answer_however_it_is_stated(
         ("Poland is not in Asia, it is in Europe.", "Asia", "On which continent is Poland?"),
         ('It is typically "felt" or "feeling".', "felt", 'What is the past tense of "feel"?'),
         ("Total = $6 + $5 = $11. So, together they cost $10.", "$11", "What do they cost?"),
+        ("No! The answer is not divisible by 2. You have 4 legs.", "2", "How many legs?"),
         (
             'I cannot use "Answer:" as 7 + 5 - 5.',
             "7",
