@@ -287,19 +287,26 @@ def _explicit_number(
         if stated:
             values = {m.value for group in stated for m in group}
             return True, (stated[-1][-1] if len(values) == 1 else None)
-    stated = {
-        pattern: [m for m in mentions if m.start in starts and not _OPERATOR.match(reply, m.end)]
-        for pattern in (_EQUALS, _COPULA)
-        for starts in [{_value_start(reply, match) for match in pattern.finditer(reply)}]
-    }
-    for pattern in (_EQUALS, _COPULA):
-        if stated[pattern]:
-            chosen = stated[pattern][-1]
+    results, copulas = (
+        _stated_after(reply, mentions, _EQUALS),
+        _stated_after(reply, mentions, _COPULA),
+    )
+    for found in (results, copulas):
+        if found:
+            chosen = found[-1]
             # "= $11. So, together they cost $10.": a later statement of a new number that
             # disagrees ("Leo has 3 bags", restating the prompt, does not).
-            later = {m.value for m in stated[_COPULA] if m.start > chosen.start} - asked
+            later = {m.value for m in copulas if m.start > chosen.start} - asked
             return True, (chosen if later <= {chosen.value} else None)
     return False, None
+
+
+def _stated_after(
+    reply: str, mentions: list[NumberMention], pattern: re.Pattern[str]
+) -> list[NumberMention]:
+    """The numbers right after ``pattern`` ("= 15", "is 15"), operands ("is 4 x 2") excluded."""
+    starts = {_value_start(reply, match) for match in pattern.finditer(reply)}
+    return [m for m in mentions if m.start in starts and not _OPERATOR.match(reply, m.end)]
 
 
 def _value_start(reply: str, match: re.Match[str]) -> int:
