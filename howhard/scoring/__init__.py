@@ -4,6 +4,7 @@ from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer, normalize_answer
 from howhard.scoring.math_verifier import MathAnswerVerifier
 from howhard.scoring.scorers import CallableScorer, ExactMatch, MeanLogprob
+from howhard.scoring.short_answer import ShortAnswerVerifier
 
 __all__ = [
     "AnswerExtractor",
@@ -12,6 +13,7 @@ __all__ = [
     "MathAnswerVerifier",
     "MeanLogprob",
     "Scorer",
+    "ShortAnswerVerifier",
     "extract_final_answer",
     "normalize_answer",
 ]
