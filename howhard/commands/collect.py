@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scorer",
         required=True,
-        help="scorer alias (math, exact) or import path 'package.module:attr'",
+        help="scorer alias (math, exact, short, tasks) or import path 'package.module:attr'",
     )
     parser.add_argument(
         "--scorer-option",

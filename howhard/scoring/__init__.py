@@ -5,6 +5,7 @@ from howhard.scoring.extract import extract_final_answer, normalize_answer
 from howhard.scoring.math_verifier import MathAnswerVerifier
 from howhard.scoring.registry import resolve_scorer
 from howhard.scoring.scorers import CallableScorer, ExactMatch, MeanLogprob
+from howhard.scoring.short_answer import ShortAnswerVerifier
 
 __all__ = [
     "AnswerExtractor",
@@ -13,6 +14,7 @@ __all__ = [
     "MathAnswerVerifier",
     "MeanLogprob",
     "Scorer",
+    "ShortAnswerVerifier",
     "extract_final_answer",
     "normalize_answer",
     "resolve_scorer",

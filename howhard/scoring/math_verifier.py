@@ -81,6 +81,10 @@ class MathAnswerVerifier:
             )
         return out
 
+    def equivalent(self, reference: str, answer: str) -> bool:
+        """Whether ``answer`` is mathematically ``reference`` (``False`` if math-verify fails)."""
+        return self._matches("-", reference, answer)
+
     def _matches(self, request_id: str, reference: str, answer: str) -> bool:
         # One odd sample must not fail the whole request: an answer math-verify cannot handle
         # is scored as wrong, and the failure is logged so it stays visible.

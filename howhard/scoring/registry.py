@@ -21,6 +21,8 @@ __all__ = ["SCORERS", "resolve_scorer"]
 SCORERS: Mapping[str, str] = {
     "math": "howhard.scoring:MathAnswerVerifier",
     "exact": "howhard.scoring:ExactMatch",
+    "short": "howhard.scoring:ShortAnswerVerifier",
+    "tasks": "howhard.tasks:TaskScorer",
 }
 """Short aliases for ``--scorer``; any other value is read as a ``module:attr`` import path."""
 

@@ -15,13 +15,14 @@ from typing import Any
 
 from howhard.tasks.suite import family
 
-__all__ = ["ANSWERS", "read_answers", "write_answers"]
+__all__ = ["ANSWERS", "read_answers", "read_jsonl", "write_answers"]
 
 ANSWERS = "answers.jsonl"
 """File name of the compact answers, inside the dataset folder."""
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of a JSONL file (a torn last line of an interrupted append is skipped)."""
     rows: list[dict[str, Any]] = []
     with path.open("rb") as f:
         for raw in f:
@@ -35,9 +36,9 @@ def write_answers(dataset: Path) -> int:
 
     Returns the number of requests written. Requests whose samples are incomplete are skipped.
     """
-    requests = _read_jsonl(dataset / "requests.jsonl")
+    requests = read_jsonl(dataset / "requests.jsonl")
     samples: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for row in _read_jsonl(dataset / "samples.jsonl"):
+    for row in read_jsonl(dataset / "samples.jsonl"):
         samples[row["id"]][int(row["sample"])] = row
     written = 0
     with (dataset / ANSWERS).open("w", encoding="utf-8") as out:
@@ -58,4 +59,4 @@ def write_answers(dataset: Path) -> int:
 
 def read_answers(dataset: Path) -> dict[str, tuple[list[str | None], list[int]]]:
     """Map request id to (canonical answers, completion tokens) per sample."""
-    return {row["id"]: (row["answers"], row["tokens"]) for row in _read_jsonl(dataset / ANSWERS)}
+    return {row["id"]: (row["answers"], row["tokens"]) for row in read_jsonl(dataset / ANSWERS)}

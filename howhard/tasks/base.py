@@ -37,6 +37,9 @@ class TaskFamily(Protocol):
 
     name: str
     """Stable identifier stored with every question (``metadata["family"]``)."""
+    instruction: str
+    """The answer-format instruction every generated prompt ends with (``"Answer with just the
+    number."``); :func:`howhard.tasks.styles.restyle` swaps it for another phrasing."""
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Return up to ``n`` distinct questions drawn with ``rng`` (fewer if the pool is small)."""

@@ -10,7 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["extract_letter", "extract_number", "first_mention", "mentions", "number_answer"]
+from howhard.scoring.numbers import find_numbers, format_value
+
+__all__ = [
+    "digits_for_words",
+    "extract_letter",
+    "extract_number",
+    "first_mention",
+    "mentions",
+    "number_answer",
+]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 # Ordered by how explicitly they mark an answer; within one pattern the last match wins, since
@@ -41,6 +50,17 @@ def number_answer(reply: str) -> str | None:
     """The number the reply gives, formatted canonically so that votes agree (``15`` = ``15.0``)."""
     value = extract_number(reply)
     return None if value is None else f"{value:g}"
+
+
+def digits_for_words(text: str) -> str:
+    """``text`` with each number written in words replaced by its digits ("eight" -> "8")."""
+    parts: list[str] = []
+    last = 0
+    for mention in find_numbers(text):
+        if mention.words:
+            parts += [text[last : mention.start], format_value(mention.value)]
+            last = mention.end
+    return "".join([*parts, text[last:]])
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:

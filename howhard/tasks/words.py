@@ -7,8 +7,6 @@ questions from its pool, so a small pool caps how many questions the family can 
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Sequence
 
 from howhard.tasks.base import Question
 from howhard.tasks.extract import (
@@ -17,6 +15,14 @@ from howhard.tasks.extract import (
     first_mention,
     mentions,
     number_answer,
+)
+from howhard.tasks.pools import (
+    Item,
+    content_word,
+    content_word_accepted,
+    draw_cycling,
+    draw_from_pool,
+    split_words,
 )
 
 __all__ = [
@@ -29,12 +35,7 @@ __all__ = [
 ]
 
 
-def _split(words: str) -> tuple[str, ...]:
-    """Word lists read better as one string than as a column of quoted literals."""
-    return tuple(words.split())
-
-
-_WORDS = _split(
+_WORDS = split_words(
     "cat dog sun car hat pen cup bed box egg map bus fox red sky ice "
     "tree fish bird milk rain book door ball cake frog lamp moon star ship snow "
     "apple house water table chair bread green music horse river plant smile "
@@ -42,76 +43,28 @@ _WORDS = _split(
     "chicken kitchen picture morning blanket library teacher monkey elephant holiday"
 )
 
-_Item = tuple[int, str, str]  # (level, prompt, reference)
-
-
-def _draw_from_pool(
-    family: str, pool: Sequence[_Item], rng: random.Random, n: int
-) -> list[Question]:
-    """Draw up to ``n`` distinct items from a finite pool, in a seeded random order."""
-    items = sorted(set(pool))
-    rng.shuffle(items)
-    return [
-        Question(family=family, prompt=prompt, reference=reference, level=level)
-        for level, prompt, reference in items[:n]
-    ]
-
 
 def _any_mentioned(reply: str, reference: str) -> bool:
     return any(mentions(reply, answer) for answer in reference.split("|"))
 
 
-_FILLER = frozenset(
-    _split(
-        "a an the is are of to it its for word words answer one just name city capital opposite "
-        "plural singular form correct called known as simply would be so yes sure here s i m "
-        "that this letter letters number"
-    )
-)
-_TOKEN = re.compile(r"[^\W\d_]+")
-
-
-def _content_word(reply: str, prompt: str) -> str | None:
-    """The first word of the reply that is neither filler nor taken from the question."""
-    asked = {t.lower() for t in _TOKEN.findall(prompt)}
-    for token in _TOKEN.findall(reply):
-        lowered = str(token).lower()
-        if lowered not in asked and lowered not in _FILLER:
-            return lowered
-    return None
-
-
-def _content_word_accepted(reply: str, reference: str, prompt: str) -> bool:
-    """The reply's first content word is one of the ``|``-separated accepted answers."""
-    answer = _content_word(reply, prompt)
-    return answer is not None and answer in reference.lower().split("|")
-
-
-_FRUITS = _split("apple banana cherry grape lemon mango orange peach pear plum melon kiwi")
+_FRUITS = split_words("apple banana cherry grape lemon mango orange peach pear plum melon kiwi")
 
 
 class CountItems:
     """How many items a short list names: 1-3 items (level 1), 4-5 (2), 6-8 (3)."""
 
     name = "count_items"
+    instruction = "Answer with just the number."
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Draw up to ``n`` distinct lists of fruit names."""
-        seen: set[str] = set()
-        out: list[Question] = []
-        for attempt in range(50 * n):
-            if len(out) >= n:
-                break
-            level = 1 + attempt % 3
-            size = rng.randint(*((1, 3), (4, 5), (6, 8))[level - 1])
-            items = ", ".join(rng.sample(_FRUITS, size))
-            prompt = f"How many fruits are in this list: {items}? Answer with just the number."
-            if prompt not in seen:
-                seen.add(prompt)
-                out.append(
-                    Question(family=self.name, prompt=prompt, reference=str(size), level=level)
-                )
-        return out
+        return draw_cycling(self.name, rng, n, self._draw)
+
+    def _draw(self, rng: random.Random, level: int) -> tuple[str, str]:
+        size = rng.randint(*((1, 3), (4, 5), (6, 8))[level - 1])
+        items = ", ".join(rng.sample(_FRUITS, size))
+        return f"How many fruits are in this list: {items}? {self.instruction}", str(size)
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The number the reply gives."""
@@ -127,21 +80,20 @@ class FirstLetter:
     """The first (level 1), last (level 2) or second (level 3) letter of a word."""
 
     name = "letter"
+    instruction = "Answer with just the letter."
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Draw up to ``n`` distinct (word, position) questions."""
-        pool: list[_Item] = []
+        pool: list[Item] = []
         for w in _WORDS:
             for level, position, letter in (
                 (1, "first", w[0]),
                 (2, "last", w[-1]),
                 (3, "second", w[1]),
             ):
-                prompt = (
-                    f'What is the {position} letter of the word "{w}"? Answer with just the letter.'
-                )
+                prompt = f'What is the {position} letter of the word "{w}"? {self.instruction}'
                 pool.append((level, prompt, letter))
-        return _draw_from_pool(self.name, pool, rng, n)
+        return draw_from_pool(self.name, pool, rng, n)
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The single letter the reply names."""
@@ -163,14 +115,15 @@ class DayAfter:
     """Calendar order: the day after (level 1), the month after (2), the day or month before (3)."""
 
     name = "calendar"
+    instruction = "Answer with one word."
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Draw up to ``n`` distinct day/month questions."""
-        pool: list[_Item] = []
+        pool: list[Item] = []
         for names, unit, level_after in ((_DAYS, "day", 1), (_MONTHS, "month", 2)):
             k = len(names)
             for i, current in enumerate(names):
-                suffix = "Answer with one word."
+                suffix = self.instruction
                 pool.append(
                     (
                         level_after,
@@ -181,7 +134,7 @@ class DayAfter:
                 pool.append(
                     (3, f"What {unit} comes before {current}? {suffix}", names[(i - 1) % k])
                 )
-        return _draw_from_pool(self.name, pool, rng, n)
+        return draw_from_pool(self.name, pool, rng, n)
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The first day or month named in the reply, other than the one asked about."""
@@ -233,18 +186,19 @@ class Capitals:
     """Capital cities, graded by how famous the country and its capital are."""
 
     name = "capitals"
+    instruction = "Answer with just the city name."
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Draw up to ``n`` distinct countries."""
         pool = [
-            (level, f"What is the capital of {country}? Answer with just the city name.", city)
+            (level, f"What is the capital of {country}? {self.instruction}", city)
             for level, country, city in _CAPITALS
         ]
-        return _draw_from_pool(self.name, pool, rng, n)
+        return draw_from_pool(self.name, pool, rng, n)
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The first content word of the reply that the question does not contain."""
-        return _content_word(reply, prompt)
+        return content_word(reply, prompt)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """An accepted capital is named in the reply."""
@@ -283,29 +237,30 @@ class Opposites:
     """Antonyms of everyday words, graded by word frequency."""
 
     name = "opposites"
+    instruction = "Answer with one word."
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Draw up to ``n`` distinct words."""
         pool = [
-            (level, f'What is the opposite of "{word}"? Answer with one word.', answer)
+            (level, f'What is the opposite of "{word}"? {self.instruction}', answer)
             for level, word, answer in _OPPOSITES
         ]
-        return _draw_from_pool(self.name, pool, rng, n)
+        return draw_from_pool(self.name, pool, rng, n)
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The first content word of the reply that the question does not contain."""
-        return _content_word(reply, prompt)
+        return content_word(reply, prompt)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """An accepted antonym is named in the reply. (the reply's first content word)."""
-        return _content_word_accepted(reply, reference, prompt)
+        return content_word_accepted(reply, reference, prompt)
 
 
-_REGULAR = _split(
+_REGULAR = split_words(
     "cat dog book car tree bird cup hat pen girl boy star door lamp chair apple river"
 )
-_ES = _split("box bus fox dish church watch glass class brush wish kiss match beach lunch")
-_IES = _split("baby city lady party story berry puppy cherry family country fly pony")
+_ES = split_words("box bus fox dish church watch glass class brush wish kiss match beach lunch")
+_IES = split_words("baby city lady party story berry puppy cherry family country fly pony")
 _IRREGULAR = (
     ("mouse", "mice"), ("child", "children"), ("man", "men"), ("woman", "women"),
     ("tooth", "teeth"), ("foot", "feet"), ("goose", "geese"), ("person", "people"),
@@ -320,6 +275,7 @@ class Plurals:
     """Plural forms: regular ``-s`` (level 1), ``-es``/``-ies`` (2), irregular (3)."""
 
     name = "plurals"
+    instruction = "Answer with one word."
 
     def generate(self, rng: random.Random, n: int) -> list[Question]:
         """Draw up to ``n`` distinct nouns."""
@@ -328,15 +284,15 @@ class Plurals:
         items += [(2, w, w[:-1] + "ies") for w in _IES]
         items += [(3, w, plural) for w, plural in _IRREGULAR]
         pool = [
-            (level, f'What is the plural of "{word}"? Answer with one word.', plural)
+            (level, f'What is the plural of "{word}"? {self.instruction}', plural)
             for level, word, plural in items
         ]
-        return _draw_from_pool(self.name, pool, rng, n)
+        return draw_from_pool(self.name, pool, rng, n)
 
     def answer(self, reply: str, prompt: str) -> str | None:
         """The first content word of the reply that the question does not contain."""
-        return _content_word(reply, prompt)
+        return content_word(reply, prompt)
 
     def verify(self, reply: str, reference: str, prompt: str) -> bool:
         """The plural form is named in the reply. (the reply's first content word)."""
-        return _content_word_accepted(reply, reference, prompt)
+        return content_word_accepted(reply, reference, prompt)

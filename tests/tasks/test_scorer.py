@@ -29,10 +29,28 @@ async def test_scores_each_completion_zero_or_one() -> None:
     assert rewards == [1.0, 1.0, 0.0, 0.0]
 
 
-async def test_requires_the_family_in_metadata() -> None:
-    request = Request(prompt="What is 7 + 8?", reference="15")
-    with pytest.raises(ScoringError, match="metadata\\['family'\\]"):
-        await TaskScorer().score(request, [_completion("15")])
+async def test_requests_outside_the_suite_fall_back_to_the_general_verifier() -> None:
+    request = Request(prompt="How much is a dozen eggs in eggs?", reference="12")
+    replies = ["A dozen is twelve eggs.", "12 eggs", "It is 12 or 13.", "I am not sure."]
+    rewards = await TaskScorer().score(request, [_completion(r) for r in replies])
+    assert rewards == [1.0, 1.0, 0.0, 0.0]
+
+
+async def test_unknown_family_names_fall_back_too() -> None:
+    request = Request(prompt="Say blue.", reference="blue", metadata={"family": "poetry"})
+    assert await TaskScorer().score(request, [_completion("Blue.")]) == [1.0]
+
+
+async def test_known_families_keep_their_own_verifier() -> None:
+    # The core letter verifier does not read "Answer: o"; the general one would.
+    request = Request(
+        prompt='What is the second letter of the word "dog"? Answer with just the letter.',
+        reference="o",
+        metadata={"family": "letter"},
+    )
+    assert await TaskScorer().score(request, [_completion("Answer: o")]) == [0.0]
+    general = Request(prompt=request.prompt, reference="o")
+    assert await TaskScorer().score(general, [_completion("Answer: o")]) == [1.0]
 
 
 async def test_requires_a_reference() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from howhard.tasks import FAMILIES, SPLITS, build_splits, question_id, write_jsonl
+from howhard.tasks import CORE_FAMILIES, SPLITS, build_splits, question_id, write_jsonl
 from howhard.tasks.__main__ import main
 
 
@@ -20,7 +20,7 @@ def test_splits_have_the_requested_sizes_and_are_disjoint() -> None:
 def test_every_split_covers_every_family() -> None:
     splits = build_splits((300, 100, 100), seed=3)
     for name in SPLITS:
-        assert set(Counter(q.family for q in splits[name])) == {f.name for f in FAMILIES}
+        assert set(Counter(q.family for q in splits[name])) == {f.name for f in CORE_FAMILIES}
 
 
 def test_build_is_deterministic_and_seed_dependent() -> None:
