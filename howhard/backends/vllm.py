@@ -24,6 +24,7 @@ import anyio
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from howhard import hardware
 from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import (
@@ -55,7 +56,10 @@ class VLLMConfig(BaseModel):
         default=None, description="Name reported as Backend.model; default: the folder name."
     )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        default="bfloat16", description="Weights and activations dtype of the generation engine."
+        default="auto",
+        description="Weights and activations dtype of the generation engine. auto: bfloat16 "
+        "where bf16 is fast (AVX512-BF16/AMX CPUs, GPUs), else float32 on CPU / float16 on GPU "
+        "(howhard.hardware.choose_dtype); bf16 on other CPUs is ~7x slower.",
     )
     max_model_len: int = Field(default=2048, ge=16, description="Prompt + completion tokens.")
     enforce_eager: bool = Field(
@@ -109,6 +113,7 @@ class VLLMBackend:
         self._closed = False
         self._start_lock = anyio.Lock()
         self._on_cpu = True
+        self._dtype: str | None = None
 
     @property
     def model(self) -> str:
@@ -116,6 +121,14 @@ class VLLMBackend:
         if self.config.served_name:
             return self.config.served_name
         return model_name(self.config.model)
+
+    @property
+    def dtype(self) -> str:
+        """The generation engine's dtype: the configured one, or the hardware's choice for auto."""
+        if self._dtype is not None:
+            return self._dtype
+        device = "cuda" if hardware.detect().gpu else "cpu"
+        return hardware.choose_dtype(self.config.dtype, device=device)
 
     async def __aenter__(self) -> VLLMBackend:
         await self.start()
@@ -154,6 +167,9 @@ class VLLMBackend:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.config.kv_cache_gib))
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         self._on_cpu = bool(current_platform.is_cpu())
+        self._dtype = hardware.choose_dtype(
+            self.config.dtype, device="cpu" if self._on_cpu else "cuda"
+        )
         common: dict[str, Any] = {
             "model": self._path,
             "max_model_len": self.config.max_model_len,
@@ -162,11 +178,19 @@ class VLLMBackend:
             "disable_log_stats": True,
             "served_model_name": self.model,
         }
-        generate_args = {**common, "dtype": self.config.dtype, **self.config.engine_kwargs}
+        generate_args = {**common, "dtype": self._dtype, **self.config.engine_kwargs}
         if self.config.max_num_seqs is not None:
             generate_args["max_num_seqs"] = self.config.max_num_seqs
         tokenizer = transformers.AutoTokenizer.from_pretrained(self._path)
-        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**generate_args))
+        if self._on_cpu:
+            # From now on the engine's worker keeps these cores busy: in-process torch work
+            # (an encoder) takes the others (howhard.hardware.torch_threads).
+            hardware.claim_cpus(self, hardware.vllm_cpu_plan().cpus)
+        try:
+            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**generate_args))
+        except BaseException:
+            hardware.release_cpus(self)
+            raise
         pooler = None
         if self.config.encoder:
             try:
@@ -182,6 +206,7 @@ class VLLMBackend:
                 )
             except BaseException:
                 engine.shutdown()
+                hardware.release_cpus(self)
                 raise
         return engine, pooler, tokenizer
 
@@ -348,6 +373,7 @@ class VLLMBackend:
                 # AsyncLLM.__del__ shuts down again; if that runs at interpreter exit, vLLM's
                 # module globals are already gone and it prints a TypeError. Once is enough.
                 engine.shutdown = _already_shut_down
+        hardware.release_cpus(self)
         if errors:
             raise BackendUnavailable(f"vLLM engine shutdown failed: {errors[0]!r}") from errors[0]
 

@@ -11,6 +11,7 @@ import pytest
 from howhard.backends import Backend, Encoder, TransformersBackend
 from howhard.errors import BackendRejected, BackendUnavailable, ConfigError
 from howhard.types import GenerationParams
+from tests.conftest import ForceHardware
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.anyio
@@ -154,3 +155,54 @@ async def test_a_closed_backend_refuses_calls_instead_of_reloading(tiny_model: P
     with pytest.raises(BackendUnavailable, match="closed"):
         await closing.encode([PROMPT])
     assert closing._loaded is None
+
+
+@pytest.mark.parametrize(
+    ("fast_bf16", "requested", "loaded"),
+    [
+        (True, "auto", "bfloat16"),
+        (False, "auto", "float32"),  # an AVX2 CPU: bf16 would run ~60x slower
+        (False, "bfloat16", "bfloat16"),  # an explicit dtype always wins
+        (True, "float32", "float32"),
+    ],
+)
+async def test_the_model_loads_in_the_dtype_the_hardware_calls_for(
+    tiny_model: Path, force_hardware: ForceHardware, fast_bf16: bool, requested: str, loaded: str
+) -> None:
+    import torch
+
+    force_hardware(fast_bf16=fast_bf16)
+    local = TransformersBackend(tiny_model, dtype=requested, device="cpu")
+    assert local.dtype == loaded
+    async with local:
+        model, _, _ = local._load()
+        assert next(model.parameters()).dtype == getattr(torch, loaded)
+        generation = await local.generate(PROMPT, n=2, params=GenerationParams(max_tokens=2))
+    assert len(generation.completions) == 2
+
+
+async def test_threads_leave_the_cores_of_a_live_vllm_engine(
+    tiny_model: Path, force_hardware: ForceHardware, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from howhard import hardware
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    force_hardware(fast_bf16=False, cores=2)
+    local = TransformersBackend(tiny_model, dtype="float32")
+    engine = object()
+    before = torch.get_num_threads()
+    try:
+        hardware.claim_cpus(engine, frozenset({0}))
+        local._set_threads(torch)
+        assert torch.get_num_threads() == 1
+        hardware.release_cpus(engine)
+        local._set_threads(torch)  # the engine is gone: torch's own default again
+        assert torch.get_num_threads() == before
+        pinned = TransformersBackend(tiny_model, dtype="float32", num_threads=1)
+        pinned._set_threads(torch)  # an explicit count wins, engine or not
+        assert torch.get_num_threads() == 1
+    finally:
+        hardware.release_cpus(engine)
+        torch.set_num_threads(before)
