@@ -1,4 +1,4 @@
-"""The ``howhard`` command line: ``howhard demo | collect | features | train | evaluate``.
+"""The ``howhard`` command line: ``howhard demo | doctor | collect | features | train | evaluate``.
 
 Each subcommand lives in its own module under ``howhard.commands`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``handler`` (``(args) -> int``). Modules
@@ -25,7 +25,7 @@ from howhard.errors import HowhardError, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "collect", "features", "train", "evaluate")
+COMMANDS: tuple[str, ...] = ("demo", "doctor", "collect", "features", "train", "evaluate")
 """Subcommand modules under ``howhard.commands``, in the order ``--help`` lists them."""
 
 
