@@ -92,6 +92,7 @@ class TransformersBackend:
         self._path: str | None = None
         self._closed = False
         self._default_threads: int | None = None  # torch's own, before this backend set any
+        self._tokens_generated = 0
 
     @property
     def model(self) -> str:
@@ -99,6 +100,12 @@ class TransformersBackend:
         if self.config.served_name:
             return self.config.served_name
         return model_name(self.config.model)
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens sampled so far, all calls together, counted at every decoding step (for
+        progress displays: results arrive only when a call finishes)."""
+        return self._tokens_generated
 
     @property
     def device(self) -> str:
@@ -220,6 +227,7 @@ class TransformersBackend:
                 if cancelled.is_set():
                     break
                 token, token_logprob = _sample(torch, logits, params, generator)
+                self._tokens_generated += len(active)
                 done_rows: list[int] = []
                 for row, sample in enumerate(active):
                     token_id = int(token[row])

@@ -114,6 +114,7 @@ class VLLMBackend:
         self._start_lock = anyio.Lock()
         self._on_cpu = True
         self._dtype: str | None = None
+        self._tokens_generated = 0
 
     @property
     def model(self) -> str:
@@ -129,6 +130,15 @@ class VLLMBackend:
             return self._dtype
         device = "cuda" if hardware.detect().gpu else "cpu"
         return hardware.choose_dtype(self.config.dtype, device=device)
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens the generation engine has produced so far, all calls together.
+
+        Updated at every engine step, while calls are still running (their results arrive only
+        when they finish), so a progress display can show a batch advancing.
+        """
+        return self._tokens_generated
 
     async def __aenter__(self) -> VLLMBackend:
         await self.start()
@@ -187,7 +197,9 @@ class VLLMBackend:
             # (an encoder) takes the others (howhard.hardware.torch_threads).
             hardware.claim_cpus(self, hardware.vllm_cpu_plan().cpus)
         try:
-            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**generate_args))
+            engine = AsyncLLM.from_engine_args(
+                AsyncEngineArgs(**generate_args), stat_loggers=[_token_counter(self)]
+            )
         except BaseException:
             hardware.release_cpus(self)
             raise
@@ -376,6 +388,30 @@ class VLLMBackend:
         hardware.release_cpus(self)
         if errors:
             raise BackendUnavailable(f"vLLM engine shutdown failed: {errors[0]!r}") from errors[0]
+
+
+def _token_counter(backend: VLLMBackend) -> Any:
+    """A vLLM stat logger class adding each engine step's generated tokens to ``backend``."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class TokenCounter(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            del vllm_config, engine_index
+
+        def record(
+            self,
+            scheduler_stats: Any,
+            iteration_stats: Any,
+            mm_cache_stats: Any = None,
+            engine_idx: int = 0,
+        ) -> None:
+            if iteration_stats is not None:
+                backend._tokens_generated += int(iteration_stats.num_generation_tokens)
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return TokenCounter
 
 
 def _already_shut_down(*_: object, **__: object) -> None:

@@ -206,3 +206,12 @@ async def test_threads_leave_the_cores_of_a_live_vllm_engine(
     finally:
         hardware.release_cpus(engine)
         torch.set_num_threads(before)
+
+
+async def test_tokens_generated_counts_every_sampled_token(tiny_model: Path) -> None:
+    counting = TransformersBackend(tiny_model, dtype="float32")
+    assert counting.tokens_generated == 0
+    params = GenerationParams(max_tokens=4, temperature=1.0, seed=1)
+    first = await counting.generate(PROMPT, n=3, params=params)
+    second = await counting.generate(PROMPT, n=2, params=params)
+    assert counting.tokens_generated == first.completion_tokens + second.completion_tokens
