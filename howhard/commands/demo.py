@@ -385,7 +385,9 @@ class _Screen:
     def say(self, line: str) -> None:
         """Print one line of the table (above the status line)."""
         if self._live is not None:
-            self._live.console.print(line, markup=False, highlight=False, emoji=False)
+            self._live.console.print(
+                line, markup=False, highlight=False, emoji=False, soft_wrap=True
+            )
         else:
             self.out.write(line + "\n")
             self.out.flush()
