@@ -91,7 +91,7 @@ class TransformersBackend:
         self._loaded: tuple[Any, Any, Any] | None = None  # (model, tokenizer, device)
         self._path: str | None = None
         self._closed = False
-        self._default_threads: int | None = None  # torch's own, before this backend set any
+        self._default_threads: int | None = None  # torch's, while the policy has lowered it
         self._tokens_generated = 0
 
     @property
@@ -321,10 +321,14 @@ class TransformersBackend:
         # OpenMP thread counts are per calling thread, and each call may land on a different
         # worker thread, so this is set on every call (it is cheap). The policy is asked each
         # time because a vLLM engine of this process may have started or stopped since.
-        if self._default_threads is None:
+        threads = hardware.torch_threads(self.config.num_threads)
+        if threads is None:
+            # Nothing to ask for: leave torch alone, unless this backend lowered the count
+            # beside an engine that has gone since; then give torch its count back.
+            threads, self._default_threads = self._default_threads, None
+        elif self.config.num_threads is None and self._default_threads is None:
             self._default_threads = int(torch.get_num_threads())
-        threads = hardware.torch_threads(self.config.num_threads) or self._default_threads
-        if torch.get_num_threads() != threads:
+        if threads is not None and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
 
     async def aclose(self) -> None:

@@ -203,6 +203,8 @@ async def test_threads_leave_the_cores_of_a_live_vllm_engine(
         pinned = TransformersBackend(tiny_model, dtype="float32", num_threads=1)
         pinned._set_threads(torch)  # an explicit count wins, engine or not
         assert torch.get_num_threads() == 1
+        local._set_threads(torch)  # no engine, no count asked for: torch is left alone
+        assert torch.get_num_threads() == 1
     finally:
         hardware.release_cpus(engine)
         torch.set_num_threads(before)
