@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["TransformersBackend", "TransformersConfig"]
 
+# from_pretrained builds the model on torch's "meta" device by patching process-wide torch
+# state, so two loads in different threads (a generator and the probe's encoder starting
+# together) corrupt each other: "Cannot copy out of meta tensor". One load at a time.
+_FROM_PRETRAINED = threading.Lock()
+
 
 class TransformersConfig(BaseModel):
     """Options of :class:`TransformersBackend`."""
@@ -148,7 +153,8 @@ class TransformersBackend:
             tokenizer.padding_side = "left"
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            with _FROM_PRETRAINED:
+                model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
             model = model.to(device).eval()
             self._path = path
             self._loaded = (model, tokenizer, device)

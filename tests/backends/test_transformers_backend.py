@@ -217,3 +217,17 @@ async def test_tokens_generated_counts_every_sampled_token(tiny_model: Path) -> 
     first = await counting.generate(PROMPT, n=3, params=params)
     second = await counting.generate(PROMPT, n=2, params=params)
     assert counting.tokens_generated == first.completion_tokens + second.completion_tokens
+
+
+async def test_two_backends_can_load_at_the_same_time(tiny_model: Path) -> None:
+    # The demo starts its generator and the probe's encoder together; transformers' meta-device
+    # loading is not thread-safe, so unserialised loads failed ("Cannot copy out of meta tensor").
+    pair = [TransformersBackend(tiny_model, dtype="float32") for _ in range(2)]
+    for _ in range(3):
+        async with anyio.create_task_group() as group:
+            for backend in pair:
+                group.start_soon(backend.start)
+        for backend in pair:
+            model, _, _ = backend._load()
+            assert not any(p.is_meta for p in model.parameters())
+        pair = [TransformersBackend(tiny_model, dtype="float32") for _ in range(2)]
