@@ -18,27 +18,30 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SCRIPT = """
-import json, anyio
+import json, os, sys
+sys.path.insert(0, os.getcwd())  # this checkout's howhard and tests, not an installed copy
+import anyio
 from howhard import hardware
 from howhard.backends import TransformersBackend, VLLMBackend
-from howhard.types import GenerationParams
+from tests.integration.end_to_end import answer_arithmetic
+
+def correct(results):
+    return sum(r.chosen is not None and r.chosen.score == 1.0 for r in results)
 
 async def main():
-    params = GenerationParams(max_tokens=24, temperature=0.0)
-    out = {"isa": hardware.detect().isa, "auto": hardware.choose_dtype()}
+    machine = hardware.detect()
+    out = {"isa": machine.isa, "cores": machine.cores, "auto": hardware.choose_dtype()}
     async with VLLMBackend(max_model_len=512) as engine:
         out["vllm_dtype"] = engine.dtype
         out["vllm_model_dtype"] = str(engine._engine.model_config.dtype)
         out["held"] = sorted(hardware.engine_cpus())
         out["encoder_threads"] = hardware.torch_threads()
-        generation = await engine.generate("What is 7 + 8?", n=2, params=params)
-        out["vllm_answer"] = generation.completions[0].text
+        out["vllm_correct"] = correct(await answer_arithmetic(engine))
     out["held_after"] = sorted(hardware.engine_cpus())
     async with TransformersBackend(num_threads=1) as local:
         model, _, _ = local._load()
         out["transformers_dtype"] = str(next(model.parameters()).dtype)
-        generation = await local.generate("What is 7 + 8?", n=1, params=params)
-        out["transformers_answer"] = generation.completions[0].text
+        out["transformers_correct"] = correct(await answer_arithmetic(local))
     print("RESULT " + json.dumps(out))
 
 if __name__ == "__main__":
