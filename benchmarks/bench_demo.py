@@ -149,7 +149,7 @@ def _run_setting(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+def _header(args: argparse.Namespace) -> None:
     print(
         f"\nhowhard demo's path: {args.questions} held-out questions x n={args.samples}, "
         f"<= {args.max_tokens} tokens, T=0.7, all at once; probe encoder at the shipped layer"
@@ -160,25 +160,32 @@ def _report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> Non
     )
     print(head)
     print(f"{'':<22}{'':<10}{'GFLOP/s':>8}{'s':>10}{'s':>8}{'s':>8}{'s':>12}{'s':>7}{'s':>10}")
-    for name, result in results.items():
-        label = f"{name} ({result['isa']})"
-        for row in result["rows"]:
-            auto = "*" if row["dtype"] == result["auto"] else ""
-            every = row.get("encode_beside_every_core_s")
-            print(
-                f"{label:<22}{row['dtype'] + auto:<10}{row['matmul_gflops']:>8.1f}"
-                f"{row['encoder_load_s']:>10.1f}{row['encode_alone_s']:>8.1f}"
-                f"{row['encode_beside_s']:>8.1f}{'-' if every is None else f'{every:.1f}':>12}"
-                f"{row['engine_start_s']:>7.1f}{row['generate_s']:>10.1f}{row['tokens']:>8}"
-                f"{row['tokens_per_s']:>8.1f}"
-            )
-            label = ""
-        rates = {row["dtype"]: row["tokens_per_s"] for row in result["rows"]}
-        if {"bfloat16", "float32"} <= set(rates):
-            ratio = rates["float32"] / rates["bfloat16"]
-            print(f"{'':<22}float32 / bfloat16 generation: {ratio:.2f}x (auto: {result['auto']})")
+
+
+def _rows(name: str, result: dict[str, Any]) -> None:
+    """Print one setting's rows (as soon as it is measured, so a later failure keeps them)."""
+    label = f"{name} ({result['isa']})"
+    for row in result["rows"]:
+        auto = "*" if row["dtype"] == result["auto"] else ""
+        every = row.get("encode_beside_every_core_s")
+        print(
+            f"{label:<22}{row['dtype'] + auto:<10}{row['matmul_gflops']:>8.1f}"
+            f"{row['encoder_load_s']:>10.1f}{row['encode_alone_s']:>8.1f}"
+            f"{row['encode_beside_s']:>8.1f}{'-' if every is None else f'{every:.1f}':>12}"
+            f"{row['engine_start_s']:>7.1f}{row['generate_s']:>10.1f}{row['tokens']:>8}"
+            f"{row['tokens_per_s']:>8.1f}",
+            flush=True,
+        )
+        label = ""
+    rates = {row["dtype"]: row["tokens_per_s"] for row in result["rows"]}
+    if {"bfloat16", "float32"} <= set(rates):
+        ratio = rates["float32"] / rates["bfloat16"]
+        print(f"{'':<22}float32 / bfloat16 generation: {ratio:.2f}x (auto: {result['auto']})")
+
+
+def _footer(settings: list[str]) -> None:
     print("* = what dtype='auto' picks in that setting; 'beside' = encoding while the engine is up")
-    if "avx2" in results:
+    if "avx2" in settings:
         print(
             "avx2 = the CPU capped by ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2: torch's "
             "kernels and oneDNN's matrix products (vLLM's linear layers too) stop at AVX2, so "
@@ -227,8 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise SystemExit(f"--settings: unknown {unknown}; choose from {', '.join(SETTINGS)}")
-    results = {name: _run_setting(name, args) for name in settings}
-    _report(results, args)
+    _header(args)
+    for name in settings:
+        _rows(name, _run_setting(name, args))
+    _footer(settings)
 
 
 if __name__ == "__main__":
