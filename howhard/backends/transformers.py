@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from howhard import hardware
+from howhard.backends._loading import LOADING
 from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import BackendRejected, BackendUnavailable, ConfigError, missing_extra
@@ -32,11 +33,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = ["TransformersBackend", "TransformersConfig"]
-
-# from_pretrained builds the model on torch's "meta" device by patching process-wide torch
-# state, so two loads in different threads (a generator and the probe's encoder starting
-# together) corrupt each other: "Cannot copy out of meta tensor". One load at a time.
-_FROM_PRETRAINED = threading.Lock()
 
 
 class TransformersConfig(BaseModel):
@@ -140,22 +136,22 @@ class TransformersBackend:
                 raise BackendUnavailable("this TransformersBackend is closed; create a new one")
             if self._loaded is not None:
                 return self._loaded
-            try:
-                import torch
-                import transformers
-            except ImportError as exc:
-                raise missing_extra("transformers", "probe") from exc
-            hub_offline()
-            path = resolve_model(self.config.model)
-            device = torch.device(self.device)
-            dtype = getattr(torch, self.dtype)
-            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-            tokenizer.padding_side = "left"
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            with _FROM_PRETRAINED:
+            with LOADING:
+                try:
+                    import torch
+                    import transformers
+                except ImportError as exc:
+                    raise missing_extra("transformers", "probe") from exc
+                hub_offline()
+                path = resolve_model(self.config.model)
+                device = torch.device(self.device)
+                dtype = getattr(torch, self.dtype)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+                tokenizer.padding_side = "left"
+                if tokenizer.pad_token_id is None:
+                    tokenizer.pad_token = tokenizer.eos_token
                 model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-            model = model.to(device).eval()
+                model = model.to(device).eval()
             self._path = path
             self._loaded = (model, tokenizer, device)
             return self._loaded

@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from howhard import hardware
+from howhard.backends._loading import LOADING
 from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import (
@@ -164,16 +165,20 @@ class VLLMBackend:
             self._engine, self._pooler, self._tokenizer = engine, pooler, tokenizer
 
     def _build(self) -> tuple[Any, Any, Any]:
-        try:
-            import transformers
-            from vllm.config import PoolerConfig
-            from vllm.engine.arg_utils import AsyncEngineArgs
-            from vllm.platforms import current_platform
-            from vllm.v1.engine.async_llm import AsyncLLM
-        except ImportError as exc:
-            raise missing_extra("vllm", "vllm") from exc
-        hub_offline()
-        self._path = resolve_model(self.config.model)
+        with LOADING:  # imports and the tokenizer; the engine loads in its own processes
+            try:
+                import transformers
+                from vllm.config import PoolerConfig
+                from vllm.engine.arg_utils import AsyncEngineArgs
+                from vllm.platforms import current_platform
+                from vllm.v1.engine.async_llm import AsyncLLM
+            except ImportError as exc:
+                raise missing_extra("vllm", "vllm") from exc
+            hub_offline()
+            self._path = resolve_model(self.config.model)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self._path)
+            # Resolved here, under the lock: vLLM reads the model's config through transformers.
+            transformers.AutoConfig.from_pretrained(self._path)
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.config.kv_cache_gib))
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         self._on_cpu = bool(current_platform.is_cpu())
@@ -191,7 +196,6 @@ class VLLMBackend:
         generate_args = {**common, "dtype": self._dtype, **self.config.engine_kwargs}
         if self.config.max_num_seqs is not None:
             generate_args["max_num_seqs"] = self.config.max_num_seqs
-        tokenizer = transformers.AutoTokenizer.from_pretrained(self._path)
         if self._on_cpu:
             # From now on the engine's worker keeps these cores busy: in-process torch work
             # (an encoder) takes the others (howhard.hardware.torch_threads).

@@ -219,15 +219,32 @@ async def test_tokens_generated_counts_every_sampled_token(tiny_model: Path) -> 
     assert counting.tokens_generated == first.completion_tokens + second.completion_tokens
 
 
-async def test_two_backends_can_load_at_the_same_time(tiny_model: Path) -> None:
-    # The demo starts its generator and the probe's encoder together; transformers' meta-device
-    # loading is not thread-safe, so unserialised loads failed ("Cannot copy out of meta tensor").
-    pair = [TransformersBackend(tiny_model, dtype="float32") for _ in range(2)]
-    for _ in range(3):
-        async with anyio.create_task_group() as group:
-            for backend in pair:
-                group.start_soon(backend.start)
-        for backend in pair:
-            model, _, _ = backend._load()
-            assert not any(p.is_meta for p in model.parameters())
-        pair = [TransformersBackend(tiny_model, dtype="float32") for _ in range(2)]
+def test_two_backends_can_load_at_the_same_time_in_a_fresh_process(tiny_model: Path) -> None:
+    # The demo starts its generator and the probe's encoder together. transformers' lazy names
+    # and meta-device loading are not thread-safe: first loads in a fresh process failed with
+    # "no attribute 'AutoTokenizer'" or "Cannot copy out of meta tensor".
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, anyio\n"
+        "from howhard.backends import TransformersBackend\n"
+        "async def main():\n"
+        "    pair = [TransformersBackend(sys.argv[1], dtype='float32') for _ in range(2)]\n"
+        "    async with anyio.create_task_group() as group:\n"
+        "        for backend in pair:\n"
+        "            group.start_soon(backend.start)\n"
+        "    metas = [p.is_meta for b in pair for p in b._load()[0].parameters()]\n"
+        "    print('loaded', len(metas), 'meta', sum(metas))\n"
+        "anyio.run(main)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_model)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded, count, _, metas = done.stdout.split()
+    assert loaded == "loaded" and int(count) > 0 and metas == "0"
