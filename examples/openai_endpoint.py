@@ -3,10 +3,12 @@
     python examples/openai_endpoint.py http://127.0.0.1:8000/v1 MODEL_NAME
 
 Start one, for example, with vLLM (on CPU pass the default model's folder, printed by
-``python -m howhard.models``):
+``python -m howhard.models``, and the dtype ``howhard doctor`` reports for vllm: bfloat16 only
+on CPUs with AVX512-BF16 or AMX, else float32):
 
-    python -m vllm.entrypoints.openai.api_server --model FOLDER --served-model-name smollm2 \
-        --host 127.0.0.1 --port 8000 --dtype bfloat16 --max-model-len 2048 --enforce-eager
+    VLLM_CPU_KVCACHE_SPACE=1 python -m vllm.entrypoints.openai.api_server --model FOLDER \
+        --served-model-name smollm2 --host 127.0.0.1 --port 8000 --dtype DTYPE \
+        --max-model-len 2048 --enforce-eager
 
 Servers that ignore ``n`` or under-report usage for ``n > 1`` (some llama.cpp builds) work too:
 the missing samples are requested concurrently and token counts are taken per choice.

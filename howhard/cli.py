@@ -1,4 +1,4 @@
-"""The ``howhard`` command line: ``howhard demo | serve | keys | collect | features | train |
+"""The ``howhard`` command line: ``howhard demo | doctor | serve | keys | collect | features | train |
 evaluate``.
 
 Each subcommand lives in its own module under ``howhard.commands`` and exposes
@@ -26,7 +26,7 @@ from howhard.errors import HowhardError, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "serve", "keys", "collect", "features", "train", "evaluate")
+COMMANDS: tuple[str, ...] = ("demo", "doctor", "serve", "keys", "collect", "features", "train", "evaluate")
 """Subcommand modules under ``howhard.commands``, in the order ``--help`` lists them."""
 
 

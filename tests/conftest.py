@@ -1,8 +1,19 @@
-"""Fixtures shared by every test folder: asyncio through anyio's plugin, and a tiny local model."""
+"""Fixtures shared by every test folder: asyncio through anyio's plugin, a tiny local model, and a
+way to make the hardware probe report another machine."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from howhard import hardware
+
+AVX2 = frozenset({"avx", "avx2", "fma", "sse4_2"})
+AVX512_BF16 = AVX2 | {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"}
+
+ForceHardware = Callable[..., hardware.Hardware]
 
 
 @pytest.fixture
@@ -17,3 +28,25 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.backends.tiny_model import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+@pytest.fixture
+def force_hardware(monkeypatch: pytest.MonkeyPatch) -> ForceHardware:
+    """Make the hardware probe report another machine, as every engine sees it.
+
+    ``force_hardware(fast_bf16=False)`` is a 2-core AVX2 CPU, ``fast_bf16=True`` an AVX512-BF16
+    one; ``gpu="name"`` adds a GPU (``gpu_bf16`` says whether it has bf16).
+    """
+
+    def force(
+        *,
+        fast_bf16: bool,
+        cores: int = 2,
+        gpu: str | None = None,
+        gpu_bf16: bool = False,
+    ) -> hardware.Hardware:
+        flags = AVX512_BF16 if fast_bf16 else AVX2
+        machine = hardware.from_flags(flags, cores=cores, env={}, gpu=gpu, gpu_bf16=gpu_bf16)
+        monkeypatch.setattr(hardware, "detect", lambda: machine)
+        return machine
+
+    return force

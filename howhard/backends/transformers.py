@@ -21,6 +21,8 @@ import anyio
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from howhard import hardware
+from howhard.backends._loading import LOADING
 from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import BackendRejected, BackendUnavailable, ConfigError, missing_extra
@@ -46,8 +48,8 @@ class TransformersConfig(BaseModel):
     )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         default="auto",
-        description="auto: bfloat16 where the hardware has fast bf16 (AVX512-BF16, CUDA), else "
-        "float32 on CPU / float16 on GPU.",
+        description="auto: bfloat16 where the hardware has fast bf16 (AVX512-BF16/AMX, CUDA), "
+        "else float32 on CPU / float16 on GPU (howhard.hardware.choose_dtype).",
     )
     device: str | None = Field(default=None, description="torch device; None: cuda if present.")
     chat: bool = Field(default=True, description="Apply the tokenizer's chat template.")
@@ -61,9 +63,10 @@ class TransformersConfig(BaseModel):
     num_threads: int | None = Field(
         default=None,
         ge=1,
-        description="torch CPU threads for this backend's model calls; None keeps torch's "
-        "default. Use 1 on a CPU shared with other busy processes, where spinning OpenMP "
-        "threads can slow decoding tenfold.",
+        description="torch CPU threads for this backend's model calls; None: OMP_NUM_THREADS "
+        "if set, else the cores no vLLM engine of this process holds "
+        "(howhard.hardware.torch_threads). Use 1 on a CPU shared with other busy processes, "
+        "where spinning OpenMP threads can slow decoding tenfold.",
     )
     max_prompt_tokens: int = Field(
         default=4096, ge=1, description="Longer prompts are rejected (BackendRejected)."
@@ -89,6 +92,8 @@ class TransformersBackend:
         self._loaded: tuple[Any, Any, Any] | None = None  # (model, tokenizer, device)
         self._path: str | None = None
         self._closed = False
+        self._default_threads: int | None = None  # torch's, while the policy has lowered it
+        self._tokens_generated = 0
 
     @property
     def model(self) -> str:
@@ -96,6 +101,22 @@ class TransformersBackend:
         if self.config.served_name:
             return self.config.served_name
         return model_name(self.config.model)
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens sampled so far, all calls together, counted at every decoding step (for
+        progress displays: results arrive only when a call finishes)."""
+        return self._tokens_generated
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on: the configured one, else cuda where a GPU is."""
+        return self.config.device or ("cuda" if hardware.detect().gpu else "cpu")
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the model loads in: the configured one, or the hardware's choice for auto."""
+        return hardware.choose_dtype(self.config.dtype, device=self.device)
 
     async def __aenter__(self) -> TransformersBackend:
         await self.start()
@@ -115,23 +136,22 @@ class TransformersBackend:
                 raise BackendUnavailable("this TransformersBackend is closed; create a new one")
             if self._loaded is not None:
                 return self._loaded
-            try:
-                import torch
-                import transformers
-            except ImportError as exc:
-                raise missing_extra("transformers", "probe") from exc
-            hub_offline()
-            path = resolve_model(self.config.model)
-            device = torch.device(
-                self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            )
-            dtype = _dtype(torch, self.config.dtype, device)
-            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-            tokenizer.padding_side = "left"
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-            model = model.to(device).eval()
+            with LOADING:
+                try:
+                    import torch
+                    import transformers
+                except ImportError as exc:
+                    raise missing_extra("transformers", "probe") from exc
+                hub_offline()
+                path = resolve_model(self.config.model)
+                device = torch.device(self.device)
+                dtype = getattr(torch, self.dtype)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+                tokenizer.padding_side = "left"
+                if tokenizer.pad_token_id is None:
+                    tokenizer.pad_token = tokenizer.eos_token
+                model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+                model = model.to(device).eval()
             self._path = path
             self._loaded = (model, tokenizer, device)
             return self._loaded
@@ -209,6 +229,7 @@ class TransformersBackend:
                 if cancelled.is_set():
                     break
                 token, token_logprob = _sample(torch, logits, params, generator)
+                self._tokens_generated += len(active)
                 done_rows: list[int] = []
                 for row, sample in enumerate(active):
                     token_id = int(token[row])
@@ -300,29 +321,23 @@ class TransformersBackend:
 
     def _set_threads(self, torch: Any) -> None:
         # OpenMP thread counts are per calling thread, and each call may land on a different
-        # worker thread, so this is set on every call (it is cheap).
-        if (
-            self.config.num_threads is not None
-            and torch.get_num_threads() != self.config.num_threads
-        ):
-            torch.set_num_threads(self.config.num_threads)
+        # worker thread, so this is set on every call (it is cheap). The policy is asked each
+        # time because a vLLM engine of this process may have started or stopped since.
+        threads = hardware.torch_threads(self.config.num_threads)
+        if threads is None:
+            # Nothing to ask for: leave torch alone, unless this backend lowered the count
+            # beside an engine that has gone since; then give torch its count back.
+            threads, self._default_threads = self._default_threads, None
+        elif self.config.num_threads is None and self._default_threads is None:
+            self._default_threads = int(torch.get_num_threads())
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
     async def aclose(self) -> None:
         """Drop the model so its memory can be freed; later calls raise. Idempotent."""
         with self._load_lock:
             self._closed = True
             self._loaded = None
-
-
-def _dtype(torch: Any, name: str, device: Any) -> Any:
-    if name != "auto":
-        return getattr(torch, name)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        fast_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-        return torch.bfloat16 if fast_bf16 else torch.float32
-    return torch.float32
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

@@ -24,6 +24,8 @@ import anyio
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from howhard import hardware
+from howhard.backends._loading import LOADING
 from howhard.backends._options import parse_options
 from howhard.backends._prompts import hub_offline, prompt_ids
 from howhard.errors import (
@@ -55,7 +57,10 @@ class VLLMConfig(BaseModel):
         default=None, description="Name reported as Backend.model; default: the folder name."
     )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        default="bfloat16", description="Weights and activations dtype of the generation engine."
+        default="auto",
+        description="Weights and activations dtype of the generation engine. auto: bfloat16 "
+        "where bf16 is fast (AVX512-BF16/AMX CPUs, GPUs), else float32 on CPU / float16 on GPU "
+        "(howhard.hardware.choose_dtype); bf16 on other CPUs is ~7x slower.",
     )
     max_model_len: int = Field(default=2048, ge=16, description="Prompt + completion tokens.")
     enforce_eager: bool = Field(
@@ -109,6 +114,8 @@ class VLLMBackend:
         self._closed = False
         self._start_lock = anyio.Lock()
         self._on_cpu = True
+        self._dtype: str | None = None
+        self._tokens_generated = 0
 
     @property
     def model(self) -> str:
@@ -116,6 +123,23 @@ class VLLMBackend:
         if self.config.served_name:
             return self.config.served_name
         return model_name(self.config.model)
+
+    @property
+    def dtype(self) -> str:
+        """The generation engine's dtype: the configured one, or the hardware's choice for auto."""
+        if self._dtype is not None:
+            return self._dtype
+        device = "cuda" if hardware.detect().gpu else "cpu"
+        return hardware.choose_dtype(self.config.dtype, device=device)
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens the generation engine has produced so far, all calls together.
+
+        Updated at every engine step, while calls are still running (their results arrive only
+        when they finish), so a progress display can show a batch advancing.
+        """
+        return self._tokens_generated
 
     async def __aenter__(self) -> VLLMBackend:
         await self.start()
@@ -141,19 +165,26 @@ class VLLMBackend:
             self._engine, self._pooler, self._tokenizer = engine, pooler, tokenizer
 
     def _build(self) -> tuple[Any, Any, Any]:
-        try:
-            import transformers
-            from vllm.config import PoolerConfig
-            from vllm.engine.arg_utils import AsyncEngineArgs
-            from vllm.platforms import current_platform
-            from vllm.v1.engine.async_llm import AsyncLLM
-        except ImportError as exc:
-            raise missing_extra("vllm", "vllm") from exc
-        hub_offline()
-        self._path = resolve_model(self.config.model)
+        with LOADING:  # imports and the tokenizer; the engine loads in its own processes
+            try:
+                import transformers
+                from vllm.config import PoolerConfig
+                from vllm.engine.arg_utils import AsyncEngineArgs
+                from vllm.platforms import current_platform
+                from vllm.v1.engine.async_llm import AsyncLLM
+            except ImportError as exc:
+                raise missing_extra("vllm", "vllm") from exc
+            hub_offline()
+            self._path = resolve_model(self.config.model)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self._path)
+            # Resolved here, under the lock: vLLM reads the model's config through transformers.
+            transformers.AutoConfig.from_pretrained(self._path)
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.config.kv_cache_gib))
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         self._on_cpu = bool(current_platform.is_cpu())
+        self._dtype = hardware.choose_dtype(
+            self.config.dtype, device="cpu" if self._on_cpu else "cuda"
+        )
         common: dict[str, Any] = {
             "model": self._path,
             "max_model_len": self.config.max_model_len,
@@ -162,11 +193,20 @@ class VLLMBackend:
             "disable_log_stats": True,
             "served_model_name": self.model,
         }
-        generate_args = {**common, "dtype": self.config.dtype, **self.config.engine_kwargs}
+        generate_args = {**common, "dtype": self._dtype, **self.config.engine_kwargs}
         if self.config.max_num_seqs is not None:
             generate_args["max_num_seqs"] = self.config.max_num_seqs
-        tokenizer = transformers.AutoTokenizer.from_pretrained(self._path)
-        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**generate_args))
+        if self._on_cpu:
+            # From now on the engine's worker keeps these cores busy: in-process torch work
+            # (an encoder) takes the others (howhard.hardware.torch_threads).
+            hardware.claim_cpus(self, hardware.vllm_cpu_plan().cpus)
+        try:
+            engine = AsyncLLM.from_engine_args(
+                AsyncEngineArgs(**generate_args), stat_loggers=[_token_counter(self)]
+            )
+        except BaseException:
+            hardware.release_cpus(self)
+            raise
         pooler = None
         if self.config.encoder:
             try:
@@ -182,6 +222,7 @@ class VLLMBackend:
                 )
             except BaseException:
                 engine.shutdown()
+                hardware.release_cpus(self)
                 raise
         return engine, pooler, tokenizer
 
@@ -348,8 +389,33 @@ class VLLMBackend:
                 # AsyncLLM.__del__ shuts down again; if that runs at interpreter exit, vLLM's
                 # module globals are already gone and it prints a TypeError. Once is enough.
                 engine.shutdown = _already_shut_down
+        hardware.release_cpus(self)
         if errors:
             raise BackendUnavailable(f"vLLM engine shutdown failed: {errors[0]!r}") from errors[0]
+
+
+def _token_counter(backend: VLLMBackend) -> Any:
+    """A vLLM stat logger class adding each engine step's generated tokens to ``backend``."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class TokenCounter(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            del vllm_config, engine_index
+
+        def record(
+            self,
+            scheduler_stats: Any,
+            iteration_stats: Any,
+            mm_cache_stats: Any = None,
+            engine_idx: int = 0,
+        ) -> None:
+            if iteration_stats is not None:
+                backend._tokens_generated += int(iteration_stats.num_generation_tokens)
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return TokenCounter
 
 
 def _already_shut_down(*_: object, **__: object) -> None:

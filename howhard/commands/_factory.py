@@ -33,13 +33,16 @@ def parse_options(pairs: Sequence[str] | None, *, flag: str) -> dict[str, Any]:
     return options
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--backend``, ``--model``, ``--base-url`` and ``--backend-option``."""
+def add_backend_arguments(
+    parser: argparse.ArgumentParser, *, default: str = "transformers"
+) -> None:
+    """Add ``--backend`` (``default`` when not given), ``--model``, ``--base-url`` and
+    ``--backend-option``."""
     parser.add_argument(
         "--backend",
         choices=KINDS,
-        default="transformers",
-        help="model backend (default: transformers)",
+        default=default,
+        help=f"model backend (default: {default})",
     )
     parser.add_argument(
         "--model",

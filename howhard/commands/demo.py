@@ -13,6 +13,7 @@ import contextlib
 import random
 import sys
 import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,8 +35,7 @@ def register(subparsers: Any) -> None:
         help="watch adaptive best-of-k answer held-out questions, against uniform best-of-k",
         description=__doc__,
     )
-    add_backend_arguments(parser)
-    parser.set_defaults(backend="vllm")
+    add_backend_arguments(parser, default="vllm")
     parser.add_argument("--questions", type=int, default=32, help="held-out questions to answer")
     parser.add_argument(
         "--budget", type=float, default=4.0, help="average samples per question (default 4)"
@@ -119,18 +119,30 @@ def _quiet_logs() -> None:
 
 
 async def _main(args: argparse.Namespace, out: TextIO) -> int:
+    import anyio
+
+    screen = _Screen(out)
+    with _first_failure():
+        async with anyio.create_task_group() as group:
+            group.start_soon(screen.run)
+            try:
+                await _demo(args, screen)
+            finally:
+                group.cancel_scope.cancel()
+    return 0
+
+
+async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
     from howhard.commands._factory import make_backend, parse_options
     from howhard.probes import ProbePredictor
     from howhard.types import GenerationParams
 
     requests = held_out_requests(args.questions, args.seed)
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature)
-    _say(
-        out,
+    screen.say(
         f"howhard demo: {len(requests)} held-out questions, {args.budget:g} samples per "
-        f"question on average, backend {args.backend}",
+        f"question on average, backend {args.backend}"
     )
-    _say(out, "loading the model and the λ probe (first run prepares the model, ~1 min) ...")
     async with contextlib.AsyncExitStack() as stack:
         # Each is closed (shielded, last opened first) even if the other fails to load or
         # close: a vLLM backend left unclosed leaves its engine processes running.
@@ -141,19 +153,27 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
             options=parse_options(args.backend_option, flag="--backend-option"),
         )
         stack.push_async_callback(_close, backend)
+        screen.say(_hardware_line(backend))
+        screen.phase("starting the model backend and the probe's encoder")
         predictor = ProbePredictor.load(args.probe)
         stack.push_async_callback(_close, predictor)
-        predicted = np.asarray(await predictor.scores(requests), dtype=np.float64)
-        await backend.generate("Say hi.", n=1, params=params)  # warm up before timing anything
+        # The engine starts (mostly in its own processes) while the encoder loads: start-up
+        # costs the longer of the two rather than their sum. Both are warmed up, so the
+        # timed phases below measure serving, not loading.
+        await _together(
+            lambda: backend.generate("Say hi.", n=1, params=params),
+            lambda: predictor.scores(requests[:1]),
+        )
+        remembered = _Remembered(predictor)
         adaptive = await _serve(
             "adaptive",
             backend,
-            _adaptive_policy(predictor),
+            _adaptive_policy(remembered),
             requests,
-            predicted,
+            remembered,
             args,
             params,
-            out,
+            screen,
         )
         outcomes = [adaptive]
         if not args.no_compare:
@@ -164,14 +184,72 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
                 backend,
                 UniformPolicy(),
                 requests,
-                predicted,
+                remembered,
                 args,
                 params,
-                out,
+                screen,
             )
             outcomes.append(uniform)
-    _summary(outcomes, len(requests), args.budget, out)
-    return 0
+        # Before the engines shut down, which takes seconds more.
+        _summary(outcomes, len(requests), args.budget, screen)
+        screen.phase("shutting the model backend down")
+
+
+def _hardware_line(backend: Any) -> str:
+    """One line saying what the local engines will run on, so a slow run explains itself."""
+    from howhard import hardware
+
+    machine = hardware.detect()
+    line = f"hardware: {machine.isa}, {machine.cores} cores, bf16 "
+    line += "fast" if machine.fast_bf16 else "slow (float32 is used unless asked otherwise)"
+    if machine.gpu:
+        line += f", GPU {machine.gpu}"
+    dtype = getattr(backend, "dtype", None)  # local engines only
+    if dtype is not None:
+        line += f"; {type(backend).__name__} runs {dtype}"
+    return line + " (howhard doctor explains)"
+
+
+async def _together(*calls: Callable[[], Coroutine[Any, Any, object]]) -> None:
+    """Await ``calls`` concurrently (a failure cancels the others)."""
+    import anyio
+
+    with _first_failure():
+        async with anyio.create_task_group() as group:
+            for call in calls:
+                group.start_soon(call)
+
+
+@contextlib.contextmanager
+def _first_failure() -> Iterator[None]:
+    """Raise a task group's first failure as itself, so the CLI reports a ConfigError as one."""
+    try:
+        yield
+    except BaseExceptionGroup as failures:
+        first = failures.exceptions[0]
+        raise first from first.__cause__
+
+
+class _Remembered:
+    """The probe predictor, remembering what it predicted for each request (column 0: λ).
+
+    The table shows the policy's own predictions instead of encoding the prompts a second time
+    just to display them.
+    """
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.max_budget: int = predictor.max_budget
+        self.first: dict[str, float] = {}
+
+    async def predict(self, requests: Sequence[Any], max_budget: int) -> np.ndarray[Any, Any]:
+        """The predictor's marginals, unchanged."""
+        marginals = np.asarray(
+            await self.predictor.predict(requests, max_budget), dtype=np.float64
+        )
+        for request, row in zip(requests, marginals, strict=False):
+            self.first[request.id] = float(row[0])
+        return marginals
 
 
 async def _close(resource: Any) -> None:
@@ -193,10 +271,10 @@ async def _serve(
     backend: Any,
     policy: Any,
     requests: list[Any],
-    predicted: np.ndarray[Any, Any],
+    predicted: _Remembered,
     args: argparse.Namespace,
     params: Any,
-    out: TextIO,
+    screen: _Screen,
 ) -> _Outcome:
     import anyio
 
@@ -211,8 +289,14 @@ async def _serve(
         if name == "adaptive"
         else f"uniform best-of-k at the same total budget ({args.budget:g} per question)"
     )
-    _say(out, f"\n== {title}  (λ: the probe's predicted single-sample success)")
-    _say(out, f"{'':>8} {'question':<46} {'λ':>5} {'budget':>6}  {'answer':<18} ok")
+    screen.say(f"\n== {title}  (λ: the probe's predicted single-sample success)")
+    screen.say(f"{'':>8} {'question':<46} {'λ':>5} {'budget':>6}  {'answer':<18} ok")
+    counter = getattr(backend, "tokens_generated", None)  # local engines count as they go
+    screen.phase(
+        name,
+        total=n,
+        tokens=None if counter is None else (lambda: int(backend.tokens_generated)),
+    )
     done = 0
     correct = 0
     samples = 0
@@ -244,9 +328,10 @@ async def _serve(
         correct += ok
         samples += result.usage.units
         tokens += result.usage.completion_tokens
-        _say(
-            out,
-            f"[{done:>2}/{n:<2}] {_clip(request.prompt, 46):<46} {predicted[index]:>5.2f} "
+        screen.progress(done, samples, tokens)
+        λ = predicted.first.get(request.id, float("nan"))
+        screen.say(
+            f"[{done:>2}/{n:<2}] {_clip(request.prompt, 46):<46} {λ:>5.2f} "
             f"{result.budget:>6}  {_clip(answer, 18):<18} {'✓' if ok else '✗'}",
         )
 
@@ -254,37 +339,123 @@ async def _serve(
         for i in range(n):
             tg.start_soon(one, i)
     wall = time.monotonic() - started
-    _say(out, f"{name}: {correct}/{n} correct, {samples} samples, {tokens} tokens, {wall:.1f} s")
+    screen.phase(None)
+    screen.say(f"{name}: {correct}/{n} correct, {samples} samples, {tokens} tokens, {wall:.1f} s")
     return _Outcome(name, correct, samples, tokens, wall)
 
 
-def _summary(outcomes: list[_Outcome], n: int, budget: float, out: TextIO) -> None:
-    _say(
-        out,
+def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -> None:
+    screen.say(
         f"\n== summary ({n} questions, total budget {int(budget * n)} samples; adaptive wall "
         "time includes encoding the prompts for the probe)",
     )
-    _say(out, f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8}")
+    screen.say(f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8}")
     for o in outcomes:
-        _say(
-            out,
+        screen.say(
             f"{o.name:<10} {o.correct:>4}/{n:<3} {o.correct / n:>4.0%} {o.samples:>8} "
             f"{o.tokens:>8} {o.wall_s:>7.1f}s",
         )
     if len(outcomes) == 2:
         a, u = outcomes
-        _say(
-            out,
+        screen.say(
             f"adaptive answered {a.correct - u.correct:+d} questions vs uniform, using "
             f"{a.samples - u.samples:+d} samples and {a.tokens - u.tokens:+d} tokens.",
         )
 
 
+class _Screen:
+    """The demo's output: the table's lines, and below them one status line that stays live.
+
+    The status line says what is running now (start-up, or a phase with its questions answered,
+    samples and tokens generated so far) and for how long, so a slow machine never looks stuck.
+    On a terminal with rich installed it is redrawn in place four times a second; elsewhere it
+    is printed as a line whenever nothing else was printed for 15 s.
+    """
+
+    quiet_s = 15.0
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._label: str | None = None
+        self._total = 0
+        self._counts = (0, 0, 0)  # answered, samples, tokens
+        self._tokens: Callable[[], int] | None = None
+        self._tokens_at_start = 0
+        self._since = time.monotonic()
+        self._last_line = time.monotonic()
+        self._live: Any = None
+
+    def say(self, line: str) -> None:
+        """Print one line of the table (above the status line)."""
+        if self._live is not None:
+            self._live.console.print(
+                line, markup=False, highlight=False, emoji=False, soft_wrap=True
+            )
+        else:
+            self.out.write(line + "\n")
+            self.out.flush()
+        self._last_line = time.monotonic()
+
+    def phase(
+        self, label: str | None, *, total: int = 0, tokens: Callable[[], int] | None = None
+    ) -> None:
+        """Start timing a new activity (None: nothing running); counts start from zero.
+
+        ``tokens`` reads a backend's running count of generated tokens (``tokens_generated``),
+        which moves at every decoding step; without it tokens are counted as answers arrive.
+        """
+        self._label, self._total, self._counts = label, total, (0, 0, 0)
+        self._tokens = tokens
+        self._tokens_at_start = tokens() if tokens is not None else 0
+        self._since = time.monotonic()
+
+    def progress(self, answered: int, samples: int, tokens: int) -> None:
+        """Record the running phase's totals so far."""
+        self._counts = (answered, samples, tokens)
+
+    def status(self) -> str:
+        """The status line's text ('' when nothing is running)."""
+        if self._label is None:
+            return ""
+        elapsed = time.monotonic() - self._since
+        if not self._total:
+            return f"… {self._label}: {elapsed:.0f} s"
+        answered, samples, tokens = self._counts
+        if self._tokens is not None:
+            tokens = self._tokens() - self._tokens_at_start
+        return (
+            f"… {self._label}: {answered}/{self._total} answered ({samples} samples), "
+            f"{tokens} tokens generated, {elapsed:.0f} s"
+        )
+
+    async def run(self) -> None:
+        """Keep the status line up to date until cancelled."""
+        import anyio
+
+        try:
+            from rich.console import Console
+            from rich.live import Live
+            from rich.text import Text
+
+            live_line = self.out.isatty()
+        except ImportError:  # rich is the optional `cli` extra
+            live_line = False
+        if not live_line:
+            while True:
+                await anyio.sleep(1)
+                if self.status() and time.monotonic() - self._last_line >= self.quiet_s:
+                    self.say(self.status())
+        console = Console(file=self.out)
+        with Live(console=console, auto_refresh=False, transient=True) as live:
+            self._live = live
+            try:
+                while True:
+                    live.update(Text(self.status(), style="dim"), refresh=True)
+                    await anyio.sleep(0.25)
+            finally:
+                self._live = None
+
+
 def _clip(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _say(out: TextIO, line: str) -> None:
-    out.write(line + "\n")
-    out.flush()

@@ -11,6 +11,7 @@ import pytest
 from howhard.backends import Backend, Encoder, TransformersBackend
 from howhard.errors import BackendRejected, BackendUnavailable, ConfigError
 from howhard.types import GenerationParams
+from tests.conftest import ForceHardware
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.anyio
@@ -154,3 +155,96 @@ async def test_a_closed_backend_refuses_calls_instead_of_reloading(tiny_model: P
     with pytest.raises(BackendUnavailable, match="closed"):
         await closing.encode([PROMPT])
     assert closing._loaded is None
+
+
+@pytest.mark.parametrize(
+    ("fast_bf16", "requested", "loaded"),
+    [
+        (True, "auto", "bfloat16"),
+        (False, "auto", "float32"),  # an AVX2 CPU: bf16 would run ~60x slower
+        (False, "bfloat16", "bfloat16"),  # an explicit dtype always wins
+        (True, "float32", "float32"),
+    ],
+)
+async def test_the_model_loads_in_the_dtype_the_hardware_calls_for(
+    tiny_model: Path, force_hardware: ForceHardware, fast_bf16: bool, requested: str, loaded: str
+) -> None:
+    import torch
+
+    force_hardware(fast_bf16=fast_bf16)
+    local = TransformersBackend(tiny_model, dtype=requested, device="cpu")
+    assert local.dtype == loaded
+    async with local:
+        model, _, _ = local._load()
+        assert next(model.parameters()).dtype == getattr(torch, loaded)
+        generation = await local.generate(PROMPT, n=2, params=GenerationParams(max_tokens=2))
+    assert len(generation.completions) == 2
+
+
+async def test_threads_leave_the_cores_of_a_live_vllm_engine(
+    tiny_model: Path, force_hardware: ForceHardware, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from howhard import hardware
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    force_hardware(fast_bf16=False, cores=2)
+    local = TransformersBackend(tiny_model, dtype="float32")
+    engine = object()
+    before = torch.get_num_threads()
+    try:
+        hardware.claim_cpus(engine, frozenset({0}))
+        local._set_threads(torch)
+        assert torch.get_num_threads() == 1
+        hardware.release_cpus(engine)
+        local._set_threads(torch)  # the engine is gone: torch's own default again
+        assert torch.get_num_threads() == before
+        pinned = TransformersBackend(tiny_model, dtype="float32", num_threads=1)
+        pinned._set_threads(torch)  # an explicit count wins, engine or not
+        assert torch.get_num_threads() == 1
+        local._set_threads(torch)  # no engine, no count asked for: torch is left alone
+        assert torch.get_num_threads() == 1
+    finally:
+        hardware.release_cpus(engine)
+        torch.set_num_threads(before)
+
+
+async def test_tokens_generated_counts_every_sampled_token(tiny_model: Path) -> None:
+    counting = TransformersBackend(tiny_model, dtype="float32")
+    assert counting.tokens_generated == 0
+    params = GenerationParams(max_tokens=4, temperature=1.0, seed=1)
+    first = await counting.generate(PROMPT, n=3, params=params)
+    second = await counting.generate(PROMPT, n=2, params=params)
+    assert counting.tokens_generated == first.completion_tokens + second.completion_tokens
+
+
+def test_two_backends_can_load_at_the_same_time_in_a_fresh_process(tiny_model: Path) -> None:
+    # The demo starts its generator and the probe's encoder together. transformers' lazy names
+    # and meta-device loading are not thread-safe: first loads in a fresh process failed with
+    # "no attribute 'AutoTokenizer'" or "Cannot copy out of meta tensor".
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, anyio\n"
+        "from howhard.backends import TransformersBackend\n"
+        "async def main():\n"
+        "    pair = [TransformersBackend(sys.argv[1], dtype='float32') for _ in range(2)]\n"
+        "    async with anyio.create_task_group() as group:\n"
+        "        for backend in pair:\n"
+        "            group.start_soon(backend.start)\n"
+        "    metas = [p.is_meta for b in pair for p in b._load()[0].parameters()]\n"
+        "    print('loaded', len(metas), 'meta', sum(metas))\n"
+        "anyio.run(main)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_model)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded, count, _, metas = done.stdout.split()
+    assert loaded == "loaded" and int(count) > 0 and metas == "0"

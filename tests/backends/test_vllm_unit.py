@@ -11,6 +11,7 @@ import pytest
 from howhard.backends import VLLMBackend
 from howhard.errors import BackendUnavailable, ConfigError
 from howhard.types import GenerationParams
+from tests.conftest import ForceHardware
 
 
 def test_unknown_option_is_a_config_error_naming_it() -> None:
@@ -98,3 +99,27 @@ async def test_a_failing_engine_shutdown_still_shuts_the_other_engine_down() -> 
         await backend.aclose()
     assert other.shut_down
     await backend.aclose()  # idempotent: nothing left to stop
+
+
+@pytest.mark.parametrize(
+    ("fast_bf16", "requested", "engine_dtype"),
+    [
+        (True, None, "bfloat16"),
+        (False, None, "float32"),  # AVX2: bf16 generation measured ~7x slower than float32
+        (False, "bfloat16", "bfloat16"),  # an explicit dtype always wins
+        (True, "float32", "float32"),
+    ],
+)
+def test_the_engine_dtype_follows_the_hardware_unless_given(
+    force_hardware: ForceHardware, fast_bf16: bool, requested: str | None, engine_dtype: str
+) -> None:
+    force_hardware(fast_bf16=fast_bf16)
+    options = {} if requested is None else {"dtype": requested}
+    backend = VLLMBackend("/models/x", **options)
+    assert backend.config.dtype == (requested or "auto")
+    assert backend.dtype == engine_dtype
+
+
+def test_on_a_gpu_auto_is_the_gpus_dtype(force_hardware: ForceHardware) -> None:
+    force_hardware(fast_bf16=False, gpu="Tesla T4", gpu_bf16=False)
+    assert VLLMBackend("/models/x").dtype == "float16"

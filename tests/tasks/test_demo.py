@@ -53,3 +53,83 @@ def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
     with pytest.raises(RuntimeError, match="encoder would not close"):
         main(["demo", "--backend", "scripted", "--questions", "2"])
     assert backend.closed
+
+
+def test_demo_help_names_the_backend_it_runs_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from howhard.cli import build_parser
+
+    assert build_parser().parse_args(["demo"]).backend == "vllm"
+    collect = ["collect", "--input", "x", "--out", "y", "--scorer", "math"]
+    assert build_parser().parse_args(collect).backend == "transformers"  # its own default
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: vllm)" in help_text
+    assert "(default: transformers)" not in help_text
+
+
+class _FixedProbe:
+    """Stands in for the shipped probe: λ = 0.5 for every question, no encoder to load."""
+
+    max_budget = 16
+
+    def __init__(self) -> None:
+        self.predicted = 0
+        self.closed = False
+
+    async def scores(self, requests: list[object]) -> object:
+        import numpy as np
+
+        return np.full(len(requests), 0.5)
+
+    async def predict(self, requests: list[object]) -> object:
+        from howhard.policies import marginals_from_success_prob
+
+        self.predicted += len(requests)
+        return marginals_from_success_prob(await self.scores(requests), self.max_budget)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_demo_shows_the_policys_own_predictions_and_encodes_each_prompt_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from howhard.policies.predictors import ProbePredictor
+
+    probe = _FixedProbe()
+    monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: probe))
+    assert main(["demo", "--backend", "scripted", "--questions", "3", "--budget", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[ 3/3 ]") == 2  # adaptive, then uniform
+    rows = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(rows) == 6 and all(" 0.50 " in row for row in rows)
+    assert probe.predicted == 3  # the policy's one prediction per question; no second pass
+    assert probe.closed
+    assert out.splitlines()[1].startswith("hardware: ")
+    assert "summary" in out
+
+
+def test_the_status_line_says_what_runs_and_how_far_it_got() -> None:
+    import io
+    import re
+
+    from howhard.commands.demo import _Screen
+
+    screen = _Screen(io.StringIO())
+    assert screen.status() == ""
+    screen.phase("starting the model backend")
+    assert re.fullmatch(r"… starting the model backend: \d+ s", screen.status())
+    screen.phase("adaptive", total=32)
+    screen.progress(5, 20, 400)
+    expected = r"… adaptive: 5/32 answered \(20 samples\), 400 tokens generated, \d+ s"
+    assert re.fullmatch(expected, screen.status())
+    # A backend's own running count moves between answers; the phase counts from its start.
+    generated = [1000]
+    screen.phase("uniform", total=32, tokens=lambda: generated[0])
+    generated[0] = 1234
+    assert "0/32 answered (0 samples), 234 tokens generated" in screen.status()
+    screen.say("a table row")
+    assert screen.out.getvalue() == "a table row\n"  # type: ignore[attr-defined]
