@@ -1,5 +1,5 @@
-"""The ``howhard`` command line: ``howhard demo | doctor | serve | keys | collect | features | train |
-evaluate``.
+"""The ``howhard`` command line: ``howhard demo | doctor | serve | keys | collect | features |
+train | evaluate``.
 
 Each subcommand lives in its own module under ``howhard.commands`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``handler`` (``(args) -> int``). Modules
@@ -26,7 +26,16 @@ from howhard.errors import HowhardError, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("demo", "doctor", "serve", "keys", "collect", "features", "train", "evaluate")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "doctor",
+    "serve",
+    "keys",
+    "collect",
+    "features",
+    "train",
+    "evaluate",
+)
 """Subcommand modules under ``howhard.commands``, in the order ``--help`` lists them."""
 
 

@@ -29,6 +29,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
+
 @pytest.fixture
 def force_hardware(monkeypatch: pytest.MonkeyPatch) -> ForceHardware:
     """Make the hardware probe report another machine, as every engine sees it.

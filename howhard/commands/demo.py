@@ -244,9 +244,7 @@ class _Remembered:
 
     async def predict(self, requests: Sequence[Any], max_budget: int) -> np.ndarray[Any, Any]:
         """The predictor's marginals, unchanged."""
-        marginals = np.asarray(
-            await self.predictor.predict(requests, max_budget), dtype=np.float64
-        )
+        marginals = np.asarray(await self.predictor.predict(requests, max_budget), dtype=np.float64)
         for request, row in zip(requests, marginals, strict=False):
             self.first[request.id] = float(row[0])
         return marginals

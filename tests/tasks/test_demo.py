@@ -84,11 +84,11 @@ class _FixedProbe:
 
         return np.full(len(requests), 0.5)
 
-    async def predict(self, requests: list[object]) -> object:
+    async def predict(self, requests: list[object], max_budget: int) -> object:
         from howhard.policies import marginals_from_success_prob
 
         self.predicted += len(requests)
-        return marginals_from_success_prob(await self.scores(requests), self.max_budget)
+        return marginals_from_success_prob(await self.scores(requests), max_budget)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -97,7 +97,7 @@ class _FixedProbe:
 def test_demo_shows_the_policys_own_predictions_and_encodes_each_prompt_once(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from howhard.policies.predictors import ProbePredictor
+    from howhard.probes import ProbePredictor
 
     probe = _FixedProbe()
     monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: probe))
