@@ -18,6 +18,7 @@ __all__ = [
     "Price",
     "QuotaConfig",
     "RetryConfig",
+    "RoundsConfig",
     "SchedulerConfig",
 ]
 
@@ -54,6 +55,33 @@ class BatchingConfig(_Config):
         description="Seconds a batch stays open after its first request (monotonic clock; "
         "it aims 0.5 ms early to absorb the event loop's 1 ms timer rounding).",
     )
+
+
+class RoundsConfig(_Config):
+    """How a sequential procedure spends a request's budget: in rounds of growing size."""
+
+    schedule: tuple[int, ...] = Field(
+        default=(1, 2, 4, 8),
+        min_length=1,
+        max_length=64,
+        description="Samples per backend call, round by round; the last size repeats. (1,) is "
+        "the most sample-efficient, doubling sizes need fewer rounds (less latency).",
+    )
+    max_budget: int = Field(
+        default=16,
+        ge=1,
+        le=512,
+        description="Most samples one request may use, whatever budget it is granted.",
+    )
+
+    @model_validator(mode="after")
+    def _positive_sizes(self) -> RoundsConfig:
+        bad = [k for k in self.schedule if k < 1]
+        if bad:
+            raise ValueError(
+                f"schedule sizes must be >= 1, got {self.schedule!r}; e.g. schedule=(1, 2, 4, 8)"
+            )
+        return self
 
 
 class RetryConfig(_Config):

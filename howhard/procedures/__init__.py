@@ -11,15 +11,31 @@ from howhard.procedures.caller import RetryingCaller
 from howhard.procedures.retry import backoff_delay
 from howhard.procedures.routing import Routing
 from howhard.procedures.self_consistency import SelfConsistency
+from howhard.procedures.sequential import (
+    AdaptiveSelfConsistency,
+    BetaRule,
+    EscRule,
+    RoundState,
+    SequentialBestOfK,
+    StopReason,
+    StopRule,
+)
 
 __all__ = [
+    "AdaptiveSelfConsistency",
     "BestOfK",
+    "BetaRule",
     "Context",
+    "EscRule",
     "Outcome",
     "PlannedCall",
     "Procedure",
     "RetryingCaller",
+    "RoundState",
     "Routing",
     "SelfConsistency",
+    "SequentialBestOfK",
+    "StopReason",
+    "StopRule",
     "backoff_delay",
 ]

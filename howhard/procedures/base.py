@@ -37,6 +37,10 @@ class Outcome:
     candidates: tuple[Candidate, ...] = ()
     abstained: bool = False
     metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    units: int | None = None
+    """Compute units (samples) the procedure used, when it stopped before spending its whole
+    budget (``None``: all of it). The scheduler settles these and returns the rest to the
+    stream's carry, so later requests can spend them."""
 
 
 @runtime_checkable

@@ -10,9 +10,53 @@ from howhard.errors import HowhardError, ScoringError
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer
-from howhard.types import Candidate, Request
+from howhard.types import Candidate, Completion, Request
 
-__all__ = ["BestOfK"]
+__all__ = ["BestOfK", "best_index", "score_candidates"]
+
+
+async def score_candidates(
+    scorer: Scorer,
+    extractor: AnswerExtractor,
+    request: Request,
+    completions: Sequence[Completion],
+) -> list[Candidate]:
+    """Score ``completions`` with ``scorer`` and extract their answers, checking the contract.
+
+    A scorer that raises, returns the wrong number of scores or a non-finite score (other than
+    ``-inf``, "unusable") fails the request with ``ScoringError`` naming it.
+    """
+    name = type(scorer).__name__
+    try:
+        scores = list(await scorer.score(request, completions))
+    except HowhardError:
+        raise
+    except Exception as exc:
+        raise ScoringError(f"{name}.score raised {type(exc).__name__}: {exc}") from exc
+    if len(scores) != len(completions):
+        raise ScoringError(
+            f"{name} returned {len(scores)} scores for "
+            f"{len(completions)} completions; return one score per completion"
+        )
+    candidates: list[Candidate] = []
+    for completion, score in zip(completions, scores, strict=True):
+        if not isinstance(score, numbers.Real) or (not math.isfinite(score) and score != -math.inf):
+            raise ScoringError(
+                f"{name} returned score {score!r}; scores must be finite floats "
+                "(or -inf for 'unusable')"
+            )
+        answer = extract_checked(extractor, completion.text)
+        candidates.append(Candidate(completion=completion, score=float(score), answer=answer))
+    return candidates
+
+
+def best_index(candidates: Sequence[Candidate]) -> int:
+    """The index of the highest-scored candidate; ties go to the earliest."""
+    best = 0
+    for i, candidate in enumerate(candidates):
+        if candidate.score > candidates[best].score:
+            best = i
+    return best
 
 
 def _abstain(default_answer: str | None) -> Outcome:
@@ -49,32 +93,8 @@ class BestOfK:
         completions = generation.completions
         if not completions:
             raise ScoringError(f"backend returned no completions for n={budget}")
-        name = type(self.scorer).__name__
-        try:
-            scores = list(await self.scorer.score(request, completions))
-        except HowhardError:
-            raise
-        except Exception as exc:
-            raise ScoringError(f"{name}.score raised {type(exc).__name__}: {exc}") from exc
-        if len(scores) != len(completions):
-            raise ScoringError(
-                f"{name} returned {len(scores)} scores for "
-                f"{len(completions)} completions; return one score per completion"
-            )
-        candidates: list[Candidate] = []
-        best = 0
-        for i, (completion, score) in enumerate(zip(completions, scores, strict=True)):
-            if not isinstance(score, numbers.Real) or (
-                not math.isfinite(score) and score != -math.inf
-            ):
-                raise ScoringError(
-                    f"{name} returned score {score!r}; scores must be finite floats "
-                    "(or -inf for 'unusable')"
-                )
-            answer = extract_checked(self._extract, completion.text)
-            candidates.append(Candidate(completion=completion, score=float(score), answer=answer))
-            if score > candidates[best].score:
-                best = i
+        candidates = await score_candidates(self.scorer, self._extract, request, completions)
+        best = best_index(candidates)
         chosen = candidates[best]
         answer = chosen.answer if chosen.answer is not None else chosen.completion.text
         return Outcome(answer=answer, chosen=chosen, candidates=tuple(candidates))

@@ -9,9 +9,9 @@ from howhard.errors import ScoringError
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor
 from howhard.scoring.extract import extract_final_answer, normalize_answer
-from howhard.types import Candidate, Request
+from howhard.types import Candidate, Completion, Request
 
-__all__ = ["SelfConsistency"]
+__all__ = ["SelfConsistency", "vote"]
 
 
 class SelfConsistency:
@@ -48,33 +48,45 @@ class SelfConsistency:
         if not generation.completions:
             raise ScoringError(f"backend returned no completions for n={budget}")
         answers = [extract_checked(self._extract, c.text) for c in generation.completions]
-        keys = [None if a is None else self._normalize(a) for a in answers]
-        votes: dict[str, int] = {}
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key is not None:
-                votes[key] = votes.get(key, 0) + 1
-                first.setdefault(key, i)
-        total = len(keys)
-        candidates = tuple(
-            Candidate(
-                completion=completion,
-                score=votes[key] / total if key is not None else 0.0,
-                answer=answer,
-            )
-            for completion, answer, key in zip(generation.completions, answers, keys, strict=True)
+        return vote(generation.completions, answers, self._normalize)
+
+
+def vote(
+    completions: Sequence[Completion],
+    answers: Sequence[str | None],
+    normalize: Callable[[str], str],
+) -> Outcome:
+    """The majority :class:`Outcome` over ``completions`` and their extracted ``answers``.
+
+    Tie-break and scores as :class:`SelfConsistency` documents; ``completions`` is non-empty.
+    """
+    keys = [None if a is None else normalize(a) for a in answers]
+    votes: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            votes[key] = votes.get(key, 0) + 1
+            first.setdefault(key, i)
+    total = len(keys)
+    candidates = tuple(
+        Candidate(
+            completion=completion,
+            score=votes[key] / total if key is not None else 0.0,
+            answer=answer,
         )
-        if not votes:
-            return Outcome(
-                answer=candidates[0].completion.text, chosen=candidates[0], candidates=candidates
-            )
-        # max() keeps the first maximal element; iterating in first-appearance order makes the
-        # earliest answer win ties.
-        winner = max(votes, key=lambda k: votes[k])
-        chosen = candidates[first[winner]]
+        for completion, answer, key in zip(completions, answers, keys, strict=True)
+    )
+    if not votes:
         return Outcome(
-            answer=chosen.answer,
-            chosen=chosen,
-            candidates=candidates,
-            metadata=MappingProxyType({"votes": dict(votes)}),
+            answer=candidates[0].completion.text, chosen=candidates[0], candidates=candidates
         )
+    # max() keeps the first maximal element; iterating in first-appearance order makes the
+    # earliest answer win ties.
+    winner = max(votes, key=lambda k: votes[k])
+    chosen = candidates[first[winner]]
+    return Outcome(
+        answer=chosen.answer,
+        chosen=chosen,
+        candidates=candidates,
+        metadata=MappingProxyType({"votes": dict(votes)}),
+    )

@@ -63,6 +63,13 @@ class BudgetCarry:
             raise ValueError(f"spent {spent} exceeds the batch total {self.total(n)}")
         self.carry = min(remainder, self._limit)
 
+    def give_back(self, units: int) -> None:
+        """Return ``units`` a request was allocated but did not use (it stopped early) to the
+        carry, so later batches can spend them; still bounded by the carry limit."""
+        if units < 0:
+            raise ValueError(f"units must be >= 0, got {units}")
+        self.carry = min(self.carry + units, self._limit)
+
 
 def close_time(opened: float, max_wait_s: float) -> float:
     """When a batch opened at ``opened`` aims to close: ``max_wait_s`` later, less the slack."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from types import MappingProxyType
 
 import anyio
@@ -41,6 +42,7 @@ class Execution:
         config: SchedulerConfig,
         rng: random.Random,
         log: Events,
+        give_back: Callable[[int], None] = lambda units: None,
     ) -> None:
         self._backend = backend
         self._procedure = procedure
@@ -50,6 +52,7 @@ class Execution:
         self._bounds = config.bounds
         self._rng = rng
         self._log = log
+        self._give_back = give_back
         self.scope_type: type[anyio.CancelScope] = anyio.CancelScope
         """The async backend's cancel scope class (the scheduler resolves it once, at start)."""
 
@@ -113,8 +116,12 @@ class Execution:
                 f"{type(self._procedure).__name__}.run returned {type(outcome).__name__}; "
                 "a procedure returns an Outcome"
             )
-        usage = caller.usage_with_units(reservation.budget)
+        used = _units_used(self._procedure, outcome, reservation.budget)
+        usage = caller.usage_with_units(used)
         await self._settle(request, reservation, caller, usage)
+        if used < reservation.budget:
+            # A sequential procedure stopped early: its unused units go back to the stream.
+            self._give_back(reservation.budget - used)
         metadata = outcome.metadata
         if job.budget != usage.units:
             metadata = MappingProxyType({**metadata, "requested_budget": job.budget})
@@ -135,7 +142,7 @@ class Execution:
         self, request: Request, reservation: Reservation, caller: RetryingCaller, usage: Usage
     ) -> None:
         actual = Amount(
-            units=reservation.budget,
+            units=usage.units,
             prompt_tokens=caller.prompt_tokens,
             completion_tokens=caller.completion_tokens,
             cost_micros=caller.cost_micros,
@@ -203,3 +210,16 @@ class Execution:
                 expected=isinstance(error, HowhardError),
                 latency_s=round(time.monotonic() - job.started, 6),
             )
+
+
+def _units_used(procedure: Procedure, outcome: Outcome, budget: int) -> int:
+    """The units an outcome says it used (``None``: the whole budget), checked."""
+    if outcome.units is None:
+        return budget
+    units = outcome.units
+    if isinstance(units, bool) or not isinstance(units, int) or not 0 <= units <= budget:
+        raise UsageError(
+            f"{type(procedure).__name__}.run returned Outcome(units={units!r}) for budget "
+            f"{budget}; units must be an int in [0, budget] (or None for all of it)"
+        )
+    return units

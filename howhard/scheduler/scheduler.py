@@ -121,6 +121,7 @@ class Scheduler:
             config=self.config,
             rng=random.Random(seed),
             log=self._log,
+            give_back=self._allocation.carry.give_back,
         )
         self._state = SchedulerState.CREATED
         self._closed = anyio.Event()

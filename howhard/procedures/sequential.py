@@ -1,0 +1,356 @@
+"""Procedures that run a request in rounds and stop as soon as it is settled.
+
+``SequentialBestOfK`` stops at the first sample whose score passes a threshold (a verifier's
+verdict); ``AdaptiveSelfConsistency`` stops when a stopping rule says the vote is settled
+(:class:`BetaRule`, Adaptive-Consistency's Beta criterion; :class:`EscRule`, Early-Stopping
+Self-Consistency's unanimous window). Each round is one backend call of ``n = k`` samples, the
+sizes following :class:`~howhard.config.RoundsConfig` (e.g. 1, 2, 4, 8 …); rounds of different
+requests run concurrently because each request is its own task. The request's budget and
+deadline bound the rounds; the :class:`~howhard.procedures.Outcome` reports the samples used
+(``units``: the scheduler returns the rest of the budget to the stream), the rounds and why it
+stopped.
+
+The same objects drive the offline simulator (:mod:`howhard.evaluation.simulate`): a
+:class:`RoundState` per request, ``next_round`` for the size of its next round, ``observe`` for
+what the round showed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+from howhard.config import RoundsConfig
+from howhard.errors import ConfigError, ScoringError
+from howhard.posterior import round_sizes
+from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
+from howhard.procedures.best_of_k import best_index, score_candidates
+from howhard.procedures.self_consistency import vote
+from howhard.scoring.base import AnswerExtractor, Scorer
+from howhard.scoring.extract import extract_final_answer, normalize_answer
+from howhard.types import Candidate, Completion, Request
+
+__all__ = [
+    "AdaptiveSelfConsistency",
+    "BetaRule",
+    "EscRule",
+    "RoundState",
+    "SequentialBestOfK",
+    "StopReason",
+    "StopRule",
+]
+
+
+class StopReason(StrEnum):
+    """Why a sequential request stopped (``Result.metadata["stop_reason"]``)."""
+
+    PASSED = "passed"
+    """A sample passed the verifier (best-of-k)."""
+    SETTLED = "settled"
+    """The stopping rule says the vote is settled (self-consistency)."""
+    MAX_BUDGET = "max_budget"
+    """The request used its whole budget (the granted one, or the procedure's ``max_budget``)."""
+    NOT_WORTH = "not_worth"
+    """The stream allocator priced its next round above what the round is worth."""
+    NO_UNITS = "no_units"
+    """The stream allocator had no units for it within its wait limit."""
+    DEADLINE = "deadline"
+    """Its next round would not have finished before its deadline; it kept what it had."""
+
+
+@dataclass(slots=True)
+class RoundState:
+    """One request's progress through its rounds (mutable; one per request)."""
+
+    cap: int
+    """Most samples this request may use (its budget, bounded by ``max_budget``)."""
+    sizes: tuple[int, ...]
+    """The planned round sizes (at most these calls are made)."""
+    used: int = 0
+    rounds: int = 0
+    passes: int = 0
+    fails: int = 0
+    votes: dict[str, int] = field(default_factory=dict)
+    """Self-consistency: samples per normalised answer."""
+    nulls: int = 0
+    """Self-consistency: samples without an extractable answer."""
+    stop: StopReason | None = None
+
+    def next_size(self) -> int:
+        """Samples in the next round (0: the request is finished)."""
+        if self.stop is not None or self.rounds >= len(self.sizes) or self.used >= self.cap:
+            return 0
+        return min(self.sizes[self.rounds], self.cap - self.used)
+
+
+def _start(config: RoundsConfig, budget: int) -> RoundState:
+    cap = min(budget, config.max_budget)
+    return RoundState(cap=cap, sizes=round_sizes(0, 0, config.schedule, cap))
+
+
+def _plan(config: RoundsConfig, budget: int) -> list[PlannedCall]:
+    cap = min(budget, config.max_budget)
+    return [PlannedCall(None, k) for k in round_sizes(0, 0, config.schedule, cap)]
+
+
+class _Rounds:
+    """The round loop both procedures share: deadline checks, one call per round."""
+
+    def __init__(self, config: RoundsConfig) -> None:
+        self.config = config
+        self._slowest = 0.0
+
+    async def next_round(
+        self, state: RoundState, context: Context, prompt: str
+    ) -> list[Completion]:
+        """Run the next round; returns its completions, or [] when the request stopped."""
+        k = state.next_size()
+        if k == 0:
+            return []
+        deadline = anyio.current_effective_deadline()
+        now = anyio.current_time()
+        if state.rounds and math.isfinite(deadline) and now + self._slowest >= deadline:
+            # The next round would most likely be cut off by the deadline, failing the request
+            # and losing what earlier rounds found: stop now and keep it.
+            state.stop = StopReason.DEADLINE
+            return []
+        started = anyio.current_time()
+        generation = await context.generate(prompt, n=k)
+        self._slowest = max(self._slowest, anyio.current_time() - started)
+        if not generation.completions:
+            raise ScoringError(f"backend returned no completions for n={k}")
+        # A backend may return fewer than k; only what came back counts (and is settled).
+        completions = list(generation.completions[:k])
+        state.used += len(completions)
+        state.rounds += 1
+        return completions
+
+
+def _metadata(
+    state: RoundState, extra: Mapping[str, object] | None = None
+) -> MappingProxyType[str, object]:
+    stop = state.stop or StopReason.MAX_BUDGET
+    return MappingProxyType(
+        {
+            **(extra or {}),
+            "rounds": state.rounds,
+            "samples": state.used,
+            "stop_reason": str(stop),
+        }
+    )
+
+
+class _Sequential:
+    """What both sequential procedures share: the plan, the start state, the stop decision."""
+
+    config: RoundsConfig
+    default_answer: str | None
+
+    def plan(self, budget: int) -> Sequence[PlannedCall]:
+        """One call per planned round (the worst case: the request never stops early)."""
+        return _plan(self.config, budget)
+
+    def start(self, budget: int) -> RoundState:
+        """A fresh request's state for ``budget`` units (for the simulator and custom loops)."""
+        return _start(self.config, budget)
+
+    def _abstain(self) -> Outcome:
+        return Outcome(answer=self.default_answer, chosen=None, abstained=True, units=0)
+
+    @staticmethod
+    def _decide(state: RoundState, done: bool, reason: StopReason) -> None:
+        if done:
+            state.stop = reason
+        elif state.next_size() == 0:
+            state.stop = StopReason.MAX_BUDGET
+
+
+class SequentialBestOfK(_Sequential):
+    """Best-of-k that stops at the first sample scoring at least ``threshold``.
+
+    Round ``r`` draws ``config.schedule[r]`` samples (the last size repeats) until a sample
+    passes, the budget (bounded by ``config.max_budget``) is used, or the next round would end
+    past the request's deadline. The answer is the best-scored sample seen (ties: earliest);
+    ``Outcome.units`` is the samples drawn, so the unused budget returns to the stream. Budget 0
+    abstains without a backend call.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        *,
+        threshold: float = 0.5,
+        config: RoundsConfig | None = None,
+        extractor: AnswerExtractor = extract_final_answer,
+        default_answer: str | None = None,
+    ) -> None:
+        if not isinstance(threshold, int | float) or not math.isfinite(threshold):
+            raise ConfigError(
+                f"threshold must be a finite number, got {threshold!r}; a sample passes when "
+                "its score >= threshold (e.g. 0.5 for a 0/1 verifier)"
+            )
+        self.scorer = scorer
+        self.threshold = float(threshold)
+        self.config = config if config is not None else RoundsConfig()
+        self._extract = extractor
+        self.default_answer = default_answer
+
+    def observe(self, state: RoundState, scores: Sequence[float]) -> None:
+        """Record a round's scores (``state.used``/``rounds`` already counted); maybe stop."""
+        passed = sum(1 for s in scores if s >= self.threshold)
+        state.passes += passed
+        state.fails += len(scores) - passed
+        self._decide(state, passed > 0, StopReason.PASSED)
+
+    async def run(self, request: Request, budget: int, context: Context) -> Outcome:
+        """Sample in rounds until a sample passes; keep the best one."""
+        if budget == 0:
+            return self._abstain()
+        state = self.start(budget)
+        rounds = _Rounds(self.config)
+        candidates: list[Candidate] = []
+        while completions := await rounds.next_round(state, context, request.prompt):
+            scored = await score_candidates(self.scorer, self._extract, request, completions)
+            candidates.extend(scored)
+            self.observe(state, [c.score for c in scored])
+        chosen = candidates[best_index(candidates)]
+        answer = chosen.answer if chosen.answer is not None else chosen.completion.text
+        return Outcome(
+            answer=answer,
+            chosen=chosen,
+            candidates=tuple(candidates),
+            units=state.used,
+            metadata=_metadata(state, {"passed": state.passes > 0}),
+        )
+
+
+@runtime_checkable
+class StopRule(Protocol):
+    """When a self-consistency vote is settled."""
+
+    @property
+    def schedule(self) -> tuple[int, ...] | None:
+        """Round sizes the rule needs (``None``: the procedure's own schedule)."""
+        ...
+
+    def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
+        """Whether the vote (counts per answer) is settled after a round that gave ``last``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BetaRule:
+    """Adaptive-Consistency's Beta criterion (Aggarwal et al., EMNLP 2023): with the top two
+    answers' counts ``v1 ≥ v2``, settled when ``P(Beta(v1 + 1, v2 + 1) > ½) ≥ confidence``.
+
+    For whole counts that is a binomial tail: ``P(Bin(v1 + v2 + 1, ½) ≤ v1)``, exact.
+    """
+
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.confidence < 1.0:
+            raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence!r}; e.g. 0.95")
+
+    @property
+    def schedule(self) -> tuple[int, ...] | None:
+        """One sample per round, as the rule checks after every sample."""
+        return (1,)
+
+    def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
+        """``P(p1 > p2 | counts) ≥ confidence`` under uniform priors."""
+        if not votes:
+            return False
+        ordered = sorted(votes.values(), reverse=True)
+        v1, v2 = ordered[0], ordered[1] if len(ordered) > 1 else 0
+        n = v1 + v2 + 1
+        tail = sum(math.comb(n, i) for i in range(v1 + 1)) / (1 << n)
+        return tail >= self.confidence
+
+
+@dataclass(frozen=True, slots=True)
+class EscRule:
+    """Early-Stopping Self-Consistency (Li et al., ICLR 2024): sample in windows of ``window``;
+    settled as soon as one window's answers are all the same (and present)."""
+
+    window: int = 4
+
+    def __post_init__(self) -> None:
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise ConfigError(f"window must be an int >= 1, got {self.window!r}; e.g. window=4")
+
+    @property
+    def schedule(self) -> tuple[int, ...] | None:
+        """Rounds of one window each."""
+        return (self.window,)
+
+    def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
+        """The last window was unanimous."""
+        return len(last) == self.window and last[0] is not None and len(set(last)) == 1
+
+
+class AdaptiveSelfConsistency(_Sequential):
+    """Self-consistency in rounds: majority vote, stopping when ``rule`` says it is settled.
+
+    The rule's schedule (one sample per round for :class:`BetaRule`, one window for
+    :class:`EscRule`) replaces ``config.schedule``; ``config.max_budget`` bounds the samples.
+    Votes, tie-breaks and candidate scores are :class:`SelfConsistency`'s.
+    """
+
+    def __init__(
+        self,
+        rule: StopRule | None = None,
+        *,
+        config: RoundsConfig | None = None,
+        answer_extractor: AnswerExtractor = extract_final_answer,
+        normalize: Callable[[str], str] = normalize_answer,
+        default_answer: str | None = None,
+    ) -> None:
+        self.rule: StopRule = rule if rule is not None else BetaRule()
+        if not isinstance(self.rule, StopRule):
+            raise ConfigError(
+                f"rule must have a schedule and settled(votes, last), got {type(rule).__name__}"
+            )
+        base = config if config is not None else RoundsConfig()
+        schedule = self.rule.schedule
+        self.config = base if schedule is None else base.model_copy(update={"schedule": schedule})
+        self._extract = answer_extractor
+        self._normalize = normalize
+        self.default_answer = default_answer
+
+    def observe(self, state: RoundState, keys: Sequence[str | None]) -> None:
+        """Record a round's normalised answers (``None``: no answer); maybe stop."""
+        for key in keys:
+            if key is None:
+                state.nulls += 1
+            else:
+                state.votes[key] = state.votes.get(key, 0) + 1
+        self._decide(state, self.rule.settled(state.votes, keys), StopReason.SETTLED)
+
+    async def run(self, request: Request, budget: int, context: Context) -> Outcome:
+        """Sample in rounds until the vote is settled; return its majority."""
+        if budget == 0:
+            return self._abstain()
+        state = self.start(budget)
+        rounds = _Rounds(self.config)
+        completions: list[Completion] = []
+        answers: list[str | None] = []
+        while batch := await rounds.next_round(state, context, request.prompt):
+            texts = [extract_checked(self._extract, c.text) for c in batch]
+            completions.extend(batch)
+            answers.extend(texts)
+            self.observe(state, [None if a is None else self._normalize(a) for a in texts])
+        outcome = vote(completions, answers, self._normalize)
+        return Outcome(
+            answer=outcome.answer,
+            chosen=outcome.chosen,
+            candidates=outcome.candidates,
+            units=state.used,
+            metadata=_metadata(state, outcome.metadata),
+        )
