@@ -53,6 +53,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--budget-step", type=float, default=0.25, help="spacing of the average-budget grid"
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="instead: the sequential report (stop-when-settled best-of-k and self-consistency, "
+        "exact simulation on the logged samples, in-distribution and leave-family-out)",
+    )
+    parser.add_argument(
+        "--replays", type=int, default=16, help="sequential: replays per simulated point"
+    )
+    parser.add_argument(
+        "--budgets",
+        default="2,3,4,5,6,7,8,10,12",
+        help="sequential: average samples per question to simulate (comma-separated)",
+    )
+    parser.add_argument("--cap", type=int, default=32, help="sequential: most samples per question")
     parser.set_defaults(handler=run)
 
 
@@ -68,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from howhard.evaluation.report import build_report, headline
     from howhard.tasks.answers import read_answers
 
+    if args.sequential:
+        return run_sequential(args)
     data: Path = args.data
     lambda_probe = data / args.lambda_probe
     preference = data / args.preference_probe
@@ -120,3 +137,112 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"evaluate: wrote {len(paths)} files to {args.out}")
     return 0
+
+
+def run_sequential(args: argparse.Namespace) -> int:
+    """``howhard evaluate --sequential``: fit the priors on train/val, simulate on the test
+    split in-distribution and leave-family-out, write ``sequential.md`` and ``.json``."""
+    import time
+
+    from howhard.evaluation.data import load_split
+    from howhard.evaluation.sequential import family_logits, fit_prior, fit_transfer
+    from howhard.evaluation.sequential_report import (
+        best_of_k_section,
+        rounds_section,
+        self_consistency_section,
+    )
+    from howhard.evaluation.simulate import LoggedSamples
+    from howhard.policies.priors import OnlinePriorConfig
+    from howhard.tasks.answers import read_answers
+    from howhard.training.features import load_features
+
+    started = time.monotonic()
+    data: Path = args.data
+
+    def log(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.0f}s] {line}", flush=True)
+
+    lambda_probe = data / args.lambda_probe
+    test = load_split(
+        data / args.test, _features_path(data, args.test), lambda_probe, answers=read_answers
+    )
+    trainval = load_split(
+        data / args.heldout,
+        _features_path(data, args.heldout),
+        lambda_probe,
+        answers=read_answers,
+    )
+    splits = [
+        str((r.get("metadata") or {}).get("split", "train"))
+        for r in _rows(data / args.heldout / "requests.jsonl")
+    ]
+    val = np.asarray([s == "val" for s in splits])
+    lam = np.clip(trainval.lambda_hat, 1e-6, 1 - 1e-6)
+    z_val = np.log(lam[val]) - np.log1p(-lam[val])
+    m_tv = trainval.rewards.shape[1]
+    passes = trainval.rewards.sum(axis=1)
+    fit = fit_prior(z_val, passes[val], m_tv - passes[val])
+    config = OnlinePriorConfig(fit=fit, z_mean=float(z_val.mean()), z_var=float(z_val.var()))
+    log(f"prior fitted on val: {fit!r}, z mean {config.z_mean:.3f}, var {config.z_var:.3f}")
+    x_tv = load_features(_features_path(data, args.heldout)).aligned(trainval.ids)
+    x_test = load_features(_features_path(data, args.test)).aligned(test.ids)
+    lofo = family_logits(x_tv, trainval.success, trainval.families, splits, [x_test])
+    fams_tv, fams_test = np.asarray(trainval.families), np.asarray(test.families)
+    z_oof, z_lofo = np.zeros(len(fams_tv)), np.zeros(len(fams_test))
+    for family, (on_tv, on_test) in lofo.items():
+        z_oof[fams_tv == family] = on_tv[fams_tv == family]
+        z_lofo[fams_test == family] = on_test[fams_test == family]
+    config = fit_transfer(config, z_oof, passes, m_tv - passes, trainval.families)
+    log(f"transfer fit: shift sd {config.shift_sd}, strength weights {config.kappa_weights}")
+    lam_test = np.clip(test.lambda_hat, 1e-6, 1 - 1e-6)
+    z_in = np.log(lam_test) - np.log1p(-lam_test)
+    settings = {"in-distribution": z_in, "leave-family-out": z_lofo}
+    budgets = [float(b) for b in args.budgets.split(",")]
+    lines = [
+        "# Sequential best-of-k and self-consistency",
+        "",
+        f"Test split: {len(test.ids)} questions x {test.rewards.shape[1]} logged samples; "
+        f"prior fitted on {int(val.sum())} val questions; command: `howhard evaluate "
+        f"--sequential --replays {args.replays} --budgets {args.budgets} --cap {args.cap}`.",
+        "",
+    ]
+    figures: dict[str, Any] = {"prior": config.model_dump(mode="json")}
+    for setting, z in settings.items():
+        logged = LoggedSamples(
+            ids=test.ids, rewards=test.rewards, answers=test.answers, z=z, groups=test.families
+        )
+        section = best_of_k_section(
+            logged,
+            setting=setting,
+            config=config,
+            budgets=budgets,
+            max_budget=args.cap,
+            replays=args.replays,
+            log=log,
+        )
+        lines += section.lines
+        figures[f"best_of_k/{setting}"] = section.figures
+    logged = LoggedSamples(
+        ids=test.ids, rewards=test.rewards, answers=test.answers, z=z_in, groups=test.families
+    )
+    section = self_consistency_section(logged, replays=args.replays)
+    lines += section.lines
+    figures["self_consistency"] = section.figures
+    log("self-consistency done")
+    section = rounds_section(logged, config=config, replays=max(args.replays // 2, 2))
+    lines += section.lines
+    figures["rounds"] = section.figures
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sequential.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (args.out / "sequential.json").write_text(
+        json.dumps(figures, indent=1, default=float), encoding="utf-8"
+    )
+    print("\n".join(lines))
+    log(f"wrote {args.out / 'sequential.md'} and sequential.json")
+    return 0
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    from howhard.evaluation.data import read_jsonl
+
+    return read_jsonl(path)

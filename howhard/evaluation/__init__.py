@@ -7,7 +7,10 @@ compute savings at matched quality and the share of the oracle's gain (:mod:`.sa
 The benchmark report ``howhard evaluate`` writes is built from a split's data (:mod:`.data`),
 the benchmark's curves (:mod:`.benchmark`, with majority votes from :mod:`.consistency`), the
 report's figures (:mod:`.report`; probe metrics come from :mod:`howhard.probes.metrics`, the
-same code ``howhard train`` reports with) and its writer (:mod:`.render`). Evaluation never
+same code ``howhard train`` reports with) and its writer (:mod:`.render`). Sequential
+procedures are evaluated by exact simulation on logged samples (:mod:`.simulate`, checked by
+the closed forms in :mod:`.sequential`; ``howhard evaluate --sequential`` writes
+:mod:`.sequential_report`). Evaluation never
 imports the scheduler (``docs/architecture.md``).
 """
 
@@ -26,9 +29,18 @@ from howhard.evaluation.savings import (
     oracle_gain_fraction,
     savings_vs_uniform,
 )
+from howhard.evaluation.simulate import (
+    LoggedSamples,
+    SimulatedPolicy,
+    SimulationResult,
+    simulate,
+)
 
 __all__ = [
     "Curve",
+    "LoggedSamples",
+    "SimulatedPolicy",
+    "SimulationResult",
     "budget_to_reach",
     "compute_savings",
     "expected_quality",
@@ -39,6 +51,7 @@ __all__ = [
     "quality_curves",
     "quality_table",
     "savings_vs_uniform",
+    "simulate",
     "uniform_curve",
     "uniform_quality",
 ]

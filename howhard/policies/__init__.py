@@ -3,7 +3,9 @@
 Exact allocators (:mod:`howhard.policies.allocators`), baseline allocations
 (:mod:`howhard.policies.baselines`), the Policy/Predictor protocols users plug in
 (:mod:`howhard.policies.base`), the built-in policies the scheduler runs
-(:mod:`howhard.policies.builtin`) and baseline predictors (:mod:`howhard.policies.predictors`).
+(:mod:`howhard.policies.builtin`), baseline predictors (:mod:`howhard.policies.predictors`), and
+for sequential procedures the stream allocator that grants units round by round
+(:mod:`howhard.policies.stream`) with the priors it reads (:mod:`howhard.policies.priors`).
 The marginal-reward maths (:mod:`howhard.marginals`) is re-exported here. Policies never import
 the scheduler, backends or training (``docs/architecture.md``); a trained probe's predictor
 lives in :mod:`howhard.probes`.
@@ -32,18 +34,52 @@ from howhard.policies.builtin import (
     UniformPolicy,
 )
 from howhard.policies.predictors import ConstantPredictor, OraclePredictor
+from howhard.policies.priors import (
+    EstimatePrior,
+    FixedPrior,
+    OnlinePrior,
+    OnlinePriorConfig,
+    PriorFit,
+    PriorSource,
+    RequestInfo,
+    SuccessEstimate,
+)
+from howhard.policies.stream import (
+    EliminationAllocator,
+    FixedPriceAllocator,
+    Grants,
+    RoundAllocator,
+    RoundRequest,
+    StreamAllocator,
+    UnlimitedAllocator,
+)
 
 __all__ = [
     "AdaptivePolicy",
     "ConstantPredictor",
+    "EliminationAllocator",
+    "EstimatePrior",
+    "FixedPriceAllocator",
+    "FixedPrior",
+    "Grants",
     "OfflineAllocator",
     "OnlineAllocator",
+    "OnlinePrior",
+    "OnlinePriorConfig",
     "OraclePredictor",
     "Policy",
     "Predictor",
+    "PriorFit",
+    "PriorSource",
     "RandomRoutingPolicy",
+    "RequestInfo",
+    "RoundAllocator",
+    "RoundRequest",
     "RoutingPolicy",
+    "StreamAllocator",
+    "SuccessEstimate",
     "UniformPolicy",
+    "UnlimitedAllocator",
     "allocate",
     "allocate_success_prob",
     "check_budgets",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import anyio
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from howhard import Scheduler
@@ -123,6 +123,7 @@ async def test_self_consistency_esc_rule_stops_on_a_unanimous_window_only() -> N
     assert none.units == 8 and none.metadata["stop_reason"] == StopReason.MAX_BUDGET
 
 
+@settings(deadline=None)  # the first example imports scipy
 @given(v1=st.integers(0, 40), v2=st.integers(0, 40), confidence=st.floats(0.5, 0.999))
 def test_beta_rule_matches_the_regularised_incomplete_beta_function(
     v1: int, v2: int, confidence: float

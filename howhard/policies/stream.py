@@ -1,0 +1,279 @@
+"""Stream allocators: who gets the next units, round by round, within an exact average budget.
+
+For sequential procedures units are granted over time, not once per batch. Every admitted
+request deposits ``average_budget`` units into the stream's pool (the carry); before each round
+an active request asks for ``k`` units (a :class:`RoundRequest` carrying its forecast: the value
+per unit and the expected cost of each of its remaining rounds, from its posterior), and the
+allocator grants them from the pool, makes it wait, or refuses. Units a round does not use are
+released back. The pool never goes negative, so the spend per admitted request never exceeds
+``average_budget``; the price keeps it from falling short.
+
+Price (the value per unit below which a round is not worth buying), re-solved at every grant
+from the active requests' forecasts plus ``horizon`` future arrivals estimated from the last
+``window`` admitted requests::
+
+    Σ_active Σ_{rounds r with value ≥ c} E[cost_r]  +  H · ē(c)   =   pool + H · B
+
+A stream whose requests run longer than forecast drains the pool, and the price rises on its
+own. With a perfect prior the rule is "sample the requests with λ ≥ c until they pass"; with a
+flat prior, "fewest failures first" (a uniform cap with stop-at-first-pass).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from howhard.errors import ConfigError
+
+__all__ = [
+    "EliminationAllocator",
+    "FixedPriceAllocator",
+    "Grants",
+    "RoundAllocator",
+    "RoundRequest",
+    "StreamAllocator",
+    "UnlimitedAllocator",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRequest:
+    """An active request asking for its next round.
+
+    ``values``/``costs``: per remaining round (this one first), the value per unit and the
+    expected cost, from the request's posterior (``howhard.posterior.forecast``).
+    """
+
+    key: str
+    size: int
+    """Units its next round needs."""
+    forced: bool
+    """Owed whatever its value (the request has not had its ``min_budget`` yet)."""
+    values: FloatArray
+    costs: FloatArray
+
+
+@dataclass(slots=True)
+class Grants:
+    """An allocator's answer for one tick."""
+
+    granted: dict[str, int] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Request key → stop reason (``"not_worth"`` or ``"no_units"``)."""
+    price: float = 0.0
+
+
+@runtime_checkable
+class RoundAllocator(Protocol):
+    """Grants units round by round; ``admit`` adds a request, ``release`` returns unused units."""
+
+    def admit(self, first: RoundRequest) -> None:
+        """A new request joins the stream (its deposit enters the pool)."""
+        ...
+
+    def release(self, units: float) -> None:
+        """Units granted for a round but not used go back (the carry)."""
+        ...
+
+    def grant(self, requests: Sequence[RoundRequest]) -> Grants:
+        """Decide this tick's asks."""
+        ...
+
+
+def _check_budget(average_budget: float) -> float:
+    if not isinstance(average_budget, int | float) or not 0.0 <= average_budget < float("inf"):
+        raise ConfigError(
+            f"average_budget must be a finite number >= 0, got {average_budget!r}; "
+            "e.g. average_budget=8 units per request"
+        )
+    return float(average_budget)
+
+
+def _worth(request: RoundRequest, price: float) -> bool:
+    return request.forced or (request.values[0] >= price and request.values[0] > 0)
+
+
+class StreamAllocator:
+    """Price-and-pool allocator for sequential procedures (see the module docstring).
+
+    ``horizon``: future arrivals the price plans for (0: one batch known in advance, the whole
+    budget is the pool; about twice the requests in flight for a stream). ``max_wait``: ticks a
+    request worth the price may wait for units before it stops with ``no_units``.
+    """
+
+    def __init__(
+        self, *, average_budget: float, horizon: int = 64, window: int = 256, max_wait: int = 2
+    ) -> None:
+        for name, value in (("horizon", horizon), ("window", window), ("max_wait", max_wait)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
+        self.average_budget = _check_budget(average_budget)
+        self.horizon = horizon
+        self.max_wait = max_wait
+        self.pool = 0.0
+        """Units deposited and not yet granted (never negative)."""
+        self.spent = 0.0
+        self.admitted = 0
+        self.last_price = 0.0
+        self._window: deque[tuple[FloatArray, FloatArray]] = deque(maxlen=max(window, 1))
+        self._waits: dict[str, int] = {}
+
+    def admit(self, first: RoundRequest) -> None:
+        """A new request joins: its deposit enters the pool, its forecast the demand window."""
+        self.pool += self.average_budget
+        self.admitted += 1
+        self._window.append((first.values, first.costs))
+
+    def release(self, units: float) -> None:
+        """Units granted but not used go back to the pool."""
+        self.pool += units
+        self.spent -= units
+
+    def price(self, requests: Sequence[RoundRequest]) -> float:
+        """The clearing price for these asks plus the planned future arrivals."""
+        values: list[FloatArray] = []
+        weights: list[FloatArray] = []
+        for r in requests:
+            v = np.array(r.values, dtype=np.float64)
+            if r.forced and len(v):
+                v[0] = np.inf
+            values.append(v)
+            weights.append(r.costs)
+        supply = self.pool
+        if self.horizon and self._window:
+            scale = self.horizon / len(self._window)
+            for v, c in self._window:
+                values.append(v)
+                weights.append(c * scale)
+            supply += self.horizon * self.average_budget
+        if not values:
+            return 0.0
+        v_all = np.concatenate(values)
+        order = np.argsort(-v_all, kind="stable")
+        cum = np.cumsum(np.concatenate(weights)[order])
+        over = np.flatnonzero(cum > supply + 1e-9)
+        return 0.0 if over.size == 0 else float(v_all[order[over[0]]])
+
+    def grant(self, requests: Sequence[RoundRequest]) -> Grants:
+        """Owed rounds first, then by value: granted while the pool holds their units."""
+        out = Grants(price=self.price(requests))
+        self.last_price = out.price
+        for r in sorted(requests, key=lambda r: (not r.forced, -r.values[0], r.key)):
+            if not _worth(r, out.price):
+                out.refused[r.key] = "not_worth"
+                self._waits.pop(r.key, None)
+            elif self.pool >= r.size - 1e-9:
+                self.pool -= r.size
+                self.spent += r.size
+                out.granted[r.key] = r.size
+                self._waits.pop(r.key, None)
+            elif self._waits.get(r.key, 0) < self.max_wait:
+                self._waits[r.key] = self._waits.get(r.key, 0) + 1
+                out.waiting.append(r.key)
+            else:
+                out.refused[r.key] = "no_units"
+                self._waits.pop(r.key, None)
+        return out
+
+
+class UnlimitedAllocator:
+    """Grants every round: the request's own cap is the only limit (uniform-cap policies)."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+    def admit(self, first: RoundRequest) -> None:
+        """Nothing to deposit."""
+
+    def release(self, units: float) -> None:
+        """Unused units are simply not spent."""
+        self.spent -= units
+
+    def grant(self, requests: Sequence[RoundRequest]) -> Grants:
+        """Every ask is granted."""
+        out = Grants()
+        for r in requests:
+            out.granted[r.key] = r.size
+            self.spent += r.size
+        return out
+
+
+class FixedPriceAllocator:
+    """Grants every round worth at least ``price`` per unit, with no budget: a standalone
+    stopping rule (sweeping the price traces the policy's whole curve)."""
+
+    def __init__(self, *, price: float) -> None:
+        self.price = float(price)
+        self.spent = 0.0
+
+    def admit(self, first: RoundRequest) -> None:
+        """Nothing to deposit."""
+
+    def release(self, units: float) -> None:
+        """Unused units are simply not spent."""
+        self.spent -= units
+
+    def grant(self, requests: Sequence[RoundRequest]) -> Grants:
+        """Rounds worth the price are granted, the others refused."""
+        out = Grants(price=self.price)
+        for r in requests:
+            if _worth(r, self.price):
+                out.granted[r.key] = r.size
+                self.spent += r.size
+            else:
+                out.refused[r.key] = "not_worth"
+        return out
+
+
+class EliminationAllocator:
+    """The bandit-elimination baseline (Zuo & Zhu, "Strategic Scaling of Test-Time Compute: A
+    Bandit Learning Approach", ICLR 2026), as its summary describes it: the batch's budget is
+    spent in rounds; each round gives every still-active query its next round; a query leaves
+    once one of its samples is verified; when the budget left cannot give every active query a
+    round, a random subset that fits gets one. No prior, no stream.
+    """
+
+    def __init__(self, *, average_budget: float, seed: int = 0) -> None:
+        self.average_budget = _check_budget(average_budget)
+        self.pool = 0.0
+        self.spent = 0.0
+        self._rng = np.random.default_rng(seed)
+
+    def admit(self, first: RoundRequest) -> None:
+        """The query's share of the batch budget enters the pool."""
+        self.pool += self.average_budget
+
+    def release(self, units: float) -> None:
+        """Unused units go back to the pool."""
+        self.pool += units
+        self.spent -= units
+
+    def grant(self, requests: Sequence[RoundRequest]) -> Grants:
+        """Everyone active, or a random subset that fits."""
+        out = Grants()
+        if sum(r.size for r in requests) <= self.pool + 1e-9:
+            chosen = list(requests)
+        else:
+            chosen, left = [], self.pool
+            for i in self._rng.permutation(len(requests)):
+                if requests[i].size <= left + 1e-9:
+                    chosen.append(requests[i])
+                    left -= requests[i].size
+        keys = {r.key for r in chosen}
+        for r in requests:
+            if r.key in keys:
+                self.pool -= r.size
+                self.spent += r.size
+                out.granted[r.key] = r.size
+            else:
+                out.refused[r.key] = "no_units"
+        return out
