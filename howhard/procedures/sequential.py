@@ -249,10 +249,13 @@ class BetaRule:
     """Adaptive-Consistency's Beta criterion (Aggarwal et al., EMNLP 2023): with the top two
     answers' counts ``v1 ≥ v2``, settled when ``P(Beta(v1 + 1, v2 + 1) > ½) ≥ confidence``.
 
-    For whole counts that is a binomial tail: ``P(Bin(v1 + v2 + 1, ½) ≤ v1)``, exact.
+    For whole counts that is a binomial tail: ``P(Bin(v1 + v2 + 1, ½) ≤ v1)``, exact. The rule
+    checks after every sample (``rounds=(1,)``, as published); ``rounds=None`` checks at the
+    ends of the procedure's own rounds instead (fewer backend calls).
     """
 
     confidence: float = 0.95
+    rounds: tuple[int, ...] | None = (1,)
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.confidence < 1.0:
@@ -260,8 +263,8 @@ class BetaRule:
 
     @property
     def schedule(self) -> tuple[int, ...] | None:
-        """One sample per round, as the rule checks after every sample."""
-        return (1,)
+        """``rounds``: one sample per round by default."""
+        return self.rounds
 
     def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
         """``P(p1 > p2 | counts) ≥ confidence`` under uniform priors."""

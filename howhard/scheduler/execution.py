@@ -123,8 +123,10 @@ class Execution:
             # A sequential procedure stopped early: its unused units go back to the stream.
             self._give_back(reservation.budget - used)
         metadata = outcome.metadata
-        if job.budget != usage.units:
+        if job.budget != reservation.budget:
             metadata = MappingProxyType({**metadata, "requested_budget": job.budget})
+        if used < reservation.budget:
+            metadata = MappingProxyType({**metadata, "granted_budget": reservation.budget})
         return Result(
             request_id=request.id,
             answer=outcome.answer,

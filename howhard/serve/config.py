@@ -152,10 +152,22 @@ class ModelConfig(_Config):
         default=None,
         description="Probe checkpoint folder for policy='adaptive' (default: the shipped λ probe).",
     )
-    procedure: Literal["auto", "best-of-k", "self-consistency"] = Field(
+    procedure: Literal[
+        "auto",
+        "best-of-k",
+        "self-consistency",
+        "sequential-best-of-k",
+        "adaptive-self-consistency",
+    ] = Field(
         default="auto",
         description="Default procedure: 'auto' is best-of-k with the verifier when the request "
-        "carries a reference, self-consistency (majority vote) otherwise.",
+        "carries a reference, self-consistency (majority vote) otherwise; the sequential forms "
+        "sample in rounds and stop when a sample passes / the vote is settled.",
+    )
+    rounds: tuple[int, ...] = Field(
+        default=(1, 2, 4, 8),
+        min_length=1,
+        description="Samples per round of the sequential procedures (the last size repeats).",
     )
     verifier: str = Field(
         default="math",

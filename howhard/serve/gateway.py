@@ -35,7 +35,7 @@ from howhard.serve.keys import KeyRing
 from howhard.serve.limits import TenantLimiter
 from howhard.serve.metrics import Metrics
 from howhard.serve.policy import ServingPolicy, build_policy
-from howhard.serve.procedure import ProcedureChoice, build_verifier
+from howhard.serve.procedure import ProcedureChoice, build_verifier, verifies
 from howhard.serve.protocol import Extension, rounds_of
 from howhard.types import GenerationParams, Request, Result
 
@@ -151,7 +151,10 @@ class Gateway:
             stack.push_async_callback(_close, policy)
             verifier, needs_reference = build_verifier(model.verifier)
             procedure = ProcedureChoice(
-                verifier, needs_reference=needs_reference, default=model.procedure
+                verifier,
+                needs_reference=needs_reference,
+                default=model.procedure,
+                schedule=model.rounds,
             )
             scheduler = Scheduler(
                 backend=backends[model.backend],
@@ -327,10 +330,10 @@ class Gateway:
                 param="howhard.max_budget",
             )
         procedure = served.procedure.resolve(ext.procedure, ext.reference is not None)
-        if procedure == "best-of-k" and served.procedure.needs_reference and ext.reference is None:
+        if verifies(procedure) and served.procedure.needs_reference and ext.reference is None:
             raise ApiError(
                 400,
-                f"howhard.reference is required for procedure 'best-of-k' (its verifier, "
+                f"howhard.reference is required for procedure {procedure!r} (its verifier, "
                 f"{model.verifier!r}, checks samples against it); send one, or use "
                 "'self-consistency' or 'auto'",
                 param="howhard.reference",
@@ -344,7 +347,7 @@ class Gateway:
             )
         if not prompt.strip():
             raise ApiError(400, "the prompt must contain some text", param="messages")
-        wants_logprobs = logprobs or (procedure == "best-of-k" and model.verifier == "logprob")
+        wants_logprobs = logprobs or (verifies(procedure) and model.verifier == "logprob")
         try:
             params = GenerationParams(
                 max_tokens=max_tokens if max_tokens is not None else model.max_tokens,
@@ -385,7 +388,7 @@ class Gateway:
         procedure = str(request.metadata["procedure"])
         verified = None
         if (
-            procedure == "best-of-k"
+            verifies(procedure)
             and served.procedure.needs_reference
             and result.candidates
             and request.reference is not None

@@ -1,10 +1,15 @@
-"""The procedure a served model runs, chosen per request: best-of-k or self-consistency.
+"""The procedure a served model runs, chosen per request.
+
+``best-of-k`` and ``self-consistency`` draw the whole budget in one call; their sequential forms
+``sequential-best-of-k`` (stop at the first sample the verifier passes) and
+``adaptive-self-consistency`` (stop when Adaptive-Consistency's Beta rule says the vote is
+settled) draw it in rounds and give what they do not use back to the stream.
 
 Without a reference there is nothing to verify a sample against, so best-of-k would need a
 reward model; the gateway's default (``auto``) therefore votes (self-consistency) on requests
 without a reference and runs best-of-k with the model's verifier on requests whose ``howhard``
-extension carries one. Both plan the same call (``n = budget`` samples of the prompt), so the
-ledger reserves the same worst case whichever runs.
+extension carries one. The plan is the round-by-round one whichever runs: it holds the same
+samples as one call and a prompt per round, so it covers every procedure's worst case.
 """
 
 from __future__ import annotations
@@ -13,16 +18,31 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
+from howhard.config import RoundsConfig
 from howhard.errors import ConfigError
-from howhard.procedures.base import Context, Outcome, PlannedCall
+from howhard.procedures.base import Context, Outcome, PlannedCall, Procedure
 from howhard.procedures.best_of_k import BestOfK
 from howhard.procedures.self_consistency import SelfConsistency
+from howhard.procedures.sequential import AdaptiveSelfConsistency, BetaRule, SequentialBestOfK
 from howhard.scoring.base import Scorer
 from howhard.types import Request
 
-__all__ = ["ProcedureChoice", "build_verifier"]
+__all__ = ["PROCEDURES", "ProcedureChoice", "build_verifier", "verifies"]
 
 _NEEDS_REFERENCE = {"math", "exact"}
+PROCEDURES = (
+    "auto",
+    "best-of-k",
+    "self-consistency",
+    "sequential-best-of-k",
+    "adaptive-self-consistency",
+)
+"""The procedure names a served model or request may ask for."""
+
+
+def verifies(procedure: str) -> bool:
+    """Whether ``procedure`` scores samples with the model's verifier."""
+    return procedure in ("best-of-k", "sequential-best-of-k")
 
 
 def build_verifier(name: str) -> tuple[Scorer, bool]:
@@ -54,17 +74,32 @@ def build_verifier(name: str) -> tuple[Scorer, bool]:
 
 
 class ProcedureChoice:
-    """Runs ``metadata["procedure"]`` (or ``default``): best-of-k, self-consistency or auto."""
+    """Runs ``metadata["procedure"]`` (or ``default``), one of :data:`PROCEDURES`.
 
-    def __init__(self, verifier: Scorer, *, needs_reference: bool, default: str = "auto") -> None:
-        if default not in ("auto", "best-of-k", "self-consistency"):
-            raise ConfigError(
-                f"default={default!r} must be 'auto', 'best-of-k' or 'self-consistency'"
-            )
+    ``schedule``: samples per round of the sequential procedures (the last size repeats).
+    """
+
+    def __init__(
+        self,
+        verifier: Scorer,
+        *,
+        needs_reference: bool,
+        default: str = "auto",
+        schedule: tuple[int, ...] = (1, 2, 4, 8),
+    ) -> None:
+        if default not in PROCEDURES:
+            raise ConfigError(f"default={default!r} must be one of {', '.join(PROCEDURES)}")
         self.default = default
         self.needs_reference = needs_reference
-        self._best_of_k = BestOfK(verifier)
-        self._vote = SelfConsistency()
+        rounds = RoundsConfig(schedule=schedule, max_budget=512)
+        self._procedures: dict[str, Procedure] = {
+            "best-of-k": BestOfK(verifier),
+            "self-consistency": SelfConsistency(),
+            "sequential-best-of-k": SequentialBestOfK(verifier, config=rounds),
+            "adaptive-self-consistency": AdaptiveSelfConsistency(
+                BetaRule(confidence=0.95, rounds=None), config=rounds
+            ),
+        }
 
     def resolve(self, procedure: str | None, has_reference: bool) -> str:
         """The procedure that runs for a request asking for ``procedure`` (``None``: default)."""
@@ -74,12 +109,11 @@ class ProcedureChoice:
         return name
 
     def plan(self, budget: int) -> Sequence[PlannedCall]:
-        """One call with ``n=budget`` samples, or none at budget 0 (both procedures agree)."""
-        return [PlannedCall(None, budget)] if budget > 0 else []
+        """The round-by-round plan: the samples of one call and a prompt per round, so it
+        covers the worst case of every procedure."""
+        return self._procedures["sequential-best-of-k"].plan(budget)
 
     async def run(self, request: Request, budget: int, context: Context) -> Outcome:
         """Run the resolved procedure."""
         name = self.resolve(request.metadata.get("procedure"), request.reference is not None)
-        if name == "best-of-k":
-            return await self._best_of_k.run(request, budget, context)
-        return await self._vote.run(request, budget, context)
+        return await self._procedures[name].run(request, budget, context)

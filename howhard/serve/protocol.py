@@ -36,7 +36,13 @@ __all__ = [
     "render_messages",
 ]
 
-Procedure = Literal["auto", "best-of-k", "self-consistency"]
+Procedure = Literal[
+    "auto",
+    "best-of-k",
+    "self-consistency",
+    "sequential-best-of-k",
+    "adaptive-self-consistency",
+]
 
 
 class Extension(BaseModel):

@@ -177,7 +177,7 @@ async def test_scheduler_settles_the_samples_used_and_gives_the_rest_back() -> N
         first = await scheduler.submit("2+2", reference="4")
         await scheduler.submit("2+2", reference="4")
     assert first.budget == 1 and first.usage.units == 1
-    assert first.metadata["stop_reason"] == "passed" and first.metadata["requested_budget"] == 4
+    assert first.metadata["stop_reason"] == "passed" and first.metadata["granted_budget"] == 4
     # The 3 units the first request did not use were carried to the next one.
     assert seen == [4, 7]
     assert (await ledger.snapshot())["default"].settled.units == 2
