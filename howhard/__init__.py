@@ -4,7 +4,14 @@ Importing this package is cheap: torch, transformers, vllm and openai are import
 components that need them.
 """
 
-from howhard.config import BatchingConfig, Price, QuotaConfig, RetryConfig, SchedulerConfig
+from howhard.config import (
+    BatchingConfig,
+    Price,
+    QuotaConfig,
+    RetryConfig,
+    RoundsConfig,
+    SchedulerConfig,
+)
 from howhard.errors import HowhardError
 from howhard.scheduler import Scheduler
 from howhard.types import (
@@ -33,6 +40,7 @@ __all__ = [
     "Request",
     "Result",
     "RetryConfig",
+    "RoundsConfig",
     "Scheduler",
     "SchedulerConfig",
     "Usage",

@@ -2,8 +2,11 @@
 
 Held-out benchmark questions are submitted concurrently to a ``Scheduler`` whose policy is the
 shipped λ probe with exact online allocation; every answer is checked by the question's
-verifier. The same questions then run with a uniform budget of the same total, and a summary
-compares accuracy, samples, tokens and wall time.
+verifier. The same questions then run with a uniform budget of the same total, and with
+``--sequential`` a third time with sequential adaptive best-of-k (the same policy's budgets as
+caps, sampled in rounds that stop at the first verified sample, unused units given back). A
+summary compares accuracy, samples, tokens and wall time; a live status line under the table
+counts answers, samples and tokens while they are generated.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     parser.add_argument(
         "--no-compare", action="store_true", help="skip the uniform best-of-k comparison run"
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="also run sequential adaptive best-of-k: rounds of 1, 2, 4, 8 samples that stop at "
+        "the first verified one",
     )
     parser.set_defaults(handler=run)
 
@@ -176,6 +185,18 @@ async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
             screen,
         )
         outcomes = [adaptive]
+        if args.sequential:
+            sequential = await _serve(
+                "sequential",
+                backend,
+                _adaptive_policy(remembered),
+                requests,
+                remembered,
+                args,
+                params,
+                screen,
+            )
+            outcomes.append(sequential)
         if not args.no_compare:
             from howhard.policies import UniformPolicy
 
@@ -276,19 +297,24 @@ async def _serve(
 ) -> _Outcome:
     import anyio
 
-    from howhard import BatchingConfig, Scheduler
-    from howhard.procedures import BestOfK
+    from howhard import BatchingConfig, RoundsConfig, Scheduler
+    from howhard.procedures import BestOfK, SequentialBestOfK
     from howhard.tasks import TaskScorer, family
     from howhard.tasks.extract import mentions
 
     n = len(requests)
-    title = (
-        "adaptive: λ probe + exact online allocation"
-        if name == "adaptive"
-        else f"uniform best-of-k at the same total budget ({args.budget:g} per question)"
-    )
-    screen.say(f"\n== {title}  (λ: the probe's predicted single-sample success)")
+    titles = {
+        "adaptive": "adaptive: λ probe + exact online allocation",
+        "sequential": "sequential adaptive: the same budgets as caps, rounds of 1, 2, 4, 8 "
+        "stopping at the first verified sample",
+        "uniform": f"uniform best-of-k at the same total budget ({args.budget:g} per question)",
+    }
+    screen.say(f"\n== {titles[name]}  (λ: the probe's predicted single-sample success)")
     screen.say(f"{'':>8} {'question':<46} {'λ':>5} {'budget':>6}  {'answer':<18} ok")
+    procedure: Any = BestOfK(TaskScorer())
+    if name == "sequential":
+        rounds = RoundsConfig(schedule=(1, 2, 4, 8), max_budget=args.max_budget)
+        procedure = SequentialBestOfK(TaskScorer(), config=rounds)
     counter = getattr(backend, "tokens_generated", None)  # local engines count as they go
     screen.phase(
         name,
@@ -303,7 +329,7 @@ async def _serve(
     scheduler = Scheduler(
         backend=backend,
         policy=policy,
-        procedure=BestOfK(TaskScorer()),
+        procedure=procedure,
         average_budget=args.budget,
         max_budget=args.max_budget,
         batching=BatchingConfig(max_batch_size=n, max_wait_s=0.5),
@@ -328,9 +354,12 @@ async def _serve(
         tokens += result.usage.completion_tokens
         screen.progress(done, samples, tokens)
         λ = predicted.first.get(request.id, float("nan"))
+        granted = result.metadata.get("granted_budget")
+        # A sequential request shows the samples it used of the budget it was granted.
+        budget = f"{result.budget}/{granted}" if granted is not None else str(result.budget)
         screen.say(
             f"[{done:>2}/{n:<2}] {_clip(request.prompt, 46):<46} {λ:>5.2f} "
-            f"{result.budget:>6}  {_clip(answer, 18):<18} {'✓' if ok else '✗'}",
+            f"{budget:>6}  {_clip(answer, 18):<18} {'✓' if ok else '✗'}",
         )
 
     async with scheduler, anyio.create_task_group() as tg:
@@ -353,12 +382,20 @@ def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -
             f"{o.name:<10} {o.correct:>4}/{n:<3} {o.correct / n:>4.0%} {o.samples:>8} "
             f"{o.tokens:>8} {o.wall_s:>7.1f}s",
         )
-    if len(outcomes) == 2:
-        a, u = outcomes
-        screen.say(
-            f"adaptive answered {a.correct - u.correct:+d} questions vs uniform, using "
-            f"{a.samples - u.samples:+d} samples and {a.tokens - u.tokens:+d} tokens.",
-        )
+    by_name = {o.name: o for o in outcomes}
+    u = by_name.get("uniform")
+    for name in ("adaptive", "sequential"):
+        a = by_name.get(name)
+        if a is not None and u is not None:
+            screen.say(
+                f"{name} answered {a.correct - u.correct:+d} questions vs uniform, using "
+                f"{a.samples - u.samples:+d} samples ({_share(a.samples, u.samples)}) and "
+                f"{a.tokens - u.tokens:+d} tokens.",
+            )
+
+
+def _share(samples: int, baseline: int) -> str:
+    return f"{samples / baseline - 1:+.0%}" if baseline else "n/a"
 
 
 class _Screen:

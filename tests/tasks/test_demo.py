@@ -133,3 +133,25 @@ def test_the_status_line_says_what_runs_and_how_far_it_got() -> None:
     assert "0/32 answered (0 samples), 234 tokens generated" in screen.status()
     screen.say("a table row")
     assert screen.out.getvalue() == "a table row\n"  # type: ignore[attr-defined]
+
+
+def test_sequential_run_stops_at_the_first_verified_sample_and_says_how_much_it_saved(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import howhard.commands._factory as factory
+    from howhard.backends import ScriptedBackend
+    from howhard.probes import ProbePredictor
+
+    questions = held_out_requests(4, seed=0)
+    answers = {r.prompt: r.reference.split("|")[0] for r in questions}
+    backend = ScriptedBackend(lambda prompt, n, params: [answers.get(prompt, "hi")] * n)
+    monkeypatch.setattr(factory, "make_backend", lambda *a, **k: backend)
+    monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: _FixedProbe()))
+    argv = ["demo", "--backend", "scripted", "--questions", "4", "--budget", "4", "--sequential"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("[ 4/4 ]") == 3  # adaptive, sequential, uniform
+    # Every first sample is right: each sequential request uses 1 of its 4 granted samples.
+    assert out.count(" 1/4  ") == 4
+    assert "sequential: 4/4 correct, 4 samples" in out
+    assert "sequential answered +0 questions vs uniform, using -12 samples (-75%)" in out
