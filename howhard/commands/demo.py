@@ -174,43 +174,16 @@ async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
             lambda: predictor.scores(requests[:1]),
         )
         remembered = _Remembered(predictor)
-        adaptive = await _serve(
-            "adaptive",
-            backend,
-            _adaptive_policy(remembered),
-            requests,
-            remembered,
-            args,
-            params,
-            screen,
-        )
-        outcomes = [adaptive]
-        if args.sequential:
-            sequential = await _serve(
-                "sequential",
-                backend,
-                _adaptive_policy(remembered),
-                requests,
-                remembered,
-                args,
-                params,
-                screen,
-            )
-            outcomes.append(sequential)
-        if not args.no_compare:
-            from howhard.policies import UniformPolicy
+        from howhard.policies import UniformPolicy
 
-            uniform = await _serve(
-                "uniform",
-                backend,
-                UniformPolicy(),
-                requests,
-                remembered,
-                args,
-                params,
-                screen,
+        runs = ["adaptive", *(["sequential"] if args.sequential else [])]
+        runs += [] if args.no_compare else ["uniform"]
+        outcomes = []
+        for name in runs:
+            policy = UniformPolicy() if name == "uniform" else _adaptive_policy(remembered)
+            outcomes.append(
+                await _serve(name, backend, policy, requests, remembered, args, params, screen)
             )
-            outcomes.append(uniform)
         # Before the engines shut down, which takes seconds more.
         _summary(outcomes, len(requests), args.budget, screen)
         screen.phase("shutting the model backend down")
