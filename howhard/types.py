@@ -23,6 +23,8 @@ __all__ = [
     "GenerationParams",
     "Request",
     "Result",
+    "RoundGrant",
+    "RoundView",
     "Usage",
 ]
 
@@ -57,6 +59,31 @@ class GenerationParams:
             raise InvalidRequest(f"temperature must be finite and >= 0, got {self.temperature!r}")
         if not (0 < self.top_p <= 1):
             raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundView:
+    """A sequential request's progress, as a round gate sees it before granting its next round."""
+
+    used: int
+    """Samples drawn so far."""
+    rounds: int
+    """Rounds run so far."""
+    passes: int
+    """Samples that passed the verifier (best-of-k)."""
+    fails: int
+    """Samples that did not."""
+    sizes: tuple[int, ...]
+    """The sizes of its remaining rounds, the next one first."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundGrant:
+    """A round gate's answer: ``units`` for the next round, or 0 and why the request stops."""
+
+    units: int
+    reason: str | None = None
+    """With ``units == 0``: ``"not_worth"`` or ``"no_units"``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,6 +51,7 @@ from howhard.policies.stream import (
     RoundAllocator,
     RoundRequest,
     StreamAllocator,
+    StreamGate,
     UnlimitedAllocator,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "RoundRequest",
     "RoutingPolicy",
     "StreamAllocator",
+    "StreamGate",
     "SuccessEstimate",
     "UniformPolicy",
     "UnlimitedAllocator",

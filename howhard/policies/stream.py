@@ -22,14 +22,18 @@ flat prior, "fewest failures first" (a uniform cap with stop-at-first-pass).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import anyio
 import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import ConfigError
+from howhard.policies.priors import PriorSource, RequestInfo
+from howhard.posterior import forecast, log_lik_counts, normalise
+from howhard.types import Request, RoundGrant, RoundView
 
 __all__ = [
     "EliminationAllocator",
@@ -38,6 +42,7 @@ __all__ = [
     "RoundAllocator",
     "RoundRequest",
     "StreamAllocator",
+    "StreamGate",
     "UnlimitedAllocator",
 ]
 
@@ -138,11 +143,12 @@ class StreamAllocator:
         self.pool += units
         self.spent -= units
 
-    def price(self, requests: Sequence[RoundRequest]) -> float:
-        """The clearing price for these asks plus the planned future arrivals."""
+    def price(self, requests: Sequence[RoundRequest], others: Sequence[RoundRequest] = ()) -> float:
+        """The clearing price for these asks, the ``others`` still in flight (their last
+        forecasts) and the planned future arrivals."""
         values: list[FloatArray] = []
         weights: list[FloatArray] = []
-        for r in requests:
+        for r in (*requests, *others):
             v = np.array(r.values, dtype=np.float64)
             if r.forced and len(v):
                 v[0] = np.inf
@@ -163,9 +169,14 @@ class StreamAllocator:
         over = np.flatnonzero(cum > supply + 1e-9)
         return 0.0 if over.size == 0 else float(v_all[order[over[0]]])
 
-    def grant(self, requests: Sequence[RoundRequest]) -> Grants:
-        """Owed rounds first, then by value: granted while the pool holds their units."""
-        out = Grants(price=self.price(requests))
+    def grant(
+        self, requests: Sequence[RoundRequest], others: Sequence[RoundRequest] = ()
+    ) -> Grants:
+        """Owed rounds first, then by value: granted while the pool holds their units.
+
+        ``others``: requests in flight that are not asking now; only their demand counts.
+        """
+        out = Grants(price=self.price(requests, others))
         self.last_price = out.price
         for r in sorted(requests, key=lambda r: (not r.forced, -r.values[0], r.key)):
             if not _worth(r, out.price):
@@ -277,3 +288,123 @@ class EliminationAllocator:
             else:
                 out.refused[r.key] = "no_units"
         return out
+
+
+class StreamGate:
+    """A served stream's round gate: sequential procedures ask it before every round.
+
+    Each request's first ask admits it (its deposit enters the pool; its prior comes from
+    ``prior`` for the probe logit ``logit(request)``); every ask carries the request's outcomes
+    so far, which update its posterior and the prior source. Asks arriving within ``tick_s``
+    of each other are decided together, at one price that also counts the demand of requests
+    in flight; a request worth the price that finds the pool short waits for the next tick
+    (the allocator's ``max_wait`` ticks at most). Units granted but not drawn return to the
+    pool when the request finishes (the carry), so they go to the requests that need them.
+
+    Use it with the procedure's ``gate=`` and a scheduler whose budget is the cap (the ledger
+    then holds the cap and settles what was drawn).
+    """
+
+    def __init__(
+        self,
+        allocator: StreamAllocator,
+        prior: PriorSource,
+        *,
+        logit: Callable[[Request], float],
+        group: Callable[[Request], str] = lambda request: "*",
+        min_budget: int = 1,
+        tick_s: float = 0.002,
+    ) -> None:
+        if tick_s < 0 or min_budget < 0:
+            raise ConfigError(
+                f"tick_s and min_budget must be >= 0, got {tick_s!r} and {min_budget!r}"
+            )
+        self.allocator = allocator
+        self.prior = prior
+        self._logit = logit
+        self._group = group
+        self.min_budget = min_budget
+        self.tick_s = tick_s
+        self._info: dict[str, RequestInfo] = {}
+        self._granted: dict[str, int] = {}
+        self._last: dict[str, RoundRequest] = {}
+        self._pending: dict[str, RoundRequest] = {}
+        self._decided: dict[str, RoundGrant | None] = {}
+        self._solved = anyio.Event()
+        self._leader = False
+
+    def _ask(self, request: Request, view: RoundView) -> RoundRequest:
+        info = self._info.get(request.id)
+        if info is None:
+            info = RequestInfo(
+                key=request.id, z=float(self._logit(request)), group=self._group(request)
+            )
+            self._info[request.id] = info
+            self._granted[request.id] = 0
+            ask = self._forecast(info, view)
+            self.allocator.admit(ask)
+            return ask
+        if view.passes + view.fails:
+            self.prior.update(info, view.passes, view.fails)
+        return self._forecast(info, view)
+
+    def _forecast(self, info: RequestInfo, view: RoundView) -> RoundRequest:
+        log_w = normalise(self.prior.prior(info) + log_lik_counts([view.passes], [view.fails])[0])
+        values, costs = forecast(log_w[None, :], view.sizes)
+        return RoundRequest(
+            key=info.key,
+            size=view.sizes[0],
+            forced=view.used < self.min_budget,
+            values=values[0],
+            costs=costs[0],
+        )
+
+    async def grant(self, request: Request, view: RoundView) -> RoundGrant:
+        """Units for the request's next round, decided with the other asks of this tick."""
+        if not view.sizes:
+            return RoundGrant(units=0, reason="max_budget")
+        ask = self._ask(request, view)
+        self._last[request.id] = ask
+        while True:
+            self._pending[request.id] = ask
+            solved = self._solved
+            if not self._leader:
+                # The first asker of a tick waits for the others, then decides for all of them
+                # (synchronously, so a cancelled leader still decides).
+                self._leader = True
+                try:
+                    await anyio.sleep(self.tick_s)
+                finally:
+                    self._leader = False
+                    self._decide()
+            else:
+                await solved.wait()
+            decision = self._decided.pop(request.id, None)
+            if decision is not None:
+                return decision
+            # Waiting for units: ask again next tick.
+
+    def _decide(self) -> None:
+        asks, self._pending = list(self._pending.values()), {}
+        self.prior.tick()
+        others = [r for key, r in self._last.items() if key not in {a.key for a in asks}]
+        grants = self.allocator.grant(asks, others)
+        for key, units in grants.granted.items():
+            self._granted[key] = self._granted.get(key, 0) + units
+            self._decided[key] = RoundGrant(units=units)
+        for key, reason in grants.refused.items():
+            self._decided[key] = RoundGrant(units=0, reason=reason)
+        solved, self._solved = self._solved, anyio.Event()
+        solved.set()
+
+    def finish(self, request: Request, view: RoundView) -> None:
+        """The request stopped: its unused units go back, its outcomes to the prior source."""
+        info = self._info.pop(request.id, None)
+        self._last.pop(request.id, None)
+        self._pending.pop(request.id, None)
+        self._decided.pop(request.id, None)
+        granted = self._granted.pop(request.id, 0)
+        if granted > view.used:
+            self.allocator.release(granted - view.used)
+        if info is not None:
+            self.prior.feedback(info, view.passes, view.fails)

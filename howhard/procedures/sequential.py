@@ -34,12 +34,13 @@ from howhard.procedures.best_of_k import best_index, score_candidates
 from howhard.procedures.self_consistency import vote
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer, normalize_answer
-from howhard.types import Candidate, Completion, Request
+from howhard.types import Candidate, Completion, Request, RoundGrant, RoundView
 
 __all__ = [
     "AdaptiveSelfConsistency",
     "BetaRule",
     "EscRule",
+    "RoundGate",
     "RoundState",
     "SequentialBestOfK",
     "StopReason",
@@ -99,29 +100,69 @@ def _plan(config: RoundsConfig, budget: int) -> list[PlannedCall]:
     return [PlannedCall(None, k) for k in round_sizes(0, 0, config.schedule, cap)]
 
 
-class _Rounds:
-    """The round loop both procedures share: deadline checks, one call per round."""
+@runtime_checkable
+class RoundGate(Protocol):
+    """Decides, round by round, whether a request may spend more (a stream allocator's handle,
+    e.g. :class:`howhard.policies.StreamGate`): the units of its next round, or 0 and why."""
 
-    def __init__(self, config: RoundsConfig) -> None:
+    async def grant(self, request: Request, view: RoundView) -> RoundGrant:
+        """Units for the request's next round (``view.sizes[0]``), or 0 with a reason."""
+        ...
+
+    def finish(self, request: Request, view: RoundView) -> None:
+        """The request stopped (for any reason, failures included) after ``view.used``."""
+        ...
+
+
+def _view(state: RoundState) -> RoundView:
+    sizes: list[int] = []
+    used = state.used
+    for k in state.sizes[state.rounds :]:
+        if used >= state.cap:
+            break
+        sizes.append(min(k, state.cap - used))
+        used += sizes[-1]
+    return RoundView(
+        used=state.used,
+        rounds=state.rounds,
+        passes=state.passes,
+        fails=state.fails,
+        sizes=tuple(sizes),
+    )
+
+
+class _Rounds:
+    """The round loop both procedures share: deadline checks, the gate, one call per round."""
+
+    def __init__(self, config: RoundsConfig, gate: RoundGate | None, request: Request) -> None:
         self.config = config
+        self._gate = gate
+        self._request = request
         self._slowest = 0.0
 
-    async def next_round(
-        self, state: RoundState, context: Context, prompt: str
-    ) -> list[Completion]:
+    async def next_round(self, state: RoundState, context: Context) -> list[Completion]:
         """Run the next round; returns its completions, or [] when the request stopped."""
         k = state.next_size()
         if k == 0:
             return []
         deadline = anyio.current_effective_deadline()
-        now = anyio.current_time()
-        if state.rounds and math.isfinite(deadline) and now + self._slowest >= deadline:
+        if (
+            state.rounds
+            and math.isfinite(deadline)
+            and anyio.current_time() + self._slowest >= deadline
+        ):
             # The next round would most likely be cut off by the deadline, failing the request
             # and losing what earlier rounds found: stop now and keep it.
             state.stop = StopReason.DEADLINE
             return []
+        if self._gate is not None:
+            grant = await self._gate.grant(self._request, _view(state))
+            if grant.units <= 0:
+                state.stop = StopReason(grant.reason or StopReason.NO_UNITS)
+                return []
+            k = min(k, grant.units)
         started = anyio.current_time()
-        generation = await context.generate(prompt, n=k)
+        generation = await context.generate(self._request.prompt, n=k)
         self._slowest = max(self._slowest, anyio.current_time() - started)
         if not generation.completions:
             raise ScoringError(f"backend returned no completions for n={k}")
@@ -130,6 +171,11 @@ class _Rounds:
         state.used += len(completions)
         state.rounds += 1
         return completions
+
+    def finish(self, state: RoundState) -> None:
+        """Tell the gate the request stopped (sync: it runs even under cancellation)."""
+        if self._gate is not None:
+            self._gate.finish(self._request, _view(state))
 
 
 def _metadata(
@@ -151,6 +197,7 @@ class _Sequential:
 
     config: RoundsConfig
     default_answer: str | None
+    gate: RoundGate | None
 
     def plan(self, budget: int) -> Sequence[PlannedCall]:
         """One call per planned round (the worst case: the request never stops early)."""
@@ -162,6 +209,16 @@ class _Sequential:
 
     def _abstain(self) -> Outcome:
         return Outcome(answer=self.default_answer, chosen=None, abstained=True, units=0)
+
+    def _refused(self, state: RoundState) -> Outcome:
+        """The gate refused even the first round: the request abstains, spending nothing."""
+        return Outcome(
+            answer=self.default_answer,
+            chosen=None,
+            abstained=True,
+            units=0,
+            metadata=_metadata(state),
+        )
 
     @staticmethod
     def _decide(state: RoundState, done: bool, reason: StopReason) -> None:
@@ -189,6 +246,7 @@ class SequentialBestOfK(_Sequential):
         config: RoundsConfig | None = None,
         extractor: AnswerExtractor = extract_final_answer,
         default_answer: str | None = None,
+        gate: RoundGate | None = None,
     ) -> None:
         if not isinstance(threshold, int | float) or not math.isfinite(threshold):
             raise ConfigError(
@@ -200,6 +258,7 @@ class SequentialBestOfK(_Sequential):
         self.config = config if config is not None else RoundsConfig()
         self._extract = extractor
         self.default_answer = default_answer
+        self.gate = gate
 
     def observe(self, state: RoundState, scores: Sequence[float]) -> None:
         """Record a round's scores (``state.used``/``rounds`` already counted); maybe stop."""
@@ -213,12 +272,17 @@ class SequentialBestOfK(_Sequential):
         if budget == 0:
             return self._abstain()
         state = self.start(budget)
-        rounds = _Rounds(self.config)
+        rounds = _Rounds(self.config, self.gate, request)
         candidates: list[Candidate] = []
-        while completions := await rounds.next_round(state, context, request.prompt):
-            scored = await score_candidates(self.scorer, self._extract, request, completions)
-            candidates.extend(scored)
-            self.observe(state, [c.score for c in scored])
+        try:
+            while completions := await rounds.next_round(state, context):
+                scored = await score_candidates(self.scorer, self._extract, request, completions)
+                candidates.extend(scored)
+                self.observe(state, [c.score for c in scored])
+        finally:
+            rounds.finish(state)
+        if not candidates:
+            return self._refused(state)
         chosen = candidates[best_index(candidates)]
         answer = chosen.answer if chosen.answer is not None else chosen.completion.text
         return Outcome(
@@ -314,6 +378,7 @@ class AdaptiveSelfConsistency(_Sequential):
         answer_extractor: AnswerExtractor = extract_final_answer,
         normalize: Callable[[str], str] = normalize_answer,
         default_answer: str | None = None,
+        gate: RoundGate | None = None,
     ) -> None:
         self.rule: StopRule = rule if rule is not None else BetaRule()
         if not isinstance(self.rule, StopRule):
@@ -326,6 +391,7 @@ class AdaptiveSelfConsistency(_Sequential):
         self._extract = answer_extractor
         self._normalize = normalize
         self.default_answer = default_answer
+        self.gate = gate
 
     def observe(self, state: RoundState, keys: Sequence[str | None]) -> None:
         """Record a round's normalised answers (``None``: no answer); maybe stop."""
@@ -341,14 +407,19 @@ class AdaptiveSelfConsistency(_Sequential):
         if budget == 0:
             return self._abstain()
         state = self.start(budget)
-        rounds = _Rounds(self.config)
+        rounds = _Rounds(self.config, self.gate, request)
         completions: list[Completion] = []
         answers: list[str | None] = []
-        while batch := await rounds.next_round(state, context, request.prompt):
-            texts = [extract_checked(self._extract, c.text) for c in batch]
-            completions.extend(batch)
-            answers.extend(texts)
-            self.observe(state, [None if a is None else self._normalize(a) for a in texts])
+        try:
+            while batch := await rounds.next_round(state, context):
+                texts = [extract_checked(self._extract, c.text) for c in batch]
+                completions.extend(batch)
+                answers.extend(texts)
+                self.observe(state, [None if a is None else self._normalize(a) for a in texts])
+        finally:
+            rounds.finish(state)
+        if not completions:
+            return self._refused(state)
         outcome = vote(completions, answers, self._normalize)
         return Outcome(
             answer=outcome.answer,

@@ -150,3 +150,90 @@ def test_a_success_estimate_feeds_the_allocator_through_the_protocol() -> None:
 
     with pytest.raises(ConfigError, match="return a mean in"):
         EstimatePrior(Broken()).prior(RequestInfo(key="a", z=0.0))
+
+
+async def _served(
+    questions: dict[str, bool], average: float, cap: int = 8
+) -> tuple[list[object], StreamAllocator]:
+    """Submit every question at once through a scheduler whose procedure asks a StreamGate."""
+    import anyio
+
+    from howhard import BatchingConfig, RoundsConfig, Scheduler
+    from howhard.backends import ScriptedBackend
+    from howhard.policies import StreamGate, UniformPolicy
+    from howhard.procedures import SequentialBestOfK
+    from howhard.scoring import ExactMatch
+
+    backend = ScriptedBackend(
+        lambda prompt, n, params: ["The answer is 4." if questions[prompt] else "No idea."] * n
+    )
+    allocator = StreamAllocator(average_budget=average, horizon=0)
+    gate = StreamGate(allocator, FixedPrior(flat=True), logit=lambda request: 0.0)
+    procedure = SequentialBestOfK(
+        ExactMatch(), config=RoundsConfig(schedule=(1,), max_budget=cap), gate=gate
+    )
+    results: list[object] = []
+    async with Scheduler(
+        backend=backend,
+        policy=UniformPolicy(),
+        procedure=procedure,
+        average_budget=cap,
+        max_budget=cap,
+        batching=BatchingConfig(max_batch_size=64, max_wait_s=0.01),
+    ) as scheduler:
+
+        async def one(prompt: str) -> None:
+            results.append(await scheduler.submit(prompt, reference="4"))
+
+        async with anyio.create_task_group() as tg:
+            for prompt in questions:
+                tg.start_soon(one, prompt)
+    return results, allocator
+
+
+@pytest.mark.anyio
+async def test_a_served_stream_spends_exactly_its_budget_where_it_is_needed() -> None:
+    questions = {f"easy {i}": True for i in range(6)} | {f"hard {i}": False for i in range(4)}
+    results, allocator = await _served(questions, average=2.0)
+    assert len(results) == 10
+    used = {r.request_id: r.usage.units for r in results}  # type: ignore[attr-defined]
+    assert sum(used.values()) <= 2.0 * 10
+    assert allocator.spent == sum(used.values()) and allocator.pool >= 0
+    easy = [r for r in results if r.metadata["stop_reason"] == "passed"]  # type: ignore[attr-defined]
+    assert len(easy) == 6 and all(r.usage.units == 1 for r in easy)  # type: ignore[attr-defined]
+    # The easy questions' unused units went to the hard ones, which got more than the average.
+    hard = [r for r in results if r not in easy]
+    assert {r.metadata["stop_reason"] for r in hard} <= {"not_worth", "no_units", "max_budget"}  # type: ignore[attr-defined]
+    assert sum(r.usage.units for r in hard) / len(hard) > 2.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_round_gives_its_units_back() -> None:
+    import anyio
+
+    from howhard import RoundsConfig
+    from howhard.backends import ScriptedBackend
+    from howhard.policies import StreamGate
+    from howhard.procedures import RetryingCaller, SequentialBestOfK
+    from howhard.scoring import ExactMatch
+    from howhard.types import GenerationParams, Request
+
+    started = anyio.Event()
+
+    async def blocked(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        started.set()
+        await anyio.sleep_forever()
+        return []
+
+    allocator = StreamAllocator(average_budget=4.0, horizon=0)
+    gate = StreamGate(allocator, FixedPrior(flat=True), logit=lambda request: 0.0, tick_s=0.0)
+    procedure = SequentialBestOfK(
+        ExactMatch(), config=RoundsConfig(schedule=(2,), max_budget=8), gate=gate
+    )
+    caller = RetryingCaller(ScriptedBackend(blocked), GenerationParams(max_tokens=4))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(procedure.run, Request(prompt="q", reference="4"), 8, caller)
+        await started.wait()
+        assert allocator.pool == 2.0  # the round's 2 units are out
+        tg.cancel_scope.cancel()
+    assert allocator.pool == 4.0 and allocator.spent == 0.0
