@@ -145,7 +145,12 @@ def run_sequential(args: argparse.Namespace) -> int:
     import time
 
     from howhard.evaluation.data import load_split
-    from howhard.evaluation.sequential import family_logits, fit_prior, fit_transfer
+    from howhard.evaluation.sequential import (
+        crossfit_logits,
+        family_logits,
+        fit_prior,
+        fit_transfer,
+    )
     from howhard.evaluation.sequential_report import (
         best_of_k_section,
         rounds_section,
@@ -225,7 +230,16 @@ def run_sequential(args: argparse.Namespace) -> int:
     logged = LoggedSamples(
         ids=test.ids, rewards=test.rewards, answers=test.answers, z=z_in, groups=test.families
     )
-    section = self_consistency_section(logged, replays=args.replays)
+    z_tv = np.where(
+        np.asarray(splits) == "train",
+        crossfit_logits(x_tv, trainval.success, splits),
+        np.log(lam) - np.log1p(-lam),
+    )
+    models = {"probe prior": _value_model(trainval, z_tv, splits, args.value_paths, log)}
+    if args.sc_ablation:
+        zero = np.zeros(len(z_tv))
+        models["no prior"] = _value_model(trainval, zero, splits, args.value_paths, log)
+    section = self_consistency_section(logged, value_models=models, replays=args.replays)
     lines += section.lines
     figures["self_consistency"] = section.figures
     log("self-consistency done")
@@ -240,6 +254,21 @@ def run_sequential(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     log(f"wrote {args.out / 'sequential.md'} and sequential.json")
     return 0
+
+
+def _value_model(data: Any, z: Any, splits: list[str], paths: int, log: Any) -> Any:
+    """The self-consistency value model fitted on the train rows, early-stopped on val."""
+    from howhard.training.vote_value import fit_vote_value, training_states
+
+    split = np.asarray(splits)
+    sets = []
+    for name, n_paths, seed in (("train", paths, 0), ("val", max(8, paths // 2), 1)):
+        rows = np.flatnonzero(split == name)
+        answers = [data.answers[i] for i in rows]
+        sets.append(training_states(answers, data.rewards[rows], z[rows], paths=n_paths, seed=seed))
+    model, loss = fit_vote_value(sets[0], sets[1])
+    log(f"value model: val loss {loss:.4f} ({len(sets[0][0])} training states)")
+    return model
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

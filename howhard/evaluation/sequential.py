@@ -27,6 +27,7 @@ from howhard.policies.priors import OnlinePrior, OnlinePriorConfig, PriorFit
 from howhard.posterior import GRID, log_lik_counts, logsumexp, round_sizes
 
 __all__ = [
+    "crossfit_logits",
     "family_logits",
     "fit_prior",
     "fit_transfer",
@@ -292,3 +293,31 @@ def family_logits(
             np.asarray(probe.raw(a), dtype=np.float64) / probe.temperature for a in (x, *others)
         ]
     return out
+
+
+def crossfit_logits(
+    features: npt.ArrayLike,
+    success: npt.ArrayLike,
+    splits: Sequence[str],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+) -> FloatArray:
+    """Probe logits for the train rows, each from a probe that did not train on it (``folds``
+    probes of the shipped recipe, early-stopped and calibrated on the val rows); other rows 0.
+
+    A model fitted on the shipped probe's own train logits would learn in-sample confidence.
+    """
+    from howhard.training.train import TrainConfig, train_probe
+
+    x = np.asarray(features, dtype=np.float32)
+    y = np.asarray(success, dtype=np.float64)
+    split = np.asarray(splits)
+    train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    config = TrainConfig(head="lambda", calibration="temperature", max_budget=16, seed=seed)
+    z = np.zeros(len(x))
+    for held in np.array_split(np.random.default_rng(seed).permutation(train), folds):
+        rows = np.concatenate([np.setdiff1d(train, held), val])
+        probe = train_probe(x[rows], y[rows], config, assignments=list(split[rows])).probe
+        z[held] = np.asarray(probe.raw(x[held]), dtype=np.float64) / probe.temperature
+    return z

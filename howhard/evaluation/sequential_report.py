@@ -12,7 +12,7 @@ SC-k (exact), ESC and Adaptive-Consistency's Beta rule. Rounds per request for e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +44,13 @@ from howhard.policies.stream import (
     StreamAllocator,
     UnlimitedAllocator,
 )
+from howhard.probes.vote_value import VoteValueModel
 from howhard.procedures.sequential import (
     AdaptiveSelfConsistency,
     BetaRule,
     EscRule,
     SequentialBestOfK,
+    ValueRule,
 )
 from howhard.scoring.base import Scorer
 
@@ -209,8 +211,8 @@ def best_of_k_section(
     return report
 
 
-def _saving(reach: float) -> str:
-    return "-" if not math.isfinite(reach) else f"{1 - reach / 16:.0%}"
+def _saving(reach: float, of: float = 16) -> str:
+    return "-" if not math.isfinite(reach) else f"{1 - reach / of:.0%}"
 
 
 def _row(name: str, row: dict[float, float], budgets: Sequence[float], reach: float) -> str:
@@ -227,10 +229,13 @@ def self_consistency_section(
     max_budget: int = 16,
     windows: Sequence[int] = (2, 3, 4),
     confidences: Sequence[float] = (0.8, 0.85, 0.9, 0.95),
+    value_models: Mapping[str, VoteValueModel] | None = None,
+    prices: Sequence[float] = (1e-4, 3e-4, 6e-4, 1e-3, 1.5e-3, 2.5e-3, 4e-3),
     replays: int = 16,
     seed: int = 0,
 ) -> SequentialReport:
-    """Accuracy vs samples: SC-k exact, ESC windows and the Beta rule, simulated."""
+    """Accuracy vs samples: SC-k exact; ESC windows, the Beta rule and the value rule (one row
+    per model and price, ``z = 0`` for a model named "no prior"), simulated."""
     report = SequentialReport()
     curve = majority_vote_curves(logged.answers, logged.rewards, max_budget).mean(axis=0)
     report.lines += [
@@ -247,24 +252,60 @@ def self_consistency_section(
     unlimited = SimulatedPolicy(
         "unlimited", lambda: FixedPrior(flat=True), lambda b, s: UnlimitedAllocator()
     )
-    rows: dict[str, list[dict[str, Any]]] = {"ESC": [], "Adaptive-Consistency (Beta)": []}
     rules: list[tuple[str, str, Any]] = [("ESC", f"window {w}", EscRule(window=w)) for w in windows]
     rules += [
         ("Adaptive-Consistency (Beta)", f"confidence {c}", BetaRule(confidence=c))
         for c in confidences
     ]
+    for name, model in (value_models or {}).items():
+        rules += [
+            (f"value rule ({name})", f"price {p:g}", ValueRule(model, price=p)) for p in prices
+        ]
+    rows: dict[str, list[dict[str, Any]]] = {family: [] for family, _, _ in rules}
+    flat = LoggedSamples(
+        ids=logged.ids,
+        rewards=logged.rewards,
+        answers=logged.answers,
+        z=np.zeros(len(logged)),
+        groups=logged.groups,
+    )
     for family, label, rule in rules:
         procedure = AdaptiveSelfConsistency(rule, config=RoundsConfig(max_budget=max_budget))
-        r = simulate(unlimited, procedure, logged, average_budget=0.0, replays=replays, seed=seed)
+        data = flat if "no prior" in family else logged
+        r = simulate(unlimited, procedure, data, average_budget=0.0, replays=replays, seed=seed)
         stops = ", ".join(f"{k} {v:.2f}" for k, v in r.stops.items())
         report.lines.append(
             f"| {family} | {label} | {r.success:.4f} | {r.success_se:.4f} | {r.samples:.2f} | "
             f"{r.rounds_p50:g} / {r.rounds_p99:g} | {stops} |"
         )
         rows[family].append({"parameter": label, **describe(r)})
-    report.figures = {"sc_k": [float(x) for x in curve], "rules": rows}
+    target = float(curve[max_budget]) - 0.01
+    report.lines += [
+        "",
+        f"Samples to reach SC-{max_budget} - 1 pp ({target:.4f}) and accuracy at matched samples "
+        "(upper hull of each method's points):",
+        "",
+        "| method | samples to reach | saving | acc @5 | acc @6 | acc @7 | acc @8 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    sc_points = np.array([(0.0, float(k), float(curve[k])) for k in range(1, max_budget + 1)])
+    summary: dict[str, Any] = {}
+    for family, points in [("SC-k", sc_points), *((f, _points(rs)) for f, rs in rows.items())]:
+        reach = spend_to_reach(points, target)
+        at = [success_at(points, b) if b >= points[:, 1].min() else math.nan for b in (5, 6, 7, 8)]
+        summary[family] = {"reach": reach, "at": at}
+        report.lines.append(
+            f"| {family} | {_fmt(reach)} | {_saving(reach, max_budget)} | "
+            + " | ".join(_fmt(a) for a in at)
+            + " |"
+        )
+    report.figures = {"sc_k": [float(x) for x in curve], "rules": rows, "summary": summary}
     report.lines.append("")
     return report
+
+
+def _points(results: Sequence[Mapping[str, Any]]) -> FloatArray:
+    return np.array([(0.0, r["samples"], r["success"]) for r in results])
 
 
 def rounds_section(

@@ -35,6 +35,7 @@ from howhard.procedures.sequential import (
     SequentialBestOfK,
     StopReason,
 )
+from howhard.training.vote_value import majority_value
 
 __all__ = ["LoggedSamples", "SimulatedPolicy", "SimulationResult", "simulate"]
 
@@ -202,15 +203,6 @@ def _remaining(state: RoundState) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def _vote_success(votes: dict[str, int], values: dict[str, float]) -> float:
-    """Expected reward of the majority answer, ties broken uniformly (0 with no votes)."""
-    if not votes:
-        return 0.0
-    top = max(votes.values())
-    leaders = [a for a, c in votes.items() if c == top]
-    return sum(values.get(a, 0.0) for a in leaders) / len(leaders)
-
-
 @dataclass(slots=True)
 class _Replay:
     success: FloatArray
@@ -244,7 +236,7 @@ def _replay(
         while arrivals and (policy.concurrency is None or len(active) < policy.concurrency):
             i = arrivals.popleft()
             info = RequestInfo(key=logged.ids[i], z=float(logged.z[i]), group=logged.groups[i])
-            a = _Active(info, procedure.start(cap), prior.prior(info), prior.version, tick)
+            a = _Active(info, procedure.start(cap, info.z), prior.prior(info), prior.version, tick)
             active[i] = a
             allocator.admit(_ask(procedure, str(i), a, policy.min_budget))
         prior.tick()
@@ -301,7 +293,7 @@ def _replay(
             if isinstance(procedure, SequentialBestOfK):
                 success[i] = float(st.passes > 0)
             else:
-                success[i] = _vote_success(st.votes, a.values)
+                success[i] = majority_value(st.votes, a.values)
             samples[i], rounds[i], ticks[i] = st.used, st.rounds, tick - a.admitted + 1
             reason = str(st.stop or StopReason.MAX_BUDGET)
             stops[reason] = stops.get(reason, 0) + 1

@@ -20,6 +20,7 @@ from howhard.procedures.sequential import (
     SequentialBestOfK,
     StopReason,
     StopRule,
+    ValueRule,
 )
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "SequentialBestOfK",
     "StopReason",
     "StopRule",
+    "ValueRule",
     "backoff_delay",
 ]

@@ -29,6 +29,7 @@ import anyio
 from howhard.config import RoundsConfig
 from howhard.errors import ConfigError, ScoringError
 from howhard.posterior import round_sizes
+from howhard.probes.vote_value import VoteValueModel, vote_features
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.procedures.best_of_k import best_index, score_candidates
 from howhard.procedures.self_consistency import vote
@@ -45,6 +46,7 @@ __all__ = [
     "SequentialBestOfK",
     "StopReason",
     "StopRule",
+    "ValueRule",
 ]
 
 
@@ -81,6 +83,8 @@ class RoundState:
     """Self-consistency: samples per normalised answer."""
     nulls: int = 0
     """Self-consistency: samples without an extractable answer."""
+    z: float = 0.0
+    """The difficulty probe's logit for the request, when a stop rule reads it."""
     stop: StopReason | None = None
 
     def next_size(self) -> int:
@@ -90,9 +94,9 @@ class RoundState:
         return min(self.sizes[self.rounds], self.cap - self.used)
 
 
-def _start(config: RoundsConfig, budget: int) -> RoundState:
+def _start(config: RoundsConfig, budget: int, z: float = 0.0) -> RoundState:
     cap = min(budget, config.max_budget)
-    return RoundState(cap=cap, sizes=round_sizes(0, 0, config.schedule, cap))
+    return RoundState(cap=cap, sizes=round_sizes(0, 0, config.schedule, cap), z=z)
 
 
 def _plan(config: RoundsConfig, budget: int) -> list[PlannedCall]:
@@ -203,9 +207,10 @@ class _Sequential:
         """One call per planned round (the worst case: the request never stops early)."""
         return _plan(self.config, budget)
 
-    def start(self, budget: int) -> RoundState:
-        """A fresh request's state for ``budget`` units (for the simulator and custom loops)."""
-        return _start(self.config, budget)
+    def start(self, budget: int, z: float = 0.0) -> RoundState:
+        """A fresh request's state for ``budget`` units (for the simulator and custom loops);
+        ``z``: its difficulty probe logit, for stop rules that read one."""
+        return _start(self.config, budget, z)
 
     def _abstain(self) -> Outcome:
         return Outcome(answer=self.default_answer, chosen=None, abstained=True, units=0)
@@ -303,8 +308,9 @@ class StopRule(Protocol):
         """Round sizes the rule needs (``None``: the procedure's own schedule)."""
         ...
 
-    def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
-        """Whether the vote (counts per answer) is settled after a round that gave ``last``."""
+    def settled(self, state: RoundState, last: Sequence[str | None]) -> bool:
+        """Whether the vote (``state.votes``: samples per answer) is settled after a round that
+        gave the answers ``last``."""
         ...
 
 
@@ -330,11 +336,11 @@ class BetaRule:
         """``rounds``: one sample per round by default."""
         return self.rounds
 
-    def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
+    def settled(self, state: RoundState, last: Sequence[str | None]) -> bool:
         """``P(p1 > p2 | counts) ≥ confidence`` under uniform priors."""
-        if not votes:
+        if not state.votes:
             return False
-        ordered = sorted(votes.values(), reverse=True)
+        ordered = sorted(state.votes.values(), reverse=True)
         v1, v2 = ordered[0], ordered[1] if len(ordered) > 1 else 0
         n = v1 + v2 + 1
         tail = sum(math.comb(n, i) for i in range(v1 + 1)) / (1 << n)
@@ -357,9 +363,53 @@ class EscRule:
         """Rounds of one window each."""
         return (self.window,)
 
-    def settled(self, votes: Mapping[str, int], last: Sequence[str | None]) -> bool:
+    def settled(self, state: RoundState, last: Sequence[str | None]) -> bool:
         """The last window was unanimous."""
         return len(last) == self.window and last[0] is not None and len(set(last)) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRule:
+    """howhard's rule: go on while the vote is predicted to gain, per remaining sample, at least
+    ``price`` (and at least ``min_gain`` in all) by running to ``model.max_budget`` samples.
+
+    The gain comes from :class:`~howhard.probes.vote_value.VoteValueModel` on the vote state and
+    the request's probe logit (``RoundState.z``): hopeless requests (a low prior, a diffuse vote)
+    and settled ones both predict ~0 gain and stop early. ``price`` trades accuracy for samples
+    (0: stop only when nothing is left to gain).
+    """
+
+    model: VoteValueModel
+    min_gain: float = 1e-3
+    price: float = 0.0
+    round_size: int = 1
+
+    @property
+    def schedule(self) -> tuple[int, ...] | None:
+        """Rounds of ``round_size`` samples."""
+        return (self.round_size,)
+
+    def gain(self, state: RoundState) -> float:
+        """The predicted gain of running to ``model.max_budget`` samples."""
+        ordered = sorted(state.votes.values(), reverse=True)
+        features = vote_features(
+            [state.used],
+            [ordered[0] if ordered else 0],
+            [ordered[1] if len(ordered) > 1 else 0],
+            [len(ordered)],
+            [state.nulls],
+            [state.z],
+            self.model.max_budget,
+        )
+        return float(self.model.gain(features)[0])
+
+    def settled(self, state: RoundState, last: Sequence[str | None]) -> bool:
+        """Too little left to gain, in all or per remaining sample."""
+        left = self.model.max_budget - state.used
+        if left <= 0:
+            return False  # the procedure's cap stops it (max_budget)
+        g = self.gain(state)
+        return g < self.min_gain or g / left < self.price
 
 
 class AdaptiveSelfConsistency(_Sequential):
@@ -367,6 +417,8 @@ class AdaptiveSelfConsistency(_Sequential):
 
     The rule's schedule (one sample per round for :class:`BetaRule`, one window for
     :class:`EscRule`) replaces ``config.schedule``; ``config.max_budget`` bounds the samples.
+    ``logit(request)`` gives the request's difficulty probe logit to rules that read it
+    (:class:`ValueRule`).
     Votes, tie-breaks and candidate scores are :class:`SelfConsistency`'s.
     """
 
@@ -379,6 +431,7 @@ class AdaptiveSelfConsistency(_Sequential):
         normalize: Callable[[str], str] = normalize_answer,
         default_answer: str | None = None,
         gate: RoundGate | None = None,
+        logit: Callable[[Request], float] | None = None,
     ) -> None:
         self.rule: StopRule = rule if rule is not None else BetaRule()
         if not isinstance(self.rule, StopRule):
@@ -392,6 +445,7 @@ class AdaptiveSelfConsistency(_Sequential):
         self._normalize = normalize
         self.default_answer = default_answer
         self.gate = gate
+        self._logit = logit
 
     def observe(self, state: RoundState, keys: Sequence[str | None]) -> None:
         """Record a round's normalised answers (``None``: no answer); maybe stop."""
@@ -400,13 +454,13 @@ class AdaptiveSelfConsistency(_Sequential):
                 state.nulls += 1
             else:
                 state.votes[key] = state.votes.get(key, 0) + 1
-        self._decide(state, self.rule.settled(state.votes, keys), StopReason.SETTLED)
+        self._decide(state, self.rule.settled(state, keys), StopReason.SETTLED)
 
     async def run(self, request: Request, budget: int, context: Context) -> Outcome:
         """Sample in rounds until the vote is settled; return its majority."""
         if budget == 0:
             return self._abstain()
-        state = self.start(budget)
+        state = self.start(budget, 0.0 if self._logit is None else float(self._logit(request)))
         rounds = _Rounds(self.config, self.gate, request)
         completions: list[Completion] = []
         answers: list[str | None] = []

@@ -23,6 +23,7 @@ from howhard.procedures import (
     EscRule,
     PlannedCall,
     RetryingCaller,
+    RoundState,
     SequentialBestOfK,
     StopReason,
 )
@@ -135,7 +136,8 @@ def test_beta_rule_matches_the_regularised_incomplete_beta_function(
     expected = bool(votes) and exact >= confidence
     if votes and math.isclose(exact, confidence, rel_tol=1e-9):
         return  # on the boundary rounding decides
-    assert BetaRule(confidence=confidence).settled(votes, []) is expected
+    state = RoundState(cap=16, sizes=(1,) * 16, votes=votes)
+    assert BetaRule(confidence=confidence).settled(state, []) is expected
 
 
 def test_bad_configuration_is_refused_with_the_fix() -> None:
