@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,23 @@ def register(subparsers: Any) -> None:
         help="sequential: average samples per question to simulate (comma-separated)",
     )
     parser.add_argument("--cap", type=int, default=32, help="sequential: most samples per question")
+    parser.add_argument(
+        "--value-paths",
+        type=int,
+        default=48,
+        help="sequential: resampled vote paths per train question for the value model",
+    )
+    parser.add_argument(
+        "--test-features",
+        type=Path,
+        default=None,
+        help="sequential: the test set's features (default: TEST/features under --data)",
+    )
+    parser.add_argument(
+        "--sc-ablation",
+        action="store_true",
+        help="sequential: also train and simulate the value rule without the probe (z = 0)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -168,9 +186,8 @@ def run_sequential(args: argparse.Namespace) -> int:
         print(f"[{time.monotonic() - started:6.0f}s] {line}", flush=True)
 
     lambda_probe = data / args.lambda_probe
-    test = load_split(
-        data / args.test, _features_path(data, args.test), lambda_probe, answers=read_answers
-    )
+    test_features = args.test_features or _features_path(data, args.test)
+    test = load_split(data / args.test, test_features, lambda_probe, answers=read_answers)
     trainval = load_split(
         data / args.heldout,
         _features_path(data, args.heldout),
@@ -190,7 +207,7 @@ def run_sequential(args: argparse.Namespace) -> int:
     config = OnlinePriorConfig(fit=fit, z_mean=float(z_val.mean()), z_var=float(z_val.var()))
     log(f"prior fitted on val: {fit!r}, z mean {config.z_mean:.3f}, var {config.z_var:.3f}")
     x_tv = load_features(_features_path(data, args.heldout)).aligned(trainval.ids)
-    x_test = load_features(_features_path(data, args.test)).aligned(test.ids)
+    x_test = load_features(test_features).aligned(test.ids)
     lofo = family_logits(x_tv, trainval.success, trainval.families, splits, [x_test])
     fams_tv, fams_test = np.asarray(trainval.families), np.asarray(test.families)
     z_oof, z_lofo = np.zeros(len(fams_tv)), np.zeros(len(fams_test))
@@ -201,14 +218,20 @@ def run_sequential(args: argparse.Namespace) -> int:
     log(f"transfer fit: shift sd {config.shift_sd}, strength weights {config.kappa_weights}")
     lam_test = np.clip(test.lambda_hat, 1e-6, 1 - 1e-6)
     z_in = np.log(lam_test) - np.log1p(-lam_test)
-    settings = {"in-distribution": z_in, "leave-family-out": z_lofo}
+    # Families the probe never trained on are out of family for the shipped probe already.
+    unseen = ~np.isin(fams_test, list(lofo))
+    z_lofo[unseen] = z_in[unseen]
+    name = "in-distribution" if not unseen.any() else f"shipped probe ({unseen.mean():.0%} unseen)"
+    settings = {name: z_in, "leave-family-out": z_lofo}
     budgets = [float(b) for b in args.budgets.split(",")]
     lines = [
         "# Sequential best-of-k and self-consistency",
         "",
-        f"Test split: {len(test.ids)} questions x {test.rewards.shape[1]} logged samples; "
-        f"prior fitted on {int(val.sum())} val questions; command: `howhard evaluate "
-        f"--sequential --replays {args.replays} --budgets {args.budgets} --cap {args.cap}`.",
+        f"Test set {args.test}: {len(test.ids)} questions x {test.rewards.shape[1]} logged "
+        f"samples, {len(set(test.families))} families ({int(unseen.sum())} questions from "
+        f"families the probe never saw); "
+        f"prior fitted on {int(val.sum())} val questions; command: `howhard "
+        f"{' '.join(sys.argv[1:])}`.",
         "",
     ]
     figures: dict[str, Any] = {"prior": config.model_dump(mode="json")}

@@ -118,10 +118,10 @@ class OnlinePriorConfig(_Config):
 
     fit: PriorFit = Field(default_factory=PriorFit, description="The offline fit (κ = 1, δ = 0).")
     z_mean: float = Field(
-        default=-0.75, allow_inf_nan=False, description="Mean probe logit on the fit set."
+        default=-1.363, allow_inf_nan=False, description="Mean probe logit on the fit set."
     )
     z_var: float = Field(
-        default=1.6, ge=0.0, allow_inf_nan=False, description="Variance of z on the fit set."
+        default=1.521, ge=0.0, allow_inf_nan=False, description="Variance of z on the fit set."
     )
     kappas: tuple[float, ...] = Field(
         default=(0.0, 0.25, 0.5, 0.75, 1.0),

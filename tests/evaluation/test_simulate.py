@@ -182,3 +182,13 @@ def test_the_report_section_and_dataset_loading(tmp_path: Path) -> None:
     assert section.figures["target_u16"] == pytest.approx(
         float((logged.rewards.max(axis=1)).mean())
     )
+
+
+def test_the_sequential_report_command_takes_its_options() -> None:
+    from howhard.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["evaluate", "--sequential", "--sc-ablation", "--test-features", "f", "--replays", "2"]
+    )
+    assert args.sequential and args.sc_ablation and args.replays == 2
+    assert str(args.test_features) == "f" and args.value_paths == 48 and args.cap == 32
