@@ -69,6 +69,10 @@ class _Outcome:
     samples: int
     tokens: int
     wall_s: float
+    latencies: tuple[float, ...] = ()
+    """Seconds from submit to answer, per question."""
+    rounds: tuple[int, ...] = ()
+    """Backend calls (rounds) per question."""
 
 
 def held_out_requests(count: int, seed: int) -> list[Any]:
@@ -286,8 +290,8 @@ async def _serve(
     screen.say(f"{'':>8} {'question':<46} {'λ':>5} {'budget':>6}  {'answer':<18} ok")
     procedure: Any = BestOfK(TaskScorer())
     if name == "sequential":
-        rounds = RoundsConfig(schedule=(1, 2, 4, 8), max_budget=args.max_budget)
-        procedure = SequentialBestOfK(TaskScorer(), config=rounds)
+        schedule = RoundsConfig(schedule=(1, 2, 4, 8), max_budget=args.max_budget)
+        procedure = SequentialBestOfK(TaskScorer(), config=schedule)
     counter = getattr(backend, "tokens_generated", None)  # local engines count as they go
     screen.phase(
         name,
@@ -298,6 +302,8 @@ async def _serve(
     correct = 0
     samples = 0
     tokens = 0
+    latencies: list[float] = []
+    rounds: list[int] = []
     started = time.monotonic()
     scheduler = Scheduler(
         backend=backend,
@@ -323,6 +329,8 @@ async def _serve(
                 answer = stated[0]  # verified by mention: show the words the reply used
         done += 1
         correct += ok
+        latencies.append(result.latency_s)
+        rounds.append(int(result.metadata.get("rounds", 0 if result.abstained else 1)))
         samples += result.usage.units
         tokens += result.usage.completion_tokens
         screen.progress(done, samples, tokens)
@@ -341,7 +349,7 @@ async def _serve(
     wall = time.monotonic() - started
     screen.phase(None)
     screen.say(f"{name}: {correct}/{n} correct, {samples} samples, {tokens} tokens, {wall:.1f} s")
-    return _Outcome(name, correct, samples, tokens, wall)
+    return _Outcome(name, correct, samples, tokens, wall, tuple(latencies), tuple(rounds))
 
 
 def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -> None:
@@ -349,11 +357,17 @@ def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -
         f"\n== summary ({n} questions, total budget {int(budget * n)} samples; adaptive wall "
         "time includes encoding the prompts for the probe)",
     )
-    screen.say(f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8}")
+    screen.say(
+        f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8} "
+        f"{'latency p50/p99':>16} {'rounds p50/p99':>15}"
+    )
     for o in outcomes:
+        lat = np.percentile(o.latencies, [50, 99]) if o.latencies else (0.0, 0.0)
+        rnd = np.percentile(o.rounds, [50, 99]) if o.rounds else (0.0, 0.0)
         screen.say(
             f"{o.name:<10} {o.correct:>4}/{n:<3} {o.correct / n:>4.0%} {o.samples:>8} "
-            f"{o.tokens:>8} {o.wall_s:>7.1f}s",
+            f"{o.tokens:>8} {o.wall_s:>7.1f}s {f'{lat[0]:.1f}/{lat[1]:.1f} s':>16} "
+            f"{f'{rnd[0]:.0f}/{rnd[1]:.0f}':>15}",
         )
     by_name = {o.name: o for o in outcomes}
     u = by_name.get("uniform")

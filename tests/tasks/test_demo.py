@@ -155,3 +155,5 @@ def test_sequential_run_stops_at_the_first_verified_sample_and_says_how_much_it_
     assert out.count(" 1/4  ") == 4
     assert "sequential: 4/4 correct, 4 samples" in out
     assert "sequential answered +0 questions vs uniform, using -12 samples (-75%)" in out
+    summary = out.split("== summary", 1)[1]
+    assert "latency p50/p99" in summary and "rounds p50/p99" in summary
