@@ -206,6 +206,32 @@ def best_of_k_section(
             "reach_u16": reach,
             "min_margin_over_one_shot_oracle_4_16": min(above) if above else math.nan,
         }
+    learned = sims["sequential, probe prior (learned strength)"]
+    report.lines += [
+        "",
+        "Paired differences (same random orders), learned-strength prior minus each policy, "
+        "± one paired standard error; and its margin over the one-shot oracle at its spend:",
+        "",
+        "| vs | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for other in ("sequential, flat prior", "bandit elimination"):
+        diffs = []
+        for mine, theirs in zip(learned, sims[other], strict=True):
+            d = mine.replay_success - theirs.replay_success
+            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else math.nan
+            diffs.append((float(d.mean()), se))
+        report.lines.append(
+            f"| {other} | " + " | ".join(f"{m:+.4f}±{e:.4f}" for m, e in diffs) + " |"
+        )
+        fig["policies"][other]["learned_minus_this"] = diffs
+    margins = [
+        r.success - float(np.interp(r.samples, oracle_pts[:, 1], oracle_pts[:, 2]))
+        if r.samples <= float(oracle_pts[-1, 1])
+        else r.success - float(oracle_pts[-1, 2])
+        for r in learned
+    ]
+    report.lines.append("| one-shot oracle | " + " | ".join(f"{m:+.4f}" for m in margins) + " |")
     report.figures = fig
     report.lines.append("")
     return report
