@@ -149,7 +149,7 @@ class SimulationResult:
     replay_samples: FloatArray = field(repr=False)
 
 
-Procedure = SequentialBestOfK | AdaptiveSelfConsistency
+SequentialProcedure = SequentialBestOfK | AdaptiveSelfConsistency
 
 
 @dataclass(slots=True)
@@ -162,7 +162,7 @@ class _Active:
     values: dict[str, float] = field(default_factory=dict)
 
 
-def _ask(procedure: Procedure, key: str, a: _Active, min_budget: int) -> RoundRequest:
+def _ask(procedure: SequentialProcedure, key: str, a: _Active, min_budget: int) -> RoundRequest:
     values, costs = _forecast(procedure, [a])[0]
     return RoundRequest(
         key=key,
@@ -174,7 +174,7 @@ def _ask(procedure: Procedure, key: str, a: _Active, min_budget: int) -> RoundRe
 
 
 def _forecast(
-    procedure: Procedure, active: Sequence[_Active]
+    procedure: SequentialProcedure, active: Sequence[_Active]
 ) -> list[tuple[FloatArray, FloatArray]]:
     """Each request's remaining rounds' values and costs, from its posterior (best-of-k), or
     "always worth it" for a vote (its rule alone decides when it is settled)."""
@@ -214,7 +214,7 @@ class _Replay:
 
 def _replay(
     policy: SimulatedPolicy,
-    procedure: Procedure,
+    procedure: SequentialProcedure,
     logged: LoggedSamples,
     average_budget: float,
     cap: int,
@@ -304,7 +304,7 @@ def _replay(
 
 def simulate(
     policy: SimulatedPolicy,
-    procedure: Procedure,
+    procedure: SequentialProcedure,
     logged: LoggedSamples,
     *,
     average_budget: float,

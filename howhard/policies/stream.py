@@ -387,7 +387,8 @@ class StreamGate:
     def _decide(self) -> None:
         asks, self._pending = list(self._pending.values()), {}
         self.prior.tick()
-        others = [r for key, r in self._last.items() if key not in {a.key for a in asks}]
+        asking = {a.key for a in asks}
+        others = [r for key, r in self._last.items() if key not in asking]
         grants = self.allocator.grant(asks, others)
         for key, units in grants.granted.items():
             self._granted[key] = self._granted.get(key, 0) + units
