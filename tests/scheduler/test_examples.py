@@ -38,3 +38,19 @@ def test_readme_submit_snippet_runs() -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
     )
     assert out.stdout.startswith("391 4 Usage(")
+
+
+def test_readme_sequential_snippet_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Think until settled", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.stdout == "391 1 passed\n"
