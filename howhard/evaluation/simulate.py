@@ -181,7 +181,7 @@ def _forecast(
     out: list[tuple[FloatArray, FloatArray]] = [(np.zeros(0), np.zeros(0))] * len(active)
     groups: dict[tuple[int, ...], list[int]] = {}
     for j, a in enumerate(active):
-        sizes = _remaining(a.state)
+        sizes = a.state.remaining()
         if isinstance(procedure, SequentialBestOfK):
             groups.setdefault(sizes, []).append(j)
         else:
@@ -191,16 +191,6 @@ def _forecast(
         for row, j in enumerate(idx):
             out[j] = (values[row], costs[row])
     return out
-
-
-def _remaining(state: RoundState) -> tuple[int, ...]:
-    sizes, used = [], state.used
-    for k in state.sizes[state.rounds :]:
-        if used >= state.cap:
-            break
-        sizes.append(min(k, state.cap - used))
-        used += sizes[-1]
-    return tuple(sizes)
 
 
 @dataclass(slots=True)

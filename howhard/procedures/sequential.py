@@ -87,6 +87,17 @@ class RoundState:
     """The difficulty probe's logit for the request, when a stop rule reads it."""
     stop: StopReason | None = None
 
+    def remaining(self) -> tuple[int, ...]:
+        """The sizes of the rounds it may still run, the next one first (ignores ``stop``)."""
+        sizes: list[int] = []
+        used = self.used
+        for k in self.sizes[self.rounds :]:
+            if used >= self.cap:
+                break
+            sizes.append(min(k, self.cap - used))
+            used += sizes[-1]
+        return tuple(sizes)
+
     def next_size(self) -> int:
         """Samples in the next round (0: the request is finished)."""
         if self.stop is not None or self.rounds >= len(self.sizes) or self.used >= self.cap:
@@ -119,19 +130,12 @@ class RoundGate(Protocol):
 
 
 def _view(state: RoundState) -> RoundView:
-    sizes: list[int] = []
-    used = state.used
-    for k in state.sizes[state.rounds :]:
-        if used >= state.cap:
-            break
-        sizes.append(min(k, state.cap - used))
-        used += sizes[-1]
     return RoundView(
         used=state.used,
         rounds=state.rounds,
         passes=state.passes,
         fails=state.fails,
-        sizes=tuple(sizes),
+        sizes=state.remaining(),
     )
 
 
