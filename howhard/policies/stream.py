@@ -398,6 +398,22 @@ class StreamGate:
         solved, self._solved = self._solved, anyio.Event()
         solved.set()
 
+    def stats(self) -> dict[str, float]:
+        """What an operator watches: the pool (units deposited and not granted), units spent,
+        requests admitted and in flight, the last price, and the prior's learned strength
+        (when the prior source reports one, e.g. :meth:`OnlinePrior.strength`)."""
+        out = {
+            "pool": float(self.allocator.pool),
+            "spent": float(self.allocator.spent),
+            "admitted": float(self.allocator.admitted),
+            "in_flight": float(len(self._info)),
+            "price": float(self.allocator.last_price),
+        }
+        strength = getattr(self.prior, "strength", None)
+        if callable(strength):
+            out["prior_strength"] = float(strength())
+        return out
+
     def finish(self, request: Request, view: RoundView) -> None:
         """The request stopped: its unused units go back, its outcomes to the prior source."""
         info = self._info.pop(request.id, None)

@@ -22,6 +22,7 @@ from howhard.policies.stream import (
     FixedPriceAllocator,
     RoundRequest,
     StreamAllocator,
+    StreamGate,
 )
 from howhard.posterior import GRID, forecast, log_lik_counts, normalise, round_sizes
 
@@ -154,13 +155,13 @@ def test_a_success_estimate_feeds_the_allocator_through_the_protocol() -> None:
 
 async def _served(
     questions: dict[str, bool], average: float, cap: int = 8
-) -> tuple[list[object], StreamAllocator]:
+) -> tuple[list[object], StreamAllocator, StreamGate]:
     """Submit every question at once through a scheduler whose procedure asks a StreamGate."""
     import anyio
 
     from howhard import BatchingConfig, RoundsConfig, Scheduler
     from howhard.backends import ScriptedBackend
-    from howhard.policies import StreamGate, UniformPolicy
+    from howhard.policies import UniformPolicy
     from howhard.procedures import SequentialBestOfK
     from howhard.scoring import ExactMatch
 
@@ -188,13 +189,16 @@ async def _served(
         async with anyio.create_task_group() as tg:
             for prompt in questions:
                 tg.start_soon(one, prompt)
-    return results, allocator
+    return results, allocator, gate
 
 
 @pytest.mark.anyio
 async def test_a_served_stream_spends_exactly_its_budget_where_it_is_needed() -> None:
     questions = {f"easy {i}": True for i in range(6)} | {f"hard {i}": False for i in range(4)}
-    results, allocator = await _served(questions, average=2.0)
+    results, allocator, gate = await _served(questions, average=2.0)
+    stats = gate.stats()
+    assert stats["admitted"] == 10 and stats["in_flight"] == 0
+    assert stats["pool"] + stats["spent"] == pytest.approx(20.0)
     assert len(results) == 10
     used = {r.request_id: r.usage.units for r in results}  # type: ignore[attr-defined]
     assert sum(used.values()) <= 2.0 * 10
