@@ -192,3 +192,25 @@ def test_the_sequential_report_command_takes_its_options() -> None:
     )
     assert args.sequential and args.sc_ablation and args.replays == 2
     assert str(args.test_features) == "f" and args.value_paths == 48 and args.cap == 32
+
+
+def test_a_stream_with_requests_in_flight_and_a_deadline() -> None:
+    logged = logged_set(n=80)
+    config = OnlinePriorConfig()
+    stream = SimulatedPolicy(
+        "stream",
+        lambda: OnlinePrior(config),
+        lambda b, s: StreamAllocator(average_budget=b, horizon=16),
+        concurrency=8,
+    )
+    result = simulate(stream, best_of_k(16), logged, average_budget=3.0, replays=2)
+    assert result.samples <= 3.0 + 1e-9 and result.ticks_p99 >= result.rounds_p99
+    hurried = SimulatedPolicy(
+        "deadline",
+        lambda: FixedPrior(flat=True),
+        lambda b, s: UnlimitedAllocator(),
+        concurrency=8,
+        deadline=3,
+    )
+    result = simulate(hurried, best_of_k(16), logged, average_budget=0.0, replays=2)
+    assert result.rounds_p99 <= 3 and result.stops["deadline"] > 0
