@@ -1,0 +1,232 @@
+"""The Lua scripts :class:`howhard.ledger.RedisLedger` runs on the server, one per operation.
+
+Each script is one atomic step on a Redis-protocol server (Valkey or Redis): it reads the
+server's clock (``TIME``, unless a test passes a time), first *sweeps* the tenant's books —
+leases whose expiry has passed release their holds, settled usage older than the window leaves
+it — and then applies :mod:`howhard.ledger.rules` exactly as the in-memory store does. The
+conformance suite proves the two agree.
+
+Keys of one tenant (``P`` is the store's key prefix)::
+
+    P{tenant}:acct     hash  s*/w*/r* = settled / in the window / reserved (u units, p prompt
+                             tokens, c completion tokens, m cost micros); open, rejected,
+                             degraded, expired (leases that lapsed), peak_u/peak_t/peak_m (the
+                             most ever held at once: window + open holds, checked at each reserve)
+    P{tenant}:leases   zset  lease id -> expiry time (server seconds)
+    P{tenant}:holds    hash  lease id -> "budget,u,p,c,m" held
+    P{tenant}:events   zset  "id:u,p,c,m" charged -> settle time (only for windowed quotas)
+    P{tenant}:done:ID  str   "u,p,c,m" charged by a settled lease (expires): a retried settle
+                             returns it instead of charging again
+    Ptenants           set   every tenant the store has seen (for snapshots)
+
+Integers cross the Lua boundary as strings formatted with ``%d`` and times as ``%.17g`` (Lua
+5.1 would print ``1e+15`` or round a timestamp to 14 digits otherwise).
+"""
+
+from __future__ import annotations
+
+__all__ = ["REFUND", "RENEW", "RESERVE", "SETTLE", "SNAPSHOT"]
+
+# KEYS[1..4] = acct, leases, holds, events; ARGV[1] = time ('' = the server's), ARGV[2] = window
+# in seconds ('-1' = none). Every script starts with these helpers and a sweep.
+_COMMON = r"""
+local acct, leases, holds, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local FIELDS = {'u', 'p', 'c', 'm'}
+
+local function num(x) return string.format('%.17g', x) end
+local function int(x) return string.format('%d', x) end
+
+local function split(s)
+  local out = {}
+  for x in string.gmatch(s, '[^,]+') do out[#out + 1] = tonumber(x) end
+  return out
+end
+
+-- add sign * a[first .. first + 3] to the tally named by prefix ('s', 'w' or 'r')
+local function add(prefix, a, first, sign)
+  for i = 1, 4 do
+    local v = a[first + i - 1]
+    if v ~= 0 then redis.call('HINCRBY', acct, prefix .. FIELDS[i], int(sign * v)) end
+  end
+end
+
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local window = tonumber(ARGV[2])
+
+-- Leases whose expiry has passed: their holders stopped renewing (died), so release the holds.
+local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', num(now))
+if #lapsed > 0 then
+  for _, id in ipairs(lapsed) do
+    local held = redis.call('HGET', holds, id)
+    if held then
+      add('r', split(held), 2, -1)
+      redis.call('HDEL', holds, id)
+      redis.call('HINCRBY', acct, 'open', -1)
+      redis.call('HINCRBY', acct, 'expired', 1)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now))
+end
+
+-- Settled usage leaves the window when now - settled_at >= window (rules.in_window), tested
+-- one event at a time, oldest first, in the same float arithmetic as the in-memory store.
+if window > 0 then
+  while true do
+    local oldest = redis.call('ZRANGE', events, 0, 63, 'WITHSCORES')
+    if #oldest == 0 then break end
+    local done = false
+    for i = 1, #oldest, 2 do
+      if now - tonumber(oldest[i + 1]) < window then done = true break end
+      local member = oldest[i]
+      add('w', split(string.sub(member, string.find(member, ':', 1, true) + 1)), 1, -1)
+      redis.call('ZREM', events, member)
+    end
+    if done then break end
+  end
+end
+"""
+
+RESERVE = (
+    _COMMON
+    + r"""
+-- KEYS[5] = tenants set. ARGV[3] tenant, [4] lease id, [5] ttl seconds, [6..8] limits on units,
+-- tokens, cost micros ('-1' = none), [9] '1' to degrade, [10] n holds, then n x (budget, u, p, c,
+-- m): the requested hold first, then the fallbacks in increasing order.
+redis.call('SADD', KEYS[5], ARGV[3])
+local id = ARGV[4]
+local existing = redis.call('HGET', holds, id)
+if existing then return {'ok', existing} end  -- a retried reserve whose first reply was lost
+
+local r = redis.call('HMGET', acct, 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm')
+local held = {}
+for i = 1, 4 do held[i] = (tonumber(r[i]) or 0) + (tonumber(r[i + 4]) or 0) end
+local lu, lt, lm = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+
+local function at(k, i) return tonumber(ARGV[10 + 5 * k + i]) end  -- i: 1 budget, 2..5 amount
+local function fits(k)
+  if lu >= 0 and held[1] + at(k, 2) > lu then return false end
+  if lt >= 0 and held[2] + held[3] + at(k, 3) + at(k, 4) > lt then return false end
+  if lm >= 0 and held[4] + at(k, 5) > lm then return false end
+  return true
+end
+
+local n = tonumber(ARGV[10])
+local pick = -1
+if fits(0) then
+  pick = 0
+elseif ARGV[9] == '1' and n > 1 then
+  -- Amounts grow with the budget, so "fits" is monotone: the largest fallback that fits.
+  local lo, hi = 1, n - 1
+  while lo <= hi do
+    local mid = math.floor((lo + hi) / 2)
+    if fits(mid) then pick, lo = mid, mid + 1 else hi = mid - 1 end
+  end
+end
+if pick < 0 then
+  redis.call('HINCRBY', acct, 'rejected', 1)
+  return {'no', int(held[1]) .. ',' .. int(held[2]) .. ',' .. int(held[3]) .. ',' .. int(held[4])}
+end
+
+local o = 10 + 5 * pick
+local record = ARGV[o + 1] .. ',' .. ARGV[o + 2] .. ',' .. ARGV[o + 3] .. ',' .. ARGV[o + 4]
+  .. ',' .. ARGV[o + 5]
+redis.call('HSET', holds, id, record)
+redis.call('ZADD', leases, num(now + tonumber(ARGV[5])), id)
+add('r', split(record), 2, 1)
+redis.call('HINCRBY', acct, 'open', 1)
+if pick > 0 then redis.call('HINCRBY', acct, 'degraded', 1) end
+
+-- The audit: the most ever held at once (window + open holds), per limited quantity.
+local peak = redis.call('HMGET', acct, 'peak_u', 'peak_t', 'peak_m')
+local after = {held[1] + at(pick, 2), held[2] + held[3] + at(pick, 3) + at(pick, 4),
+               held[4] + at(pick, 5)}
+local names = {'peak_u', 'peak_t', 'peak_m'}
+for i = 1, 3 do
+  if after[i] > (tonumber(peak[i]) or 0) then redis.call('HSET', acct, names[i], int(after[i])) end
+end
+return {'ok', record}
+"""
+)
+
+SETTLE = (
+    _COMMON
+    + r"""
+-- KEYS[5] = this lease's done key. ARGV[3] lease id, [4..7] actual u, p, c, m (>= 0, checked by
+-- the client), [8] how long to remember the charge (ms).
+local id = ARGV[3]
+local record = redis.call('HGET', holds, id)
+if not record then
+  -- Closed already (a retry after a lost reply gets the first charge back) or lapsed: no change.
+  local charged = redis.call('GET', KEYS[5])
+  if charged then return {'done', charged} end
+  return {'gone', ''}
+end
+local h = split(record)
+local charged = {}
+for i = 1, 4 do charged[i] = math.min(tonumber(ARGV[3 + i]), h[i + 1]) end
+redis.call('HDEL', holds, id)
+redis.call('ZREM', leases, id)
+add('r', h, 2, -1)
+redis.call('HINCRBY', acct, 'open', -1)
+add('s', charged, 1, 1)
+add('w', charged, 1, 1)
+local text = int(charged[1]) .. ',' .. int(charged[2]) .. ',' .. int(charged[3]) .. ','
+  .. int(charged[4])
+if window > 0 then redis.call('ZADD', events, num(now), id .. ':' .. text) end
+redis.call('SET', KEYS[5], text, 'PX', ARGV[8])
+return {'ok', text}
+"""
+)
+
+REFUND = (
+    _COMMON
+    + r"""
+-- ARGV[3] lease id. Refunding a lease that is closed or lapsed changes nothing.
+local id = ARGV[3]
+local record = redis.call('HGET', holds, id)
+if not record then return 0 end
+redis.call('HDEL', holds, id)
+redis.call('ZREM', leases, id)
+add('r', split(record), 2, -1)
+redis.call('HINCRBY', acct, 'open', -1)
+return 1
+"""
+)
+
+RENEW = (
+    _COMMON
+    + r"""
+-- ARGV[3] ttl seconds, ARGV[4..] lease ids. Extends the leases still open; returns those that
+-- are not (closed, or lapsed before this renewal), so the holder stops renewing them.
+local lost = {}
+local expiry = num(now + tonumber(ARGV[3]))
+for i = 4, #ARGV do
+  if redis.call('ZSCORE', leases, ARGV[i]) then
+    redis.call('ZADD', leases, 'XX', expiry, ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
+)
+
+SNAPSHOT = (
+    _COMMON
+    + r"""
+-- The tenant's account after the sweep, and the number of leases on the server.
+local fields = {'su', 'sp', 'sc', 'sm', 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm', 'open',
+                'rejected', 'degraded', 'expired', 'peak_u', 'peak_t', 'peak_m'}
+local values = redis.call('HMGET', acct, unpack(fields))
+local out = {}
+for i = 1, #fields do out[i] = values[i] or '0' end
+out[#out + 1] = tostring(redis.call('ZCARD', leases))
+return out
+"""
+)
