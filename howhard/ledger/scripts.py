@@ -74,16 +74,17 @@ if #lapsed > 0 then
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now))
 end
 
--- Settled usage leaves the window when now - settled_at >= window (rules.in_window), tested
--- one event at a time, oldest first, in the same float arithmetic as the in-memory store.
+-- Settled usage leaves the window when now - settled_at >= window (rules.in_window). The score
+-- range finds the candidates cheaply (with a millisecond to spare for rounding); each is then
+-- tested in the same float arithmetic as the in-memory store, oldest first.
 if window > 0 then
   while true do
-    local oldest = redis.call('ZRANGE', events, 0, 63, 'WITHSCORES')
-    if #oldest == 0 then break end
-    local done = false
-    for i = 1, #oldest, 2 do
-      if now - tonumber(oldest[i + 1]) < window then done = true break end
-      local member = oldest[i]
+    local old = redis.call('ZRANGEBYSCORE', events, '-inf', num(now - window + 0.001),
+                           'WITHSCORES', 'LIMIT', 0, 64)
+    local done = #old < 128
+    for i = 1, #old, 2 do
+      if now - tonumber(old[i + 1]) < window then done = true break end
+      local member = old[i]
       add('w', split(string.sub(member, string.find(member, ':', 1, true) + 1)), 1, -1)
       redis.call('ZREM', events, member)
     end
