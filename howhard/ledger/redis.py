@@ -60,6 +60,7 @@ from howhard.errors import (
     missing_extra,
 )
 from howhard.ledger import scripts as scripts
+from howhard.ledger.pipeline import ScriptPipeline
 from howhard.ledger.rules import (
     Amount,
     Hold,
@@ -73,7 +74,6 @@ from howhard.ledger.store import Ledger, Reservation, TenantSpend
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.commands.core import AsyncScript
 
 __all__ = ["LeaseAudit", "RedisLedger"]
 
@@ -178,7 +178,7 @@ class RedisLedger(Ledger):
         self._max_connections = max_connections
         self._clock = clock
         self._client: Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._pipeline: ScriptPipeline | None = None
         self._tg: TaskGroup | None = None
         # This store's open leases (id -> tenant): what the renewer extends.
         self._leases: dict[str, str] = {}
@@ -210,12 +210,17 @@ class RedisLedger(Ledger):
             retry=Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), self._retries),
         )
         self._client = Redis.from_pool(pool)
-        self._scripts = {
-            name: self._client.register_script(getattr(scripts, name))
-            for name in ("RESERVE", "SETTLE", "REFUND", "RENEW", "SNAPSHOT")
-        }
+        self._pipeline = ScriptPipeline(
+            self._client,
+            {
+                name: getattr(scripts, name)
+                for name in ("RESERVE", "SETTLE", "REFUND", "RENEW", "SNAPSHOT")
+            },
+            flushers=min(2, self._max_connections),
+        )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        self._tg.start_soon(self._pipeline.run)
         self._tg.start_soon(self._renew_forever)
         return self
 
@@ -228,14 +233,15 @@ class RedisLedger(Ledger):
         # Leases still open are left to expire: their requests' owners refund them (a scheduler
         # does on close), and a crash is what the TTL is for. Queued closes get one last try.
         try:
+            if self._pending and self._tg is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.renew()
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
                 await self._tg.__aexit__(None, None, None)
-            if self._pending and self._client is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.renew()
         finally:
             self._tg = None
+            self._pipeline = None
             client, self._client = self._client, None
             if client is not None:
                 with anyio.CancelScope(shield=True):
@@ -433,12 +439,12 @@ class RedisLedger(Ledger):
         return len(self._pending)
 
     async def _call(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        function = self._scripts.get(script)
-        if function is None:
+        pipeline = self._pipeline
+        if pipeline is None:
             raise UsageError(
                 "RedisLedger is not open; use it as `async with RedisLedger(url, ...) as ledger:`"
             )
-        return await self._call_raw(lambda _: function(keys=list(keys), args=list(args)))
+        return await self._call_raw(lambda _: pipeline.call(script, keys, args))
 
     async def _call_raw(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
         from redis.exceptions import ConnectionError, TimeoutError

@@ -28,10 +28,14 @@ from __future__ import annotations
 __all__ = ["REFUND", "RENEW", "RESERVE", "SETTLE", "SNAPSHOT"]
 
 # KEYS[1..4] = acct, leases, holds, events; ARGV[1] = time ('' = the server's), ARGV[2] = window
-# in seconds ('-1' = none). Every script starts with these helpers and a sweep.
+# in seconds ('-1' = none). Every script starts with these helpers and a sweep; the account is
+# read with one HMGET, changed in Lua and written back with one HSET (save), so a script costs
+# a handful of commands whatever it changes.
 _COMMON = r"""
 local acct, leases, holds, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FIELDS = {'u', 'p', 'c', 'm'}
+local NAMES = {'su', 'sp', 'sc', 'sm', 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm', 'open',
+               'rejected', 'degraded', 'expired', 'peak_u', 'peak_t', 'peak_m'}
 
 local function num(x) return string.format('%.17g', x) end
 local function int(x) return string.format('%d', x) end
@@ -42,12 +46,25 @@ local function split(s)
   return out
 end
 
+local A, dirty = {}, {}
+do
+  local values = redis.call('HMGET', acct, unpack(NAMES))
+  for i, name in ipairs(NAMES) do A[name] = tonumber(values[i]) or 0 end
+end
+local function bump(name, delta)
+  if delta ~= 0 then A[name] = A[name] + delta; dirty[name] = true end
+end
+local function raise(name, value)  -- the audit's high-water marks
+  if value > A[name] then A[name] = value; dirty[name] = true end
+end
 -- add sign * a[first .. first + 3] to the tally named by prefix ('s', 'w' or 'r')
 local function add(prefix, a, first, sign)
-  for i = 1, 4 do
-    local v = a[first + i - 1]
-    if v ~= 0 then redis.call('HINCRBY', acct, prefix .. FIELDS[i], int(sign * v)) end
-  end
+  for i = 1, 4 do bump(prefix .. FIELDS[i], sign * a[first + i - 1]) end
+end
+local function save()
+  local args = {}
+  for name in pairs(dirty) do args[#args + 1] = name; args[#args + 1] = int(A[name]) end
+  if #args > 0 then redis.call('HSET', acct, unpack(args)) end
 end
 
 local now
@@ -67,8 +84,8 @@ if #lapsed > 0 then
     if held then
       add('r', split(held), 2, -1)
       redis.call('HDEL', holds, id)
-      redis.call('HINCRBY', acct, 'open', -1)
-      redis.call('HINCRBY', acct, 'expired', 1)
+      bump('open', -1)
+      bump('expired', 1)
     end
   end
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now))
@@ -102,11 +119,9 @@ RESERVE = (
 redis.call('SADD', KEYS[5], ARGV[3])
 local id = ARGV[4]
 local existing = redis.call('HGET', holds, id)
-if existing then return {'ok', existing} end  -- a retried reserve whose first reply was lost
+if existing then save() return {'ok', existing} end  -- a retried reserve whose reply was lost
 
-local r = redis.call('HMGET', acct, 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm')
-local held = {}
-for i = 1, 4 do held[i] = (tonumber(r[i]) or 0) + (tonumber(r[i + 4]) or 0) end
+local held = {A.wu + A.ru, A.wp + A.rp, A.wc + A.rc, A.wm + A.rm}
 local lu, lt, lm = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 
 local function at(k, i) return tonumber(ARGV[10 + 5 * k + i]) end  -- i: 1 budget, 2..5 amount
@@ -130,7 +145,8 @@ elseif ARGV[9] == '1' and n > 1 then
   end
 end
 if pick < 0 then
-  redis.call('HINCRBY', acct, 'rejected', 1)
+  bump('rejected', 1)
+  save()
   return {'no', int(held[1]) .. ',' .. int(held[2]) .. ',' .. int(held[3]) .. ',' .. int(held[4])}
 end
 
@@ -140,17 +156,13 @@ local record = ARGV[o + 1] .. ',' .. ARGV[o + 2] .. ',' .. ARGV[o + 3] .. ',' ..
 redis.call('HSET', holds, id, record)
 redis.call('ZADD', leases, num(now + tonumber(ARGV[5])), id)
 add('r', split(record), 2, 1)
-redis.call('HINCRBY', acct, 'open', 1)
-if pick > 0 then redis.call('HINCRBY', acct, 'degraded', 1) end
-
+bump('open', 1)
+if pick > 0 then bump('degraded', 1) end
 -- The audit: the most ever held at once (window + open holds), per limited quantity.
-local peak = redis.call('HMGET', acct, 'peak_u', 'peak_t', 'peak_m')
-local after = {held[1] + at(pick, 2), held[2] + held[3] + at(pick, 3) + at(pick, 4),
-               held[4] + at(pick, 5)}
-local names = {'peak_u', 'peak_t', 'peak_m'}
-for i = 1, 3 do
-  if after[i] > (tonumber(peak[i]) or 0) then redis.call('HSET', acct, names[i], int(after[i])) end
-end
+raise('peak_u', held[1] + at(pick, 2))
+raise('peak_t', held[2] + held[3] + at(pick, 3) + at(pick, 4))
+raise('peak_m', held[4] + at(pick, 5))
+save()
 return {'ok', record}
 """
 )
@@ -164,8 +176,9 @@ local id = ARGV[3]
 local record = redis.call('HGET', holds, id)
 if not record then
   -- Closed already (a retry after a lost reply gets the first charge back) or lapsed: no change.
-  local charged = redis.call('GET', KEYS[5])
-  if charged then return {'done', charged} end
+  save()
+  local first = redis.call('GET', KEYS[5])
+  if first then return {'done', first} end
   return {'gone', ''}
 end
 local h = split(record)
@@ -174,9 +187,10 @@ for i = 1, 4 do charged[i] = math.min(tonumber(ARGV[3 + i]), h[i + 1]) end
 redis.call('HDEL', holds, id)
 redis.call('ZREM', leases, id)
 add('r', h, 2, -1)
-redis.call('HINCRBY', acct, 'open', -1)
+bump('open', -1)
 add('s', charged, 1, 1)
 add('w', charged, 1, 1)
+save()
 local text = int(charged[1]) .. ',' .. int(charged[2]) .. ',' .. int(charged[3]) .. ','
   .. int(charged[4])
 if window > 0 then redis.call('ZADD', events, num(now), id .. ':' .. text) end
@@ -191,12 +205,14 @@ REFUND = (
 -- ARGV[3] lease id. Refunding a lease that is closed or lapsed changes nothing.
 local id = ARGV[3]
 local record = redis.call('HGET', holds, id)
-if not record then return 0 end
-redis.call('HDEL', holds, id)
-redis.call('ZREM', leases, id)
-add('r', split(record), 2, -1)
-redis.call('HINCRBY', acct, 'open', -1)
-return 1
+if record then
+  redis.call('HDEL', holds, id)
+  redis.call('ZREM', leases, id)
+  add('r', split(record), 2, -1)
+  bump('open', -1)
+end
+save()
+return record and 1 or 0
 """
 )
 
@@ -205,6 +221,7 @@ RENEW = (
     + r"""
 -- ARGV[3] ttl seconds, ARGV[4..] lease ids. Extends the leases still open; returns those that
 -- are not (closed, or lapsed before this renewal), so the holder stops renewing them.
+save()
 local lost = {}
 local expiry = num(now + tonumber(ARGV[3]))
 for i = 4, #ARGV do
@@ -221,12 +238,10 @@ return lost
 SNAPSHOT = (
     _COMMON
     + r"""
--- The tenant's account after the sweep, and the number of leases on the server.
-local fields = {'su', 'sp', 'sc', 'sm', 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm', 'open',
-                'rejected', 'degraded', 'expired', 'peak_u', 'peak_t', 'peak_m'}
-local values = redis.call('HMGET', acct, unpack(fields))
+-- The tenant's account after the sweep (in NAMES order), then the leases on the server.
+save()
 local out = {}
-for i = 1, #fields do out[i] = values[i] or '0' end
+for i, name in ipairs(NAMES) do out[i] = int(A[name]) end
 out[#out + 1] = tostring(redis.call('ZCARD', leases))
 return out
 """

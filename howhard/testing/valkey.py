@@ -90,7 +90,7 @@ class LocalValkey:
             "--dir", str(self._dir),
             "--save", "",
             "--appendonly", "yes",
-            "--appendfsync", "always",
+            "--appendfsync", "everysec",
             "--protected-mode", "no",
             "--loglevel", "warning",
             "--logfile", str(self._dir / "server.log"),
