@@ -23,6 +23,12 @@ adds to the port:
 - **An audit.** :meth:`RedisLedger.audit` reads, from the server, the most a tenant ever held
   at once (window plus open holds), the leases still on the server and how many lapsed.
 
+A lease that lapses while its request still runs (its replica was cut off from the server for
+longer than ``lease_ttl_s``) is not charged when it settles: its hold was released and others
+may have used it, so charging it then could push the tenant past its quota. The tenant gets
+that work free, and the scheduler logs the shortfall (``ledger.overrun``); choose a TTL longer
+than the outages you expect.
+
 Every replica must be configured with the same quotas (each passes its own to the scripts).
 Spend lives on the server: give it persistence (``appendonly yes``) if quotas must survive its
 restart. One server (or a primary with replicas) is supported, not Redis Cluster.
@@ -37,6 +43,7 @@ restart. One server (or a primary with replicas) is supported, not Redis Cluster
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
@@ -263,19 +270,13 @@ class RedisLedger(Ledger):
         quota = self._quota(tenant)
         choose(None, Amount(), hold, fallbacks)  # the rules' own checks of the budgets
         lease = self._lease_id()
-        args: list[str | int] = [
-            self._now(),
-            _window(quota),
-            tenant,
-            lease,
-            repr(self.lease_ttl_s),
-            *_limits(quota),
-            int(quota is not None and quota.on_exceed == "degrade"),
-            1 + len(fallbacks),
-        ]
-        for candidate in (hold, *fallbacks):
-            args.append(candidate.budget)
-            args.extend(candidate.amount)
+        degrade = int(quota is not None and quota.on_exceed == "degrade")
+        options = ",".join(map(str, (repr(self.lease_ttl_s), *_limits(quota), degrade)))
+        holds = ";".join(
+            f"{h.budget},{h.amount[0]},{h.amount[1]},{h.amount[2]},{h.amount[3]}"
+            for h in (hold, *fallbacks)
+        )
+        args = [self._now(), _window(quota), tenant, lease, options, holds]
         try:
             status, record = await self._call(
                 "RESERVE", [*self._keys(tenant), self._tenants_key()], args
@@ -338,7 +339,7 @@ class RedisLedger(Ledger):
         status, text = await self._call(
             "SETTLE",
             [*keys, f"{self._prefix(tenant)}:done:{reservation.id}"],
-            [*head, *charged, math.ceil(self.lease_ttl_s * 1000)],
+            [*head, ",".join(map(str, charged)), math.ceil(self.lease_ttl_s * 1000)],
         )
         return _amount(text) if status in ("ok", "done") else Amount()
 
@@ -392,9 +393,14 @@ class RedisLedger(Ledger):
             return None
 
     async def _renew_forever(self) -> None:
+        from redis.exceptions import RedisError
+
         while True:
             await anyio.sleep(self.lease_ttl_s / 3)
-            await self.renew()
+            # A round the server refused (not just an outage, which renew() rides out) must not
+            # end the renewals, or every open lease would lapse; the next round tries again.
+            with contextlib.suppress(RedisError):
+                await self.renew()
 
     async def renew(self) -> int:
         """Replay queued closes, then extend this store's open leases; returns how many remain.
@@ -444,7 +450,12 @@ class RedisLedger(Ledger):
             raise UsageError(
                 "RedisLedger is not open; use it as `async with RedisLedger(url, ...) as ledger:`"
             )
-        return await self._call_raw(lambda _: pipeline.call(script, keys, args))
+        try:
+            return await self._call_raw(lambda _: pipeline.call(script, keys, args))
+        except anyio.ClosedResourceError:
+            raise UsageError(
+                "RedisLedger is closed; open it again with `async with RedisLedger(url, ...)`"
+            ) from None
 
     async def _call_raw(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
         from redis.exceptions import ConnectionError, TimeoutError

@@ -113,18 +113,22 @@ end
 RESERVE = (
     _COMMON
     + r"""
--- KEYS[5] = tenants set. ARGV[3] tenant, [4] lease id, [5] ttl seconds, [6..8] limits on units,
--- tokens, cost micros ('-1' = none), [9] '1' to degrade, [10] n holds, then n x (budget, u, p, c,
--- m): the requested hold first, then the fallbacks in increasing order.
+-- KEYS[5] = tenants set. ARGV[3] tenant, [4] lease id, [5] "ttl,limit units,limit tokens,limit
+-- cost micros,degrade" (limit -1 = none; degrade 1 or 0), [6] the holds "budget,u,p,c,m;...":
+-- the requested hold first, then the fallbacks in increasing order. (Few, packed arguments:
+-- encoding each argument is most of the client's cost.)
 redis.call('SADD', KEYS[5], ARGV[3])
 local id = ARGV[4]
 local existing = redis.call('HGET', holds, id)
 if existing then save() return {'ok', existing} end  -- a retried reserve whose reply was lost
 
 local held = {A.wu + A.ru, A.wp + A.rp, A.wc + A.rc, A.wm + A.rm}
-local lu, lt, lm = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local opts = split(ARGV[5])
+local ttl, lu, lt, lm, degrade = opts[1], opts[2], opts[3], opts[4], opts[5]
+local texts, H = {}, {}
+for part in string.gmatch(ARGV[6], '[^;]+') do texts[#texts + 1] = part; H[#H + 1] = split(part) end
 
-local function at(k, i) return tonumber(ARGV[10 + 5 * k + i]) end  -- i: 1 budget, 2..5 amount
+local function at(k, i) return H[k + 1][i] end  -- i: 1 budget, 2..5 amount
 local function fits(k)
   if lu >= 0 and held[1] + at(k, 2) > lu then return false end
   if lt >= 0 and held[2] + held[3] + at(k, 3) + at(k, 4) > lt then return false end
@@ -132,11 +136,11 @@ local function fits(k)
   return true
 end
 
-local n = tonumber(ARGV[10])
+local n = #H
 local pick = -1
 if fits(0) then
   pick = 0
-elseif ARGV[9] == '1' and n > 1 then
+elseif degrade == 1 and n > 1 then
   -- Amounts grow with the budget, so "fits" is monotone: the largest fallback that fits.
   local lo, hi = 1, n - 1
   while lo <= hi do
@@ -150,12 +154,10 @@ if pick < 0 then
   return {'no', int(held[1]) .. ',' .. int(held[2]) .. ',' .. int(held[3]) .. ',' .. int(held[4])}
 end
 
-local o = 10 + 5 * pick
-local record = ARGV[o + 1] .. ',' .. ARGV[o + 2] .. ',' .. ARGV[o + 3] .. ',' .. ARGV[o + 4]
-  .. ',' .. ARGV[o + 5]
+local record = texts[pick + 1]
 redis.call('HSET', holds, id, record)
-redis.call('ZADD', leases, num(now + tonumber(ARGV[5])), id)
-add('r', split(record), 2, 1)
+redis.call('ZADD', leases, num(now + ttl), id)
+add('r', H[pick + 1], 2, 1)
 bump('open', 1)
 if pick > 0 then bump('degraded', 1) end
 -- The audit: the most ever held at once (window + open holds), per limited quantity.
@@ -170,8 +172,8 @@ return {'ok', record}
 SETTLE = (
     _COMMON
     + r"""
--- KEYS[5] = this lease's done key. ARGV[3] lease id, [4..7] actual u, p, c, m (>= 0, checked by
--- the client), [8] how long to remember the charge (ms).
+-- KEYS[5] = this lease's done key. ARGV[3] lease id, [4] actual "u,p,c,m" (>= 0, checked by
+-- the client), [5] how long to remember the charge (ms).
 local id = ARGV[3]
 local record = redis.call('HGET', holds, id)
 if not record then
@@ -181,9 +183,9 @@ if not record then
   if first then return {'done', first} end
   return {'gone', ''}
 end
-local h = split(record)
+local h, actual = split(record), split(ARGV[4])
 local charged = {}
-for i = 1, 4 do charged[i] = math.min(tonumber(ARGV[3 + i]), h[i + 1]) end
+for i = 1, 4 do charged[i] = math.min(actual[i], h[i + 1]) end
 redis.call('HDEL', holds, id)
 redis.call('ZREM', leases, id)
 add('r', h, 2, -1)
@@ -194,7 +196,7 @@ save()
 local text = int(charged[1]) .. ',' .. int(charged[2]) .. ',' .. int(charged[3]) .. ','
   .. int(charged[4])
 if window > 0 then redis.call('ZADD', events, num(now), id .. ':' .. text) end
-redis.call('SET', KEYS[5], text, 'PX', ARGV[8])
+redis.call('SET', KEYS[5], text, 'PX', ARGV[5])
 return {'ok', text}
 """
 )
