@@ -48,10 +48,10 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -83,8 +83,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["LeaseAudit", "RedisLedger"]
-
-T = TypeVar("T")
 
 _FAIL_OPEN = "open-"
 """Id prefix of reservations granted without the server (fail-open tenants in an outage)."""
@@ -200,7 +198,7 @@ class RedisLedger(Ledger):
         try:
             from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
-            from redis.backoff import ExponentialWithJitterBackoff
+            from redis.backoff import NoBackoff
         except ImportError as exc:
             raise missing_extra("redis", "redis") from exc
         if self._client is not None:
@@ -214,16 +212,18 @@ class RedisLedger(Ledger):
             decode_responses=True,
             socket_timeout=self._timeout_s,
             socket_connect_timeout=self._timeout_s,
-            retry=Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), self._retries),
+            # Retries are the pipeline's (whole batches, idempotent scripts), not per command.
+            retry=Retry(NoBackoff(), 0),
         )
         self._client = Redis.from_pool(pool)
         self._pipeline = ScriptPipeline(
             self._client,
             {
                 name: getattr(scripts, name)
-                for name in ("RESERVE", "SETTLE", "REFUND", "RENEW", "SNAPSHOT")
+                for name in ("RESERVE", "SETTLE", "REFUND", "RENEW", "SNAPSHOT", "TENANTS")
             },
             flushers=min(2, self._max_connections),
+            retries=self._retries,
         )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -358,7 +358,7 @@ class RedisLedger(Ledger):
         self, tenants: Sequence[str] | None = None
     ) -> dict[str, tuple[TenantSpend, LeaseAudit]]:
         if tenants is None:
-            members = await self._call_raw(lambda c: c.smembers(self._tenants_key()))
+            members = await self._call("TENANTS", [self._tenants_key()], [])
             tenants = sorted(str(m) for m in members)
         out = {}
         for tenant in tenants:
@@ -445,28 +445,20 @@ class RedisLedger(Ledger):
         return len(self._pending)
 
     async def _call(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run one of :mod:`.scripts`; ``LedgerUnavailable`` when the server cannot be reached."""
+        from redis.exceptions import ConnectionError, TimeoutError
+
         pipeline = self._pipeline
         if pipeline is None:
             raise UsageError(
                 "RedisLedger is not open; use it as `async with RedisLedger(url, ...) as ledger:`"
             )
         try:
-            return await self._call_raw(lambda _: pipeline.call(script, keys, args))
+            return await pipeline.call(script, keys, args)
         except anyio.ClosedResourceError:
             raise UsageError(
                 "RedisLedger is closed; open it again with `async with RedisLedger(url, ...)`"
             ) from None
-
-    async def _call_raw(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        client = self._client
-        if client is None:
-            raise UsageError(
-                "RedisLedger is not open; use it as `async with RedisLedger(url, ...) as ledger:`"
-            )
-        try:
-            return await operation(client)
         except (ConnectionError, TimeoutError, OSError) as exc:
             raise LedgerUnavailable(
                 f"the quota store at {_redacted(self.url)} cannot be reached ({exc}); requests "

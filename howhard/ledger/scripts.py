@@ -11,7 +11,8 @@ Keys of one tenant (``P`` is the store's key prefix)::
     P{tenant}:acct     hash  s*/w*/r* = settled / in the window / reserved (u units, p prompt
                              tokens, c completion tokens, m cost micros); open, rejected,
                              degraded, expired (leases that lapsed), peak_u/peak_t/peak_m (the
-                             most ever held at once: window + open holds, checked at each reserve)
+                             most ever held at once: window + open holds, checked at each reserve),
+                             lnext/wnext (when the next lease / window event can expire)
     P{tenant}:leases   zset  lease id -> expiry time (server seconds)
     P{tenant}:holds    hash  lease id -> "budget,u,p,c,m" held
     P{tenant}:events   zset  "id:u,p,c,m" charged -> settle time (only for windowed quotas)
@@ -25,7 +26,10 @@ Integers cross the Lua boundary as strings formatted with ``%d`` and times as ``
 
 from __future__ import annotations
 
-__all__ = ["REFUND", "RENEW", "RESERVE", "SETTLE", "SNAPSHOT"]
+__all__ = ["REFUND", "RENEW", "RESERVE", "SETTLE", "SNAPSHOT", "TENANTS"]
+
+TENANTS = "return redis.call('SMEMBERS', KEYS[1])"
+"""Every tenant the store has seen (KEYS[1] = the tenants set)."""
 
 # KEYS[1..4] = acct, leases, holds, events; ARGV[1] = time ('' = the server's), ARGV[2] = window
 # in seconds ('-1' = none). Every script starts with these helpers and a sweep; the account is
@@ -34,8 +38,13 @@ __all__ = ["REFUND", "RENEW", "RESERVE", "SETTLE", "SNAPSHOT"]
 _COMMON = r"""
 local acct, leases, holds, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FIELDS = {'u', 'p', 'c', 'm'}
-local NAMES = {'su', 'sp', 'sc', 'sm', 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm', 'open',
-               'rejected', 'degraded', 'expired', 'peak_u', 'peak_t', 'peak_m'}
+local REPORT = {'su', 'sp', 'sc', 'sm', 'wu', 'wp', 'wc', 'wm', 'ru', 'rp', 'rc', 'rm', 'open',
+                'rejected', 'degraded', 'expired', 'peak_u', 'peak_t', 'peak_m'}
+-- lnext: no lease expires before it; wnext: when the oldest window event was settled (-1: no
+-- leases / no events). They spare the sweeps a query when nothing can have expired.
+local NAMES = {unpack(REPORT)}
+NAMES[#NAMES + 1] = 'lnext'
+NAMES[#NAMES + 1] = 'wnext'
 
 local function num(x) return string.format('%.17g', x) end
 local function int(x) return string.format('%d', x) end
@@ -50,6 +59,8 @@ local A, dirty = {}, {}
 do
   local values = redis.call('HMGET', acct, unpack(NAMES))
   for i, name in ipairs(NAMES) do A[name] = tonumber(values[i]) or 0 end
+  if not values[#REPORT + 1] then A.lnext = -1 end
+  if not values[#REPORT + 2] then A.wnext = -1 end
 end
 local function bump(name, delta)
   if delta ~= 0 then A[name] = A[name] + delta; dirty[name] = true end
@@ -63,7 +74,11 @@ local function add(prefix, a, first, sign)
 end
 local function save()
   local args = {}
-  for name in pairs(dirty) do args[#args + 1] = name; args[#args + 1] = int(A[name]) end
+  for name in pairs(dirty) do
+    local v = A[name]
+    args[#args + 1] = name
+    args[#args + 1] = (math.floor(v) == v) and int(v) or num(v)
+  end
   if #args > 0 then redis.call('HSET', acct, unpack(args)) end
 end
 
@@ -77,8 +92,8 @@ end
 local window = tonumber(ARGV[2])
 
 -- Leases whose expiry has passed: their holders stopped renewing (died), so release the holds.
-local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', num(now))
-if #lapsed > 0 then
+if A.lnext >= 0 and A.lnext <= now then
+  local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', num(now))
   for _, id in ipairs(lapsed) do
     local held = redis.call('HGET', holds, id)
     if held then
@@ -88,13 +103,16 @@ if #lapsed > 0 then
       bump('expired', 1)
     end
   end
-  redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now))
+  if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now)) end
+  local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
+  A.lnext = first[2] and tonumber(first[2]) or -1
+  dirty.lnext = true
 end
 
 -- Settled usage leaves the window when now - settled_at >= window (rules.in_window). The score
 -- range finds the candidates cheaply (with a millisecond to spare for rounding); each is then
 -- tested in the same float arithmetic as the in-memory store, oldest first.
-if window > 0 then
+if window > 0 and A.wnext >= 0 and not (now - A.wnext < window) then
   while true do
     local old = redis.call('ZRANGEBYSCORE', events, '-inf', num(now - window + 0.001),
                            'WITHSCORES', 'LIMIT', 0, 64)
@@ -107,6 +125,9 @@ if window > 0 then
     end
     if done then break end
   end
+  local first = redis.call('ZRANGE', events, 0, 0, 'WITHSCORES')
+  A.wnext = first[2] and tonumber(first[2]) or -1
+  dirty.wnext = true
 end
 """
 
@@ -157,6 +178,7 @@ end
 local record = texts[pick + 1]
 redis.call('HSET', holds, id, record)
 redis.call('ZADD', leases, num(now + ttl), id)
+if A.lnext < 0 or now + ttl < A.lnext then A.lnext = now + ttl; dirty.lnext = true end
 add('r', H[pick + 1], 2, 1)
 bump('open', 1)
 if pick > 0 then bump('degraded', 1) end
@@ -192,10 +214,13 @@ add('r', h, 2, -1)
 bump('open', -1)
 add('s', charged, 1, 1)
 add('w', charged, 1, 1)
-save()
 local text = int(charged[1]) .. ',' .. int(charged[2]) .. ',' .. int(charged[3]) .. ','
   .. int(charged[4])
-if window > 0 then redis.call('ZADD', events, num(now), id .. ':' .. text) end
+if window > 0 then
+  redis.call('ZADD', events, num(now), id .. ':' .. text)
+  if A.wnext < 0 then A.wnext = now; dirty.wnext = true end
+end
+save()
 redis.call('SET', KEYS[5], text, 'PX', ARGV[5])
 return {'ok', text}
 """
@@ -240,10 +265,10 @@ return lost
 SNAPSHOT = (
     _COMMON
     + r"""
--- The tenant's account after the sweep (in NAMES order), then the leases on the server.
+-- The tenant's account after the sweep (in REPORT order), then the leases on the server.
 save()
 local out = {}
-for i, name in ipairs(NAMES) do out[i] = int(A[name]) end
+for i, name in ipairs(REPORT) do out[i] = int(A[name]) end
 out[#out + 1] = tostring(redis.call('ZCARD', leases))
 return out
 """
