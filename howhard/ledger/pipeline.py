@@ -68,6 +68,10 @@ class ScriptPipeline:
         # Unbounded on purpose: each caller waits for its own answer, so what is queued is at
         # most one call per waiting caller.
         self._send, self._receive = anyio.create_memory_object_stream[_Call](math.inf)
+        self.calls = 0
+        """Script calls sent so far."""
+        self.batches = 0
+        """Round trips that carried them (``calls / batches`` is the mean batch size)."""
 
     async def call(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run ``script`` with ``keys`` and ``args``; returns its reply or raises the client's
@@ -177,6 +181,9 @@ class ScriptPipeline:
     ) -> list[Any]:
         """Write the commands at once, then read every reply in order (errors as values)."""
         from redis.exceptions import ResponseError
+
+        self.batches += 1
+        self.calls += len(commands)
 
         try:
             # send_packed_command connects first when the connection is down.

@@ -292,3 +292,30 @@ async def test_windows_run_on_the_servers_clock(valkey: LocalValkey) -> None:
             await ledger.reserve("t", per_unit(1))
     finally:
         await client.aclose()
+
+
+# ---------------------------------------------------------------------- the pipeline
+
+
+async def test_concurrent_calls_share_round_trips(valkey: LocalValkey) -> None:
+    async with RedisLedger(valkey.url, key_prefix=fresh_prefix()) as ledger:
+        pipeline = ledger._pipeline
+        assert pipeline is not None
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(ledger.reserve, "t", per_unit(1))
+        assert (await ledger.snapshot())["t"].open_reservations == 200
+        assert pipeline.calls >= 200 and pipeline.batches < pipeline.calls / 4
+
+
+async def test_scripts_the_server_lost_are_loaded_again(valkey: LocalValkey) -> None:
+    client = Redis.from_url(valkey.url)
+    try:
+        async with RedisLedger(valkey.url, key_prefix=fresh_prefix()) as ledger:
+            first = await ledger.reserve("t", per_unit(1))
+            await client.script_flush()
+            await ledger.settle(first, Amount(units=1))
+            await ledger.settle(await ledger.reserve("t", per_unit(2)), Amount(units=2))
+            assert (await ledger.snapshot())["t"].settled.units == 3
+    finally:
+        await client.aclose()
