@@ -84,6 +84,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LeaseAudit", "RedisLedger"]
 
+_RENEW_CHUNK = 500
+"""Most leases one renewal script extends."""
+
 _FAIL_OPEN = "open-"
 """Id prefix of reservations granted without the server (fail-open tenants in an outage)."""
 
@@ -421,7 +424,13 @@ class RedisLedger(Ledger):
         by_tenant: dict[str, list[str]] = {}
         for lease, tenant in list(self._leases.items()):
             by_tenant.setdefault(tenant, []).append(lease)
+        # At most _RENEW_CHUNK leases per script, so no one call keeps the server busy for long.
+        chunks: list[tuple[str, list[str]]] = []
         for tenant, leases in by_tenant.items():
+            chunks += [
+                (tenant, leases[i : i + _RENEW_CHUNK]) for i in range(0, len(leases), _RENEW_CHUNK)
+            ]
+        for tenant, leases in chunks:
             try:
                 lost = await self._call(
                     "RENEW",

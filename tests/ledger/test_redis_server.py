@@ -173,6 +173,21 @@ async def test_renewal_keeps_a_lease_and_without_it_the_lease_lapses(valkey: Loc
         assert spend.reserved == Usage() and spend.open_reservations == 0
 
 
+async def test_many_leases_are_renewed_in_chunks(valkey: LocalValkey) -> None:
+    clock = ManualClock()
+    async with RedisLedger(
+        valkey.url, key_prefix=fresh_prefix(), lease_ttl_s=10.0, clock=clock
+    ) as ledger:
+        async with anyio.create_task_group() as tg:
+            for _ in range(1_200):  # more than one renewal script takes
+                tg.start_soon(ledger.reserve, "t", per_unit(1))
+        clock.advance(8.0)
+        assert await ledger.renew() == 1_200
+        clock.advance(8.0)  # past the first expiry, before the renewed one
+        audit = await ledger.audit("t")
+        assert (audit.open_leases, audit.expired) == (1_200, 0)
+
+
 async def test_a_repeated_settle_returns_the_first_charge_and_charges_nothing(
     valkey: LocalValkey,
 ) -> None:
