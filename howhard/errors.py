@@ -16,6 +16,7 @@
     │   └── QueueFull               submit_nowait() on a full queue
     ├── RequestTimeout              the per-request deadline passed (retries included)
     ├── ScoringError                a scorer failed on a completion
+    ├── PluginError                 a procedure, ledger store or other plug-in broke its contract
     └── BackendError                the model backend failed
         ├── BackendRejected         the backend refused the request (4xx); not retryable
         └── RetryableError          transient; retried with backoff up to the deadline
@@ -39,6 +40,7 @@ __all__ = [
     "HowhardError",
     "InvalidRequest",
     "MissingDependency",
+    "PluginError",
     "PolicyError",
     "QueueFull",
     "QuotaExceeded",
@@ -115,6 +117,14 @@ class RequestTimeout(HowhardError):
 
 class ScoringError(HowhardError):
     """A scorer or verifier failed."""
+
+
+class PluginError(HowhardError):
+    """A plug-in (procedure, ledger store …) failed or broke its contract.
+
+    Raised for the request whose call failed, never for the scheduler: a plug-in's own
+    exception, a stray cancellation it let escape, or an error type only the scheduler raises.
+    """
 
 
 class BackendError(HowhardError):

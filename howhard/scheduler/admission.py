@@ -16,9 +16,17 @@ from typing import Any, NamedTuple
 
 import anyio
 
-from howhard.config import QuotaConfig, SchedulerConfig
-from howhard.errors import InvalidRequest, RequestTimeout, SchedulerClosed
+from howhard.config import MAX_TIMEOUT_S, QuotaConfig, SchedulerConfig
+from howhard.errors import (
+    HowhardError,
+    InvalidRequest,
+    PluginError,
+    RequestTimeout,
+    SchedulerClosed,
+    UnknownTenant,
+)
 from howhard.ledger import Ledger
+from howhard.procedures.containment import contained, describe
 from howhard.scheduler.cost import CostModel
 from howhard.types import GenerationParams, Request, Result
 
@@ -116,11 +124,32 @@ class Admission:
     async def admit(self, submission: Submission, done: anyio.Event) -> Job:
         """The job for one ``submit`` call; raises ``InvalidRequest``/``UnknownTenant`` first."""
         request = _request(submission)
+        if len(request.prompt) > self._config.max_prompt_chars:
+            raise InvalidRequest(
+                f"prompt has {len(request.prompt)} characters, more than max_prompt_chars="
+                f"{self._config.max_prompt_chars}; shorten it or raise SchedulerConfig."
+                "max_prompt_chars"
+            )
         timeout_s = submission.timeout_s
         timeout = timeout_s if timeout_s is not None else self._config.request_timeout_s
-        if timeout is not None and not timeout > 0:
-            raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
-        quota = await self._ledger.check_tenant(request.tenant)  # unknown tenants fail here
+        if timeout is not None and not 0 < timeout <= MAX_TIMEOUT_S:
+            raise InvalidRequest(
+                f"timeout_s must be a finite number of seconds in (0, {MAX_TIMEOUT_S:g}], got "
+                f"{timeout!r:.40}"
+            )
+        if timeout is not None:
+            timeout = float(timeout)
+        ledger = self._ledger
+        quota = await contained(  # unknown tenants fail here
+            lambda: ledger.check_tenant(request.tenant),
+            lambda exc: PluginError(f"{type(ledger).__name__}.check_tenant raised {describe(exc)}"),
+            passes=(HowhardError, UnknownTenant),
+        )
+        if quota is not None and not isinstance(quota, QuotaConfig):
+            raise PluginError(
+                f"{type(ledger).__name__}.check_tenant returned {type(quota).__name__}; "
+                "a ledger store returns a QuotaConfig or None"
+            )
         if timeout is None and quota is not None and quota.cost is not None:
             self._cost.refuse_unbounded_time(request.tenant, self._bounds)
         return Job(request, request.params or self._config.params, timeout, done, quota)
