@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,6 +351,12 @@ class ChaosReport:
     """Reservations still open at the end."""
     hangs: int = 0
     """Submits resolved later than their deadline plus ``slack_s``."""
+    hung: Counter[str] = field(default_factory=Counter)
+    """Those submits by fault."""
+    worst_late_s: float = 0.0
+    """The latest any submit resolved after its deadline (0 when none was late)."""
+    worst_loop_lag_s: float = 0.0
+    """The longest the event loop went without running a 10 ms ticker (load, GC, the GIL)."""
     still_serving: bool = False
     """Whether a clean request after the run got its ``Result``."""
     usage_violations: int = 0
@@ -384,7 +390,10 @@ class ChaosReport:
             f"lost {self.lost}, duplicated {self.duplicated}, untyped {self.untyped}, "
             f"false SchedulerClosed {self.false_closed}, "
             f"overspend {self.overspend}, double closes {self.double_closes}, "
-            f"leaks {self.leaks}, hangs {self.hangs}, usage violations {self.usage_violations}",
+            f"leaks {self.leaks}, hangs {self.hangs} {dict(self.hung)}, "
+            f"usage violations {self.usage_violations}",
+            f"latest resolution after a deadline: {self.worst_late_s:.3f} s "
+            f"(longest event-loop stall: {self.worst_loop_lag_s:.3f} s)",
             f"still serving: {self.still_serving}",
         ]
 
@@ -442,11 +451,6 @@ async def run_chaos(
         ledger=ledger,
         config=config,
     ) as scheduler:
-        limiter = anyio.CapacityLimiter(callers)
-
-        async def submit(i: int, fault: str, cancel_after: float | None) -> None:
-            async with limiter:
-                await submit_one(i, fault, cancel_after)
 
         async def submit_one(i: int, fault: str, cancel_after: float | None) -> None:
             prompt = f"question {i}" if fault == "ok" else tagged(f"question {i}", fault)
@@ -466,13 +470,24 @@ async def run_chaos(
                     report.untyped += 1
                 resolutions[i] += 1
                 report.outcomes[type(outcome).__name__] += 1
-                if anyio.current_time() > begun + timeout_s + slack_s:
+                late = anyio.current_time() - (begun + timeout_s)
+                report.worst_late_s = max(report.worst_late_s, late)
+                if late > slack_s:
                     report.hangs += 1
+                    report.hung[fault] += 1
             if scope.cancelled_caught:
                 resolutions[i] += 1
                 report.outcomes["caller_cancelled"] += 1
 
-        async with anyio.create_task_group() as group:
+        async def ticker() -> None:
+            last = anyio.current_time()
+            while True:
+                await anyio.sleep(0.01)
+                now = anyio.current_time()
+                report.worst_loop_lag_s = max(report.worst_loop_lag_s, now - last - 0.01)
+                last = now
+
+        def plan() -> Iterator[tuple[int, str, float | None]]:
             for i in range(requests):
                 draw = rng.random()
                 if draw < policy_fault_rate:
@@ -485,7 +500,21 @@ async def run_chaos(
                 report.faults[fault] += 1
                 if cancel_after is not None:
                     report.faults["caller_cancel"] += 1
-                group.start_soon(submit, i, fault, cancel_after)
+                yield i, fault, cancel_after
+
+        arrivals = plan()
+
+        async def caller() -> None:
+            # A client sending one request after another; ``callers`` of them at once.
+            for i, fault, cancel_after in arrivals:
+                await submit_one(i, fault, cancel_after)
+
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(ticker)
+            async with anyio.create_task_group() as group:
+                for _ in range(callers):
+                    group.start_soon(caller)
+            watch.cancel_scope.cancel()
         backend.release.set()
         try:
             healthy = await scheduler.submit("are you still serving?", tenant="probe")

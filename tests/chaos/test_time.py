@@ -4,6 +4,7 @@ Each test wraps the scheduler in ``anyio.fail_after`` as a backstop: a hang fail
 instead of stalling the suite.
 """
 
+import threading
 import time
 
 import anyio
@@ -12,9 +13,10 @@ import pytest
 from howhard import BatchingConfig, Scheduler, SchedulerConfig
 from howhard.backends import ScriptedBackend
 from howhard.config import DEFAULT_REQUEST_TIMEOUT_S
-from howhard.errors import PolicyError, RateLimited, RequestTimeout
+from howhard.errors import PolicyError, RateLimited, RequestTimeout, ScoringError
+from howhard.ledger import InMemoryLedger
 from howhard.procedures import BestOfK
-from howhard.scoring import MathAnswerVerifier
+from howhard.scoring import BlockingScorer, MathAnswerVerifier
 from howhard.testing.chaos import HostileBackend, HostilePolicy, tagged
 from howhard.types import Result
 
@@ -102,3 +104,26 @@ async def test_a_power_tower_in_math_verify_does_not_stall_other_requests() -> N
         group.cancel_scope.cancel()
     assert result.chosen is not None and result.chosen.score == 0.0
     assert len(gaps) > 10 and max(gaps) < 1.0
+
+
+async def test_a_blocking_scorer_runs_off_the_loop_and_gives_up_at_its_time_limit() -> None:
+    release = threading.Event()
+
+    def slow(request: object, completions: object) -> list[float]:
+        release.wait(10)  # CPU-bound work stands in here: it never yields to the loop
+        return [1.0]
+
+    ledger = InMemoryLedger()
+    async with Scheduler(
+        backend=ScriptedBackend(),
+        procedure=BestOfK(BlockingScorer(slow, timeout_s=0.2)),
+        average_budget=1,
+        ledger=ledger,
+    ) as scheduler:
+        began = time.monotonic()
+        with anyio.fail_after(5), pytest.raises(ScoringError, match=r"slow did not finish"):
+            await scheduler.submit("q")
+        assert time.monotonic() - began < 2.0
+        release.set()
+    spend = (await ledger.snapshot())["default"]
+    assert spend.settled.completion_tokens > 0  # the sample was generated: it is charged
