@@ -240,10 +240,7 @@ class OpenAIBackend:
             except Exception as exc:
                 raise _translated(exc, self.config.base_url) from exc
         if limit.cancelled_caught:
-            raise BackendTimeout(
-                f"{self.config.base_url} did not answer within timeout_s={self.config.timeout_s} "
-                "(the whole call, body included); raise timeout_s or check the server"
-            )
+            raise self._too_slow()
         try:
             parse = _chat_choice if self.config.api == "chat" else _text_choice
             completions = [parse(c, params.max_tokens) for c in _ordered(response.choices)]
@@ -280,14 +277,17 @@ class OpenAIBackend:
         """Embeddings of ``prompts`` (raw text) from ``/v1/embeddings``: ``(n, dim)`` float32."""
         if isinstance(prompts, str) or not prompts:
             raise ConfigError(f"prompts must be a non-empty sequence of strings, got {prompts!r}")
-        try:
-            response = await self._client.embeddings.create(
-                model=self.config.embedding_model or self.config.model,
-                input=list(prompts),
-                encoding_format="float",
-            )
-        except Exception as exc:
-            raise _translated(exc, self.config.base_url) from exc
+        with anyio.move_on_after(self.config.timeout_s) as limit:
+            try:
+                response = await self._client.embeddings.create(
+                    model=self.config.embedding_model or self.config.model,
+                    input=list(prompts),
+                    encoding_format="float",
+                )
+            except Exception as exc:
+                raise _translated(exc, self.config.base_url) from exc
+        if limit.cancelled_caught:
+            raise self._too_slow()
         try:
             rows = sorted(response.data, key=lambda item: item.index)
             array = np.asarray([row.embedding for row in rows], dtype=np.float32)
@@ -302,6 +302,12 @@ class OpenAIBackend:
                 f"{len(prompts)} inputs; expected one vector per input"
             )
         return array
+
+    def _too_slow(self) -> BackendTimeout:
+        return BackendTimeout(
+            f"{self.config.base_url} did not answer within timeout_s={self.config.timeout_s} "
+            "(the whole call, body included); raise timeout_s or check the server"
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP connections. Idempotent."""

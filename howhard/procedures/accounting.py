@@ -78,6 +78,38 @@ def _logprobs(value: object, model: str) -> tuple[float, ...] | None:
     return tuple(out)
 
 
+def _within_bounds(
+    generation: object, n: int, max_tokens: int, prompt_limit: int | None
+) -> Checked | None:
+    """The reply as it is when every figure is plainly valid and within bounds, else ``None``.
+
+    The hot path: an honest backend's reply is checked with a few type tests per sample and
+    handed on unchanged; anything unusual goes through the full rules.
+    """
+    if type(generation) is not Generation:
+        return None
+    prompt_tokens = generation.prompt_tokens
+    if type(prompt_tokens) is not int or prompt_tokens < 0:
+        return None
+    if prompt_limit is not None and prompt_tokens > prompt_limit:
+        return None
+    completions = generation.completions
+    if type(completions) is not tuple or len(completions) > n:
+        return None
+    total = 0
+    for completion in completions:
+        if type(completion) is not Completion or type(completion.text) is not str:
+            return None
+        tokens = completion.tokens
+        if type(tokens) is not int or not 0 <= tokens <= max_tokens:
+            return None
+        logprobs = completion.logprobs
+        if logprobs is not None and (type(logprobs) is not tuple or len(logprobs) > max_tokens):
+            return None
+        total += tokens
+    return Checked(generation, prompt_tokens, total, ())
+
+
 def check_generation(
     generation: object, *, n: int, max_tokens: int, prompt_limit: int | None, model: str
 ) -> Checked:
@@ -85,6 +117,9 @@ def check_generation(
 
     Raises ``BackendError`` for invalid figures; returns the bounded generation otherwise.
     """
+    honest = _within_bounds(generation, n, max_tokens, prompt_limit)
+    if honest is not None:
+        return honest
     if not isinstance(generation, Generation):
         raise BackendError(
             f"backend {model!r} returned {type(generation).__name__}, not a Generation; "

@@ -7,9 +7,11 @@ scope, so a caller under ``anyio.fail_after`` never sleeps past it.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -18,7 +20,7 @@ from howhard.backends.base import Backend
 from howhard.config import Price, RetryConfig
 from howhard.errors import BackendError, RetryableError
 from howhard.procedures.accounting import check_generation, prompt_token_bound
-from howhard.procedures.containment import contained, describe
+from howhard.procedures.containment import contain, describe
 from howhard.procedures.retry import backoff_delay
 from howhard.types import Generation, GenerationParams, Usage
 
@@ -47,13 +49,15 @@ class RetryingCaller:
     translated to ``BackendError``. Usage (tokens and priced cost) of answered calls, checked
     and bounded by :func:`~howhard.procedures.accounting.check_generation`, accumulates in
     ``usage``; ``units`` is left to the caller. ``prompt_overhead_tokens`` bounds the prompt
-    tokens a reply may claim (as the scheduler's cost model reserves them).
+    tokens a reply may claim (as the scheduler's cost model reserves them); ``deadline`` (on
+    anyio's clock) is the request's, when something other than an enclosing scope enforces it.
     """
 
     __slots__ = (
         "_backend",
         "_completion_tokens",
         "_cost_micros",
+        "_deadline",
         "_log",
         "_params",
         "_price",
@@ -76,6 +80,7 @@ class RetryingCaller:
         rng: random.Random | None = None,
         log: EventLog | None = None,
         prompt_overhead_tokens: int = 64,
+        deadline: float = math.inf,
     ) -> None:
         self._backend = backend
         self._params = params
@@ -86,6 +91,7 @@ class RetryingCaller:
         self._prompt_tokens = self._completion_tokens = 0
         self._cost_micros = 0
         self._prompt_overhead = prompt_overhead_tokens
+        self._deadline = deadline
         self.attempts = 0
         """Backend calls made, retries included."""
         self.calls = 0
@@ -146,21 +152,14 @@ class RetryingCaller:
             self.attempts += 1
             started = time.monotonic()
             try:
-                reply = await contained(
-                    lambda: target.generate(prompt, n=n, params=self._params),
-                    lambda exc: BackendError(
-                        f"backend {model!r} raised {describe(exc)}; backends should translate "
-                        "their errors into howhard.errors (BackendError and its subclasses)"
-                    ),
-                    passes=(BackendError,),
-                )
+                with contain(partial(_foreign, model), passes=_BACKEND_PASSES):
+                    reply = await target.generate(prompt, n=n, params=self._params)
             except RetryableError as exc:
                 if attempt >= self._retry.max_attempts:
                     raise
                 delay = backoff_delay(attempt, exc, self._retry, self._random.random)
-                if delay is None or anyio.current_time() + delay >= (
-                    anyio.current_effective_deadline()
-                ):
+                deadline = min(self._deadline, anyio.current_effective_deadline())
+                if delay is None or anyio.current_time() + delay >= deadline:
                     # The server asked for a longer wait than max_backoff_s, or the retry could
                     # only start after the deadline: waiting would hold the worker and the
                     # reservation for nothing. Report the real cause now.
@@ -176,7 +175,7 @@ class RetryingCaller:
                 await anyio.sleep(delay)
                 continue
             max_tokens = self._params.max_tokens
-            limit = prompt_token_bound(prompt, self._prompt_overhead)
+            limit = self._prompt_limit(prompt, reply)
             try:
                 checked = check_generation(
                     reply, n=n, max_tokens=max_tokens, prompt_limit=limit, model=model
@@ -194,6 +193,14 @@ class RetryingCaller:
             self._count(target, checked.prompt_tokens, checked.completion_tokens, started)
             return checked.generation
 
+    def _prompt_limit(self, prompt: str, reply: object) -> int:
+        """The most prompt tokens ``reply`` may claim (cheaply, when it plainly claims fewer)."""
+        chars = len(prompt) + self._prompt_overhead  # <= the UTF-8 bound: no encoding needed
+        claimed = getattr(reply, "prompt_tokens", None)
+        if type(claimed) is int and claimed <= chars:
+            return chars
+        return prompt_token_bound(prompt, self._prompt_overhead)
+
     def _count(
         self, target: Backend, prompt_tokens: int, completion_tokens: int, started: float
     ) -> None:
@@ -203,6 +210,16 @@ class RetryingCaller:
         self._cost_micros += self._price(_model_name(target)).cost_micros(
             prompt_tokens, completion_tokens, time.monotonic() - started
         )
+
+
+_BACKEND_PASSES: tuple[type[BaseException], ...] = (BackendError,)
+
+
+def _foreign(model: str, exc: BaseException) -> BackendError:
+    return BackendError(
+        f"backend {model!r} raised {describe(exc)}; backends should translate their errors "
+        "into howhard.errors (BackendError and its subclasses)"
+    )
 
 
 def _model_name(backend: Backend) -> str:

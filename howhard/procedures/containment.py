@@ -1,7 +1,7 @@
 """Containment: a call into plug-in code can fail its own request, never the scheduler.
 
 Every call the scheduler makes into code it does not own (a backend's ``generate``, a scorer, a
-procedure, a policy and its predictor, a ledger store) goes through :func:`contained`. It keeps
+procedure, a policy and its predictor, a ledger store) goes through :class:`contain`. It keeps
 three kinds of plug-in failure inside the request that made the call:
 
 - a **stray cancellation**: ``asyncio.CancelledError`` (anyio's cancellation class on asyncio)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import TypeVar
 
 import anyio
@@ -28,6 +29,7 @@ from howhard.errors import HowhardError, Rejected, RequestTimeout, UsageError
 __all__ = [
     "RESERVED_ERRORS",
     "cancellation_requested",
+    "contain",
     "contained",
     "describe",
     "is_cancellation",
@@ -66,30 +68,57 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class contain:
+    """A guard around plug-in code: ``with contain(wrap, passes=...): ... await plugin()``.
+
+    What the block raises is re-raised only when it is ``passes`` or real. ``passes`` are the
+    error types the plug-in may raise as they are (for a backend: ``BackendError``); one of
+    :data:`RESERVED_ERRORS` passes only when ``passes`` names it or a subclass of it (a
+    ledger's ``QuotaExceeded``), not through a broader type. Any other ``Exception``, and a
+    cancellation nobody requested, is raised as ``wrap(exc)`` (chained, so the cause stays
+    visible); other ``BaseException`` subclasses propagate. A synchronous context manager, so
+    the guard costs no extra coroutine on the hot path.
+    """
+
+    __slots__ = ("_passes", "_wrap")
+
+    def __init__(
+        self,
+        wrap: Callable[[BaseException], HowhardError],
+        *,
+        passes: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self._wrap = wrap
+        self._passes = passes
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, Exception):
+            if _passes(exc, self._passes):
+                return
+        elif not (is_cancellation(exc) and not cancellation_requested()):
+            return
+        raise self._wrap(exc) from exc
+
+
 async def contained(
     call: Callable[[], Awaitable[T]],
     wrap: Callable[[BaseException], HowhardError],
     *,
     passes: tuple[type[BaseException], ...] = (),
 ) -> T:
-    """``await call()``; what it raises is re-raised only when it is ``passes`` or real.
-
-    ``passes`` are the error types the plug-in may raise as they are (for a backend:
-    ``BackendError``); one of :data:`RESERVED_ERRORS` passes only when ``passes`` names it or
-    a subclass of it (a ledger's ``QuotaExceeded``), not through a broader type. Any other
-    ``Exception``, and a cancellation nobody requested, is raised as ``wrap(exc)`` (chained,
-    so the cause stays visible); other ``BaseException`` subclasses propagate.
-    """
-    try:
+    """``await call()`` under :class:`contain` (for call sites off the hot path)."""
+    with contain(wrap, passes=passes):
         return await call()
-    except Exception as exc:
-        if _passes(exc, passes):
-            raise
-        raise wrap(exc) from exc
-    except BaseException as exc:
-        if is_cancellation(exc) and not cancellation_requested():
-            raise wrap(exc) from exc
-        raise
 
 
 def _passes(exc: BaseException, passes: tuple[type[BaseException], ...]) -> bool:

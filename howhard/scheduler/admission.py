@@ -26,7 +26,7 @@ from howhard.errors import (
     UnknownTenant,
 )
 from howhard.ledger import Ledger
-from howhard.procedures.containment import contained, describe
+from howhard.procedures.containment import contain, describe
 from howhard.scheduler.cost import CostModel
 from howhard.types import GenerationParams, Request, Result
 
@@ -55,6 +55,7 @@ class Job:
         "dispatched",
         "done",
         "error",
+        "expired",
         "params",
         "quota",
         "request",
@@ -89,6 +90,8 @@ class Job:
         self.error: BaseException | None = None
         self.resolved = False
         self.cancelled = False
+        self.expired = False
+        """Its deadline passed while it ran (its caller cancelled its work for that)."""
         self.dispatched = False
         self.scope: anyio.CancelScope | None = None
 
@@ -121,6 +124,9 @@ class Admission:
         self._cost = cost
         self._bounds = config.bounds
 
+    def _ledger_error(self, exc: BaseException) -> PluginError:
+        return PluginError(f"{type(self._ledger).__name__}.check_tenant raised {describe(exc)}")
+
     async def admit(self, submission: Submission, done: anyio.Event) -> Job:
         """The job for one ``submit`` call; raises ``InvalidRequest``/``UnknownTenant`` first."""
         request = _request(submission)
@@ -140,11 +146,8 @@ class Admission:
         if timeout is not None:
             timeout = float(timeout)
         ledger = self._ledger
-        quota = await contained(  # unknown tenants fail here
-            lambda: ledger.check_tenant(request.tenant),
-            lambda exc: PluginError(f"{type(ledger).__name__}.check_tenant raised {describe(exc)}"),
-            passes=(HowhardError, UnknownTenant),
-        )
+        with contain(self._ledger_error, passes=_LEDGER_PASSES):  # unknown tenants fail here
+            quota = await ledger.check_tenant(request.tenant)
         if quota is not None and not isinstance(quota, QuotaConfig):
             raise PluginError(
                 f"{type(ledger).__name__}.check_tenant returned {type(quota).__name__}; "
@@ -153,6 +156,9 @@ class Admission:
         if timeout is None and quota is not None and quota.cost is not None:
             self._cost.refuse_unbounded_time(request.tenant, self._bounds)
         return Job(request, request.params or self._config.params, timeout, done, quota)
+
+
+_LEDGER_PASSES: tuple[type[BaseException], ...] = (HowhardError, UnknownTenant)
 
 
 def _request(submission: Submission) -> Request:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from functools import partial
 from types import MappingProxyType
 
 import anyio
@@ -27,7 +28,7 @@ from howhard.errors import (
 from howhard.ledger import Amount, Ledger, Reservation
 from howhard.procedures.base import Outcome, Procedure
 from howhard.procedures.caller import RetryingCaller
-from howhard.procedures.containment import contained, describe
+from howhard.procedures.containment import contain, describe
 from howhard.scheduler.admission import Job
 from howhard.scheduler.cost import CostModel
 from howhard.scheduler.events import Events
@@ -89,7 +90,9 @@ class Execution:
         error: BaseException | None = None
         job.began = time.monotonic()
         try:
-            with self.scope_type(deadline=job.deadline) as scope:
+            # No deadline of its own: the caller's scope times the request and cancels this
+            # one when it expires (one timer per request).
+            with self.scope_type() as scope:
                 job.scope = scope
                 try:
                     reservation = await self._reserve(job)
@@ -114,11 +117,8 @@ class Execution:
         degrade = job.quota is not None and job.quota.on_exceed == "degrade"
         hold = cost.hold(shape, job.budget)
         fallbacks = cost.fallbacks(shape, job.budget, self._bounds) if degrade else ()
-        reservation = await contained(
-            lambda: self._ledger.reserve(request.tenant, hold, fallbacks=fallbacks),
-            lambda exc: ledger_error(self._ledger, "reserve", exc),
-            passes=LEDGER_PASSES,
-        )
+        with contain(partial(ledger_error, self._ledger, "reserve"), passes=LEDGER_PASSES):
+            reservation = await self._ledger.reserve(request.tenant, hold, fallbacks=fallbacks)
         if not isinstance(reservation, Reservation):
             raise PluginError(
                 f"{type(self._ledger).__name__}.reserve returned {type(reservation).__name__}; "
@@ -142,22 +142,23 @@ class Execution:
             rng=self._rng,
             log=self._log,
             prompt_overhead_tokens=self._config.prompt_overhead_tokens,
+            deadline=job.deadline,
         )
 
     async def _run_procedure(
         self, request: Request, reservation: Reservation, caller: RetryingCaller
     ) -> Outcome:
-        name = type(self._procedure).__name__
-        outcome = await contained(
-            lambda: self._procedure.run(request, reservation.budget, caller),
-            lambda exc: PluginError(f"{name}.run raised {describe(exc)}"),
-            passes=PROCEDURE_PASSES,
-        )
+        with contain(self._procedure_error, passes=PROCEDURE_PASSES):
+            outcome = await self._procedure.run(request, reservation.budget, caller)
         if not isinstance(outcome, Outcome):
             raise UsageError(
-                f"{name}.run returned {type(outcome).__name__}; a procedure returns an Outcome"
+                f"{type(self._procedure).__name__}.run returned {type(outcome).__name__}; "
+                "a procedure returns an Outcome"
             )
         return outcome
+
+    def _procedure_error(self, exc: BaseException) -> PluginError:
+        return PluginError(f"{type(self._procedure).__name__}.run raised {describe(exc)}")
 
     async def _finish(
         self, job: Job, reservation: Reservation, caller: RetryingCaller, outcome: Outcome
@@ -198,12 +199,11 @@ class Execution:
         )
         # Shielded: a cancellation landing inside an async ledger's settle, after it committed,
         # would otherwise have the caller refund the same reservation a second time.
-        with self.scope_type(shield=True):
-            charged = await contained(
-                lambda: self._ledger.settle(reservation, actual),
-                lambda exc: ledger_error(self._ledger, "settle", exc),
-                passes=LEDGER_PASSES,
-            )
+        with (
+            self.scope_type(shield=True),
+            contain(partial(ledger_error, self._ledger, "settle"), passes=LEDGER_PASSES),
+        ):
+            charged = await self._ledger.settle(reservation, actual)
         if charged != actual:
             # Charged at most the hold; the warning says the bound needs widening.
             self._log.warning(
@@ -238,11 +238,10 @@ class Execution:
                         completion_tokens=caller.completion_tokens,
                     )
                 else:
-                    await contained(
-                        lambda: self._ledger.refund(reservation),
-                        lambda exc: ledger_error(self._ledger, "refund", exc),
-                        passes=LEDGER_PASSES,
-                    )
+                    with contain(
+                        partial(ledger_error, self._ledger, "refund"), passes=LEDGER_PASSES
+                    ):
+                        await self._ledger.refund(reservation)
             except Exception as exc:
                 # A remote store may fail here; the caller must still get its outcome and the
                 # other requests their workers, so log it rather than crash.

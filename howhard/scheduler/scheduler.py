@@ -16,6 +16,7 @@ the ``async with`` block.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import math
 import random
@@ -59,9 +60,14 @@ _INSIDE: contextvars.ContextVar[Scheduler | None] = contextvars.ContextVar(
 
 
 def _current_token() -> object:
+    """The running event loop (asyncio's directly: cheap on the hot path), or ``None``."""
     try:
-        return anyio.lowlevel.current_token()
-    except Exception:  # no event loop running in this thread (sniffio cannot tell)
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    try:
+        return anyio.lowlevel.current_token()  # trio
+    except Exception:  # no event loop running in this thread
         return None
 
 
@@ -183,7 +189,7 @@ class Scheduler:
         self._event_type = type(anyio.Event())
         self._scope_type = self._execution.scope_type = type(anyio.CancelScope())
         self._thread = threading.get_ident()
-        self._loop = anyio.lowlevel.current_token()
+        self._loop = _current_token()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -365,16 +371,18 @@ class Scheduler:
             if job.deadline == math.inf:
                 await self._send_and_wait(job, wait_for_space=wait_for_space)
             else:
-                # The deadline covers waiting for queue space, in the queue and behind the
-                # policy too, not just execution (whose own scope shares this deadline).
+                # The deadline covers waiting for queue space, in the queue, behind the policy
+                # and the execution: this one timer enforces all of it (the execution's scope
+                # has none of its own; one timer per request is what keeps submit cheap).
                 with self._scope_type(deadline=job.deadline):
                     await self._send_and_wait(job, wait_for_space=wait_for_space)
                 if not job.resolved and job.scope is not None:
-                    # Running: its own scope is expiring too and resolves it (closing its
-                    # reservation). A plug-in that ignores cancellation (blocking work in a
-                    # thread, a shielded wait) must not hold the caller past its deadline:
-                    # after a short grace the caller is answered, and the work closes its
-                    # reservation whenever it ends.
+                    # Running: cancel its work, which resolves it (closing its reservation). A
+                    # plug-in that ignores cancellation (blocking work in a thread, a shielded
+                    # wait) must not hold the caller past its deadline: after a short grace the
+                    # caller is answered, and the work closes its reservation when it ends.
+                    job.expired = True
+                    job.scope.cancel()
                     with self._scope_type(deadline=anyio.current_time() + _ABANDON_GRACE_S):
                         await job.done.wait()
                 if not job.resolved:
