@@ -30,7 +30,7 @@ from howhard.procedures.containment import contain, describe
 from howhard.scheduler.cost import CostModel
 from howhard.types import GenerationParams, Request, Result
 
-__all__ = ["Admission", "Job", "Submission"]
+__all__ = ["Admission", "Admitted", "Job", "Submission"]
 
 
 class Submission(NamedTuple):
@@ -73,6 +73,7 @@ class Job:
         timeout_s: float | None,
         done: anyio.Event,
         quota: QuotaConfig | None,
+        deadline: float = math.inf,
     ) -> None:
         self.request = request
         self.params = params
@@ -82,8 +83,8 @@ class Job:
         self.began = 0.0
         """When a worker took it (``time.monotonic``); 0 until then."""
         self.timeout_s = timeout_s
-        # Deadlines live on anyio's clock (what cancel scopes compare against).
-        self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
+        self.deadline = deadline
+        """When its time is up, on anyio's clock (what cancel scopes compare against)."""
         self.done = done
         self.budget = 0
         self.result: Result | None = None
@@ -127,8 +128,8 @@ class Admission:
     def _ledger_error(self, exc: BaseException) -> PluginError:
         return PluginError(f"{type(self._ledger).__name__}.check_tenant raised {describe(exc)}")
 
-    async def admit(self, submission: Submission, done: anyio.Event) -> Job:
-        """The job for one ``submit`` call; raises ``InvalidRequest``/``UnknownTenant`` first."""
+    def check(self, submission: Submission) -> Admitted:
+        """Validate one ``submit`` call (no I/O): ``InvalidRequest`` before anything is counted."""
         request = _request(submission)
         if len(request.prompt) > self._config.max_prompt_chars:
             raise InvalidRequest(
@@ -143,8 +144,11 @@ class Admission:
                 f"timeout_s must be a finite number of seconds in (0, {MAX_TIMEOUT_S:g}], got "
                 f"{timeout!r:.40}"
             )
-        if timeout is not None:
-            timeout = float(timeout)
+        return Admitted(request, None if timeout is None else float(timeout))
+
+    async def admit(self, admitted: Admitted, done: anyio.Event, deadline: float) -> Job:
+        """The job of a checked call, once the ledger knows its tenant (``UnknownTenant``)."""
+        request, timeout = admitted
         ledger = self._ledger
         with contain(self._ledger_error, passes=_LEDGER_PASSES):  # unknown tenants fail here
             quota = await ledger.check_tenant(request.tenant)
@@ -155,7 +159,14 @@ class Admission:
             )
         if timeout is None and quota is not None and quota.cost is not None:
             self._cost.refuse_unbounded_time(request.tenant, self._bounds)
-        return Job(request, request.params or self._config.params, timeout, done, quota)
+        return Job(request, request.params or self._config.params, timeout, done, quota, deadline)
+
+
+class Admitted(NamedTuple):
+    """A ``submit`` call that passed :meth:`Admission.check`: its request and its timeout."""
+
+    request: Request
+    timeout_s: float | None
 
 
 _LEDGER_PASSES: tuple[type[BaseException], ...] = (HowhardError, UnknownTenant)

@@ -32,13 +32,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from howhard.backends.base import Backend
 from howhard.config import BatchingConfig, Price, RetryConfig, SchedulerConfig
-from howhard.errors import QueueFull, SchedulerClosed, UsageError
+from howhard.errors import QueueFull, RequestTimeout, SchedulerClosed, UsageError
 from howhard.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.policies.base import Policy
 from howhard.policies.builtin import UniformPolicy
 from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
-from howhard.scheduler.admission import Admission, Job, Submission, submitted_at
+from howhard.scheduler.admission import Admission, Admitted, Job, Submission, submitted_at
 from howhard.scheduler.allocation import Allocation
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.cost import CostModel
@@ -321,7 +321,7 @@ class Scheduler:
         the caller cancels the request's work and refunds its reservation.
         """
         submission = Submission(prompt_or_request, tenant, reference, params, metadata, timeout_s)
-        return await self._enqueue_and_wait(await self._new_job(submission), wait_for_space=True)
+        return await self._submit(submission, wait_for_space=True)
 
     async def submit_nowait(
         self,
@@ -335,12 +335,10 @@ class Scheduler:
     ) -> Result:
         """Like ``submit`` but never waits for queue space: raises ``QueueFull`` at once."""
         submission = Submission(prompt_or_request, tenant, reference, params, metadata, timeout_s)
-        return await self._enqueue_and_wait(await self._new_job(submission), wait_for_space=False)
+        return await self._submit(submission, wait_for_space=False)
 
-    async def _new_job(self, submission: Submission) -> Job:
-        self._check_caller("submit")
-        self._check_running()
-        job = await self._admission.admit(submission, self._event_type())
+    async def _new_job(self, admitted: Admitted, deadline: float) -> Job:
+        job = await self._admission.admit(admitted, self._event_type(), deadline)
         self._check_running()  # it may have closed while the ledger answered
         self._submitted += 1
         return job
@@ -366,16 +364,30 @@ class Scheduler:
                 f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
             )
 
-    async def _enqueue_and_wait(self, job: Job, *, wait_for_space: bool) -> Result:
+    async def _submit(self, submission: Submission, *, wait_for_space: bool) -> Result:
+        """Admit, enqueue and wait for one call: the body of ``submit`` and ``submit_nowait``."""
+        self._check_caller("submit")
+        self._check_running()
+        admitted = self._admission.check(submission)  # nothing is counted before this passes
+        timeout = admitted.timeout_s
+        job: Job | None = None
         try:
-            if job.deadline == math.inf:
+            if timeout is None:
+                job = await self._new_job(admitted, math.inf)
                 await self._send_and_wait(job, wait_for_space=wait_for_space)
             else:
-                # The deadline covers waiting for queue space, in the queue, behind the policy
-                # and the execution: this one timer enforces all of it (the execution's scope
-                # has none of its own; one timer per request is what keeps submit cheap).
-                with self._scope_type(deadline=job.deadline):
+                # The deadline covers asking the ledger, waiting for queue space, in the
+                # queue, behind the policy and the execution: this one timer enforces all of
+                # it (the execution's scope has none of its own; one timer per request is what
+                # keeps submit cheap).
+                with self._scope_type(deadline=anyio.current_time() + timeout) as scope:
+                    job = await self._new_job(admitted, scope.deadline)
                     await self._send_and_wait(job, wait_for_space=wait_for_space)
+                if job is None:  # the ledger did not answer in time: nothing was admitted
+                    raise RequestTimeout(
+                        f"the ledger did not admit the request within timeout_s={timeout}; "
+                        "check the quota store, or raise the timeout"
+                    )
                 if not job.resolved and job.scope is not None:
                     # Running: cancel its work, which resolves it (closing its reservation). A
                     # plug-in that ignores cancellation (blocking work in a thread, a shielded
@@ -389,7 +401,8 @@ class Scheduler:
                     self._resolve(job, error=job.timeout_error())
         except BaseException:
             # The caller was cancelled (or interrupted): its request must not run on.
-            self._cancel(job)
+            if job is not None:
+                self._cancel(job)
             raise
         if job.error is not None:
             raise job.error

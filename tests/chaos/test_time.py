@@ -6,6 +6,8 @@ instead of stalling the suite.
 
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import anyio
 import pytest
@@ -14,7 +16,7 @@ from howhard import BatchingConfig, Scheduler, SchedulerConfig
 from howhard.backends import ScriptedBackend
 from howhard.config import DEFAULT_REQUEST_TIMEOUT_S
 from howhard.errors import PolicyError, RateLimited, RequestTimeout, ScoringError
-from howhard.ledger import InMemoryLedger
+from howhard.ledger import Hold, InMemoryLedger
 from howhard.procedures import BestOfK
 from howhard.scoring import BlockingScorer, MathAnswerVerifier
 from howhard.testing.chaos import HostileBackend, HostilePolicy, tagged
@@ -127,3 +129,32 @@ async def test_a_blocking_scorer_runs_off_the_loop_and_gives_up_at_its_time_limi
         release.set()
     spend = (await ledger.snapshot())["default"]
     assert spend.settled.completion_tokens > 0  # the sample was generated: it is charged
+
+
+class _HangingStore(InMemoryLedger):
+    """A quota store that never answers one operation."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__()
+        self.operation = operation
+
+    async def check_tenant(self, tenant: str) -> Any:
+        if self.operation == "check_tenant":
+            await anyio.sleep_forever()
+        return await super().check_tenant(tenant)
+
+    async def reserve(self, tenant: str, hold: Hold, *, fallbacks: Sequence[Hold] = ()) -> Any:
+        if self.operation == "reserve":
+            await anyio.sleep_forever()
+        return await super().reserve(tenant, hold, fallbacks=fallbacks)
+
+
+@pytest.mark.parametrize("operation", ["check_tenant", "reserve"])
+async def test_a_ledger_store_that_never_answers_ends_at_the_deadline(operation: str) -> None:
+    async with Scheduler(
+        backend=ScriptedBackend(), average_budget=1, ledger=_HangingStore(operation)
+    ) as scheduler:
+        with anyio.fail_after(5), pytest.raises(RequestTimeout):
+            await scheduler.submit("q", timeout_s=0.1)
+        stats = scheduler.stats()
+        assert stats.submitted == stats.resolved
