@@ -17,6 +17,7 @@ import structlog
 from howhard.errors import ConfigError, ScoringError, missing_extra
 from howhard.scoring.base import AnswerExtractor
 from howhard.scoring.extract import extract_final_answer
+from howhard.scoring.worker import in_worker_process
 from howhard.types import Completion, Request
 
 __all__ = ["MathAnswerVerifier"]
@@ -96,19 +97,14 @@ class MathAnswerVerifier:
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        import anyio.to_process
-
         error: BaseException | None = None
         equal = False
-        with anyio.move_on_after(self._timeout_s + _PROCESS_GRACE_S) as limit:
-            try:
-                equal = await anyio.to_process.run_sync(
-                    _compare, reference, answer, self._timeout_s, cancellable=True
-                )
-            except Exception as exc:  # sympy's assorted errors, or a worker that died
-                error = exc
-        if limit.cancelled_caught:
-            error = TimeoutError(f"math-verify took longer than timeout_s={self._timeout_s}")
+        try:
+            equal = await in_worker_process(
+                _compare, reference, answer, self._timeout_s, timeout_s=self._timeout_s
+            )
+        except Exception as exc:  # sympy's assorted errors, a timeout, a worker that died
+            error = exc
         if error is not None:
             log.warning(
                 "scoring.verify_failed",
@@ -139,10 +135,6 @@ class MathAnswerVerifier:
                 error=str(exc.__cause__ or exc),
             )
             return False
-
-
-_PROCESS_GRACE_S = 2.0
-"""Extra seconds a worker process gets over ``timeout_s`` (its first call imports sympy)."""
 
 
 def _compare(reference: str, answer: str, timeout: int | None) -> bool:

@@ -18,7 +18,7 @@ from howhard.config import DEFAULT_REQUEST_TIMEOUT_S
 from howhard.errors import PolicyError, RateLimited, RequestTimeout, ScoringError
 from howhard.ledger import Hold, InMemoryLedger
 from howhard.procedures import BestOfK
-from howhard.scoring import BlockingScorer, MathAnswerVerifier
+from howhard.scoring import BlockingScorer, MathAnswerVerifier, Scorer, ShortAnswerVerifier
 from howhard.testing.chaos import HostileBackend, HostilePolicy, tagged
 from howhard.types import Result
 
@@ -76,13 +76,22 @@ async def test_a_backend_ignoring_cancellation_does_not_hold_its_caller(fault: s
     assert spend.open_reservations == 0  # closed once the blocked work ended
 
 
-async def test_a_power_tower_in_math_verify_does_not_stall_other_requests() -> None:
+@pytest.mark.parametrize(
+    ("verifier", "reply"),
+    [
+        (MathAnswerVerifier(timeout_s=3), "The answer is 9^9^9^9."),
+        (ShortAnswerVerifier(math_timeout_s=3), "The answer is \\(9^{9^{9^{9}}}\\)."),
+    ],
+    ids=["MathAnswerVerifier", "ShortAnswerVerifier"],
+)
+async def test_a_power_tower_in_math_verify_does_not_stall_other_requests(
+    verifier: Scorer, reply: str
+) -> None:
     # sympy on 9^9^9^9 does not yield; verified on the event loop it stalled every other
     # request (and deadline) for its whole timeout. A ticker shows whether the loop kept going.
-    verifier = MathAnswerVerifier(timeout_s=3)
 
     def handler(prompt: str, n: int, params: object) -> list[str]:
-        return ["The answer is 9^9^9^9."] * n
+        return [reply] * n
 
     gaps: list[float] = []
     async with (
