@@ -44,6 +44,10 @@ PROCEDURE_PASSES: tuple[type[BaseException], ...] = (BackendError, ScoringError,
 """What a procedure may raise as it is (its backend calls' and scorers' typed errors)."""
 
 
+_PLAN_PASSES: tuple[type[BaseException], ...] = (HowhardError, UsageError)
+"""The cost model's own errors (a plan of negative samples is a ``UsageError``) pass."""
+
+
 def ledger_error(ledger: Ledger, operation: str, exc: BaseException) -> PluginError:
     """The typed error of a ledger store's ``operation`` that raised ``exc``."""
     return PluginError(f"{type(ledger).__name__}.{operation} raised {describe(exc)}")
@@ -115,8 +119,10 @@ class Execution:
         request, cost = job.request, self._cost
         shape = cost.shape(request.prompt, job.params.max_tokens, job.timeout_s)
         degrade = job.quota is not None and job.quota.on_exceed == "degrade"
-        hold = cost.hold(shape, job.budget)
-        fallbacks = cost.fallbacks(shape, job.budget, self._bounds) if degrade else ()
+        # Pricing calls plug-in code (the procedure's plan, a backend's model name).
+        with contain(self._plan_error, passes=_PLAN_PASSES):
+            hold = cost.hold(shape, job.budget)
+            fallbacks = cost.fallbacks(shape, job.budget, self._bounds) if degrade else ()
         with contain(partial(ledger_error, self._ledger, "reserve"), passes=LEDGER_PASSES):
             reservation = await self._ledger.reserve(request.tenant, hold, fallbacks=fallbacks)
         if not isinstance(reservation, Reservation):
@@ -156,6 +162,11 @@ class Execution:
                 "a procedure returns an Outcome"
             )
         return outcome
+
+    def _plan_error(self, exc: BaseException) -> PluginError:
+        return PluginError(
+            f"pricing the plan of {type(self._procedure).__name__} raised {describe(exc)}"
+        )
 
     def _procedure_error(self, exc: BaseException) -> PluginError:
         return PluginError(f"{type(self._procedure).__name__}.run raised {describe(exc)}")

@@ -248,3 +248,18 @@ async def test_a_real_cancellation_still_cancels() -> None:
         assert spend.open_reservations == 0
         gate.set()
         await _still_serves(scheduler)
+
+
+class _NamelessBackend(ScriptedBackend):
+    """A backend whose model name raises: pricing its plan calls it."""
+
+    @property
+    def model(self) -> str:
+        raise AttributeError("no model today")
+
+
+async def test_a_backend_whose_model_name_raises_fails_typed() -> None:
+    async with Scheduler(backend=_NamelessBackend(), average_budget=1) as scheduler:
+        with pytest.raises(PluginError, match=r"AttributeError: no model today"):
+            await scheduler.submit("q")
+        assert scheduler.state is SchedulerState.RUNNING
