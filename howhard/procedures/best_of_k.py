@@ -6,8 +6,9 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from howhard.errors import HowhardError, ScoringError
+from howhard.errors import BackendError, ScoringError
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
+from howhard.procedures.containment import contained, describe
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer
 from howhard.types import Candidate, Completion, Request
@@ -27,12 +28,19 @@ async def score_candidates(
     ``-inf``, "unusable") fails the request with ``ScoringError`` naming it.
     """
     name = type(scorer).__name__
+    raw = await contained(
+        lambda: scorer.score(request, completions),
+        lambda exc: ScoringError(f"{name}.score raised {describe(exc)}"),
+        passes=(ScoringError, BackendError),
+    )
     try:
-        scores = list(await scorer.score(request, completions))
-    except HowhardError:
-        raise
-    except Exception as exc:
-        raise ScoringError(f"{name}.score raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(raw, str | bytes):
+            raise TypeError("a string is not a list of scores")
+        scores = list(raw)
+    except TypeError as exc:
+        raise ScoringError(
+            f"{name}.score returned {type(raw).__name__} ({exc}); return a list of floats"
+        ) from exc
     if len(scores) != len(completions):
         raise ScoringError(
             f"{name} returned {len(scores)} scores for "
