@@ -1,8 +1,9 @@
 """The gateway's runtime: one scheduler per served model, a shared ledger, keys and limits.
 
 ``async with Gateway(config) as gateway`` builds and starts the backends, the policies and one
-``Scheduler`` per model name, all charging one ``InMemoryLedger`` (so a tenant's quota covers
-every model, and no tenant can spend another's). ``gateway.serve(...)`` turns one validated API
+``Scheduler`` per model name, all charging one ledger (so a tenant's quota covers every model,
+and no tenant can spend another's): an ``InMemoryLedger``, or the store ``[ledger]`` names, which
+replicas of the gateway share. ``gateway.serve(...)`` turns one validated API
 request into a ``Result`` through the scheduler's public ``submit``; the HTTP layer
 (``howhard.serve.app``) only parses, authenticates and formats.
 
@@ -26,10 +27,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from howhard.backends.base import Backend
-from howhard.errors import ConfigError, InvalidRequest
-from howhard.scheduler import InMemoryLedger, Scheduler, SchedulerState, SchedulerStats
+from howhard.errors import ConfigError, HowhardError, InvalidRequest
+from howhard.ledger import InMemoryLedger, Ledger, TenantSpend
+from howhard.scheduler import Scheduler, SchedulerState, SchedulerStats
 from howhard.scheduler.events import Events, Observer
-from howhard.serve.config import BackendConfig, ModelConfig, ServeConfig
+from howhard.serve.config import BackendConfig, LedgerConfig, ModelConfig, ServeConfig, TenantConfig
 from howhard.serve.errors import ApiError
 from howhard.serve.keys import KeyRing
 from howhard.serve.limits import TenantLimiter
@@ -39,23 +41,27 @@ from howhard.serve.procedure import ProcedureChoice, build_verifier
 from howhard.serve.protocol import Extension, rounds_of
 from howhard.types import GenerationParams, Request, Result
 
-__all__ = ["Gateway", "Served", "ServedModel", "build_backend"]
+__all__ = ["Gateway", "Served", "ServedModel", "build_backend", "build_ledger"]
 
 OPEN_TENANT = "default"
 """The tenant of every request when no tenants are configured."""
 
 
+def _factory(path: str) -> Any:
+    """The callable a ``'package.module:callable'`` config value names."""
+    import importlib
+
+    module_name, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"factory={path!r} cannot be imported: {exc}") from exc
+
+
 def build_backend(config: BackendConfig) -> Backend:
     """The backend a ``[backends.NAME]`` section describes (the one place backends are built)."""
     if config.factory is not None:
-        import importlib
-
-        module_name, _, attr = config.factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"factory={config.factory!r} cannot be imported: {exc}") from exc
-        backend = factory(**config.options)
+        backend = _factory(config.factory)(**config.options)
     else:
         from howhard.backends import create
 
@@ -73,6 +79,23 @@ def build_backend(config: BackendConfig) -> Backend:
             "Backend's model / generate / aclose"
         )
     return backend
+
+
+def build_ledger(config: LedgerConfig, tenants: Mapping[str, TenantConfig]) -> Ledger:
+    """The quota store ``[ledger]`` describes, holding ``tenants``' quotas.
+
+    With no tenants every request is the open tenant's, unlimited (spend is still counted).
+    """
+    quotas = {name: tenant.quota for name, tenant in tenants.items()}
+    if config.factory is None:
+        return InMemoryLedger(quotas or None)
+    ledger = _factory(config.factory)(quotas=quotas or None, **config.options)
+    if not isinstance(ledger, Ledger):
+        raise ConfigError(
+            f"ledger.factory={config.factory!r} returned a {type(ledger).__name__}, not a "
+            "howhard.ledger.Ledger"
+        )
+    return ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +133,8 @@ class Gateway:
         self.events = Events("howhard.serve", [self.metrics.on_gateway_event, *self._observers])
         self.keys = KeyRing((k.hash, k.tenant) for k in config.keys)
         self.limiter = TenantLimiter(config.tenants)
-        self.ledger: InMemoryLedger | None = None
+        self.ledger: Ledger | None = None
+        self._spent: Mapping[str, TenantSpend] = {}
         self.models: dict[str, ServedModel] = {}
         self.ready = False
         self.draining = False
@@ -142,9 +166,11 @@ class Gateway:
             if start is not None:
                 await start()  # engines load now, not on the first request
             backends[name] = backend
-        self.ledger = InMemoryLedger(
-            {name: tenant.quota for name, tenant in config.tenants.items()} or None
-        )
+        ledger = build_ledger(config.ledger, config.tenants)
+        if isinstance(ledger, contextlib.AbstractAsyncContextManager):
+            # A shared store may hold a connection and renew its leases while it is open.
+            await stack.enter_async_context(ledger)
+        self.ledger = ledger
         prices = {backends[n].model: config.backends[n].price for n in backends}
         for name, model in config.models.items():
             policy = build_policy(model)
@@ -221,9 +247,20 @@ class Gateway:
     def _stats(self) -> Mapping[str, SchedulerStats]:
         return {name: served.scheduler.stats() for name, served in self.models.items()}
 
-    def _spend(self) -> Mapping[str, Any]:
-        # The gateway owns an in-memory store, so its metrics scrape can read it synchronously.
-        return {} if self.ledger is None else self.ledger.snapshot_nowait()
+    async def refresh_spend(self) -> None:
+        """Read the ledger's spend for the next metrics scrape (a shared store is a server away)."""
+        if self.ledger is not None and not isinstance(self.ledger, InMemoryLedger):
+            try:
+                self._spent = await self.ledger.snapshot()
+            except HowhardError as exc:
+                # Metrics stay up while the store is away; they show the last spend read.
+                self.events.warning("ledger.unreadable", error=f"{type(exc).__name__}: {exc}")
+
+    def _spend(self) -> Mapping[str, TenantSpend]:
+        # An in-memory store is read synchronously at each scrape; a shared one as last refreshed.
+        if isinstance(self.ledger, InMemoryLedger):
+            return self.ledger.snapshot_nowait()
+        return self._spent
 
     @property
     def live(self) -> bool:

@@ -1,0 +1,205 @@
+"""Running several gateways: the [ledger] and [deployment] config, replicas sharing one store,
+each replica's own budget carry, and the Ray Serve application built from a config (no cluster;
+``test_ray.py`` runs one)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from howhard import Scheduler
+from howhard.backends import ScriptedBackend
+from howhard.config import QuotaConfig
+from howhard.errors import ConfigError, QuotaExceeded
+from howhard.ledger import InMemoryLedger
+from howhard.policies import UniformPolicy
+from howhard.serve.config import LedgerConfig, ServeConfig, TenantConfig
+from howhard.serve.gateway import Gateway, Served, build_ledger
+from tests.serve.stores import SharedStore
+
+pytestmark = pytest.mark.anyio
+
+QUOTA = {"team-a": {"quota": {"units": 10}}}
+
+
+def _config(**extra: Any) -> ServeConfig:
+    return ServeConfig(
+        backends={"fake": {"kind": "scripted"}},
+        models={"toy": {"backend": "fake", "policy": "uniform", "average_budget": 2}},
+        **extra,
+    )
+
+
+# ---------------------------------------------------------------------- config
+
+
+def test_several_replicas_need_a_shared_store_for_quotas() -> None:
+    with pytest.raises(ConfigError, match=r"up to 2 replicas.*\['team-a'\].*ledger.factory"):
+        _config(tenants=QUOTA, deployment={"replicas": 2})
+    with pytest.raises(ConfigError, match="up to 3 replicas"):
+        _config(tenants=QUOTA, deployment={"autoscaling": {"max_replicas": 3}})
+    # One replica, no quotas to share, or a shared store: all fine.
+    _config(tenants=QUOTA, deployment={"replicas": 1})
+    _config(tenants={"team-a": {}}, deployment={"replicas": 2})
+    shared = {"factory": "tests.serve.stores:shared_store", "options": {"name": "x"}}
+    assert _config(tenants=QUOTA, ledger=shared, deployment={"replicas": 4}).ledger.shared
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (
+            {"deployment": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}},
+            r"ServeConfig.deployment: autoscaling.min_replicas \(3\) must be <= "
+            r"autoscaling.max_replicas \(2\)",
+        ),
+        ({"deployment": {"replicas": 0}}, "deployment.replicas"),
+        ({"deployment": {"cpus_per_replica": -1}}, "deployment.cpus_per_replica"),
+        ({"ledger": {"kind": "memory", "factory": "a:b"}}, "not both"),
+        ({"ledger": {"factory": "nocolon"}}, "package.module:callable"),
+        ({"ledger": {"kind": "etcd"}}, "ledger.kind"),
+    ],
+)
+def test_bad_deployment_and_ledger_sections_name_the_field(
+    extra: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        _config(**extra)
+
+
+def test_build_ledger_from_a_factory_or_in_memory() -> None:
+    tenants = {"team-a": TenantConfig(quota=QuotaConfig(units=10))}
+    assert isinstance(build_ledger(LedgerConfig(), tenants), InMemoryLedger)
+    factory = LedgerConfig(factory="tests.serve.stores:shared_store", options={"name": "build"})
+    store = build_ledger(factory, tenants)
+    assert store is build_ledger(factory, tenants) is SharedStore.stores["build"]
+    with pytest.raises(ConfigError, match=r"returned a dict, not a howhard\.ledger\.Ledger"):
+        build_ledger(LedgerConfig(factory="builtins:dict"), tenants)
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        build_ledger(LedgerConfig(factory="tests.nowhere:store"), tenants)
+
+
+# ---------------------------------------------------------------------- replicas in one process
+
+
+async def _ask(gateway: Gateway, prompt: str, tenant: str = "team-a") -> Served:
+    served = gateway.model("toy")
+    request, deadline = gateway.prepare(
+        served,
+        prompt,
+        tenant=tenant,
+        extension=None,
+        max_tokens=None,
+        temperature=None,
+        top_p=None,
+        stop=(),
+        seed=None,
+        logprobs=False,
+        user=None,
+    )
+    return await gateway.serve(served, request, deadline)
+
+
+async def test_two_gateways_share_one_tenants_quota_through_the_store() -> None:
+    ledger = {"factory": "tests.serve.stores:shared_store", "options": {"name": "quota"}}
+    config = _config(tenants=QUOTA, ledger=ledger, deployment={"replicas": 2})
+    async with Gateway(config) as first, Gateway(config) as second:
+        store = SharedStore.stores["quota"]
+        assert store.opened == 2
+        for _ in range(3):
+            await _ask(first, "What is 2 + 2?")  # 2 units each: 6 of 10
+        for _ in range(2):
+            await _ask(second, "What is 2 + 2?")  # 10 of 10
+        # Each replica has answered less than the quota, but together they have spent it.
+        with pytest.raises(QuotaExceeded):
+            await _ask(second, "What is 2 + 2?")
+        with pytest.raises(QuotaExceeded):
+            await _ask(first, "What is 2 + 2?")
+        # A scrape reads the shared store's spend (asynchronously, before rendering).
+        await second.refresh_spend()
+        assert b'tenant="team-a"} 10.0' in second.metrics.render()
+    assert store.closed == 2
+    assert (await store.snapshot())["team-a"].settled.units == 10
+
+
+# ---------------------------------------------------------------------- the stream budget
+
+
+async def test_each_replica_carry_keeps_its_average_exact_under_uneven_traffic() -> None:
+    """Two schedulers (as two replicas) on one ledger: one sees a trickle of single requests,
+    the other bursts of every size. Each one's carry turns B = 2.5 into exact integer batch
+    totals, so each grants floor(B * n) units for its n requests, and together they are within
+    one unit per replica of B times all requests."""
+    average = 2.5
+    ledger = InMemoryLedger()
+    replicas = [
+        Scheduler(
+            backend=ScriptedBackend(),
+            policy=UniformPolicy(),
+            average_budget=average,
+            max_budget=8,
+            ledger=ledger,
+        )
+        for _ in range(2)
+    ]
+    granted: list[list[int]] = [[], []]
+    async with replicas[0], replicas[1]:
+
+        async def one(replica: int, prompt: str) -> None:
+            result = await replicas[replica].submit(prompt, tenant="team-a")
+            granted[replica].append(result.budget)
+
+        for i in range(3):  # a trickle: batches of one
+            await one(0, f"trickle {i}")
+        for size in (1, 7, 2, 13, 5, 33):  # bursts: batches of many sizes
+            async with anyio.create_task_group() as tg:
+                for i in range(size):
+                    tg.start_soon(one, 1, f"burst {size} {i}")
+    n = [len(g) for g in granted]
+    assert n == [3, 61]
+    assert [sum(g) for g in granted] == [math.floor(average * k) for k in n]  # [7, 152]
+    spent = (await ledger.snapshot())["team-a"].settled.units
+    assert spent == 7 + 152
+    assert average * sum(n) - len(n) < spent <= average * sum(n)
+
+
+# ---------------------------------------------------------------------- the Ray application
+
+
+def test_the_ray_application_carries_the_deployment_section() -> None:
+    from howhard.deploy.ray import DEPLOYMENT_NAME, application
+
+    config = _config(deployment={"replicas": 3, "cpus_per_replica": 0.5, "gpus_per_replica": 1})
+    deployment = application(config)._bound_deployment
+    assert deployment.name == DEPLOYMENT_NAME
+    assert deployment.num_replicas == 3
+    assert deployment.ray_actor_options == {"num_cpus": 0.5, "num_gpus": 1.0}
+    assert deployment.max_ongoing_requests == 256
+    # Replicas rebuild the same validated config from the data they are sent.
+    assert ServeConfig(**deployment.init_args[0]) == config
+
+    scaling = {"min_replicas": 2, "max_replicas": 5, "target_ongoing_requests": 8}
+    deployment = application(_config(deployment={"autoscaling": scaling}))._bound_deployment
+    autoscaling = deployment._deployment_config.autoscaling_config
+    assert (autoscaling.min_replicas, autoscaling.max_replicas) == (2, 5)
+    assert autoscaling.target_ongoing_requests == 8
+
+
+def test_the_serve_run_builder_reads_a_config_file(tmp_path: Path) -> None:
+    from howhard.deploy.ray import app
+
+    path = tmp_path / "serve.toml"
+    path.write_text(
+        "[backends.fake]\nkind = 'scripted'\n[models.toy]\nbackend = 'fake'\n"
+        "[deployment]\nreplicas = 2\n",
+        encoding="utf-8",
+    )
+    assert app({"config": str(path)})._bound_deployment.num_replicas == 2
+    with pytest.raises(ConfigError, match=r"unknown application arguments \['replicas'\]"):
+        app({"config": str(path), "replicas": "3"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        app({"config": str(tmp_path / "missing.toml")})
