@@ -142,3 +142,18 @@ def gateway_process(
         stop(process, group=signal_group)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # anything the server left behind
+
+
+def ray_gateway_process(
+    config_text: str, tmp_path: Path, *, replicas: int, ready_timeout_s: float = 180
+) -> contextlib.AbstractContextManager[RunningGateway]:
+    """``howhard serve --ray`` on a local Ray cluster: ready once all ``replicas`` are; stopped
+    by signalling the server alone, which shuts down the cluster it started."""
+    return gateway_process(
+        config_text,
+        tmp_path,
+        args=["--ray"],
+        ready_timeout_s=ready_timeout_s,
+        ready_log=f"on Ray Serve, {replicas} replicas",
+        signal_group=False,
+    )

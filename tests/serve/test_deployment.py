@@ -5,6 +5,8 @@ each replica's own budget carry, and the Ray Serve application built from a conf
 from __future__ import annotations
 
 import math
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +205,12 @@ def test_the_serve_run_builder_reads_a_config_file(tmp_path: Path) -> None:
         app({"config": str(path), "replicas": "3"})
     with pytest.raises(ConfigError, match="does not exist"):
         app({"config": str(tmp_path / "missing.toml")})
+
+
+def test_the_readmes_ray_config_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running several replicas", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    config = ServeConfig(**tomllib.loads(block))
+    assert config.deployment.replicas == 2
+    assert config.backends["vllm"].kind == "openai"

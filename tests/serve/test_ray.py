@@ -20,7 +20,7 @@ import pytest
 
 from howhard.deploy.ray import REPLICA_HEADER
 from tests.integration.conftest import session_members
-from tests.serve.conftest import RunningGateway, gateway_process, stop
+from tests.serve.conftest import RunningGateway, ray_gateway_process, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -79,14 +79,7 @@ class Traffic:
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
     tmp_path = tmp_path_factory.mktemp("ray")
-    with gateway_process(
-        CONFIG,
-        tmp_path,
-        args=["--ray"],
-        ready_timeout_s=180,
-        ready_log="on Ray Serve, 2 replicas",
-        signal_group=False,
-    ) as gateway:
+    with ray_gateway_process(CONFIG, tmp_path, replicas=2) as gateway:
         yield Traffic(gateway)
 
 
