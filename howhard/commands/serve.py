@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
         where = f"{url}/v1"
         if args.ray:
             scaling = config.deployment.autoscaling
+            replicas = config.deployment.replicas
             count = (
-                f"{config.deployment.replicas} replicas"
+                f"{replicas} replica{'s' if replicas != 1 else ''}"
                 if scaling is None
                 else f"{scaling.min_replicas}-{scaling.max_replicas} replicas (autoscaling)"
             )

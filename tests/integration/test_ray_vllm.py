@@ -44,7 +44,9 @@ num_cpus = 2
 max_ongoing_requests = 1
 """
     tmp_path: Path = tmp_path_factory.mktemp("ray-vllm")
-    with ray_gateway_process(config, tmp_path, replicas=2, ready_timeout_s=240) as gateway:
+    with ray_gateway_process(
+        config, tmp_path, replicas="2 replicas", ready_timeout_s=240
+    ) as gateway:
         yield gateway
 
 

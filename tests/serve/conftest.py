@@ -145,15 +145,16 @@ def gateway_process(
 
 
 def ray_gateway_process(
-    config_text: str, tmp_path: Path, *, replicas: int, ready_timeout_s: float = 180
+    config_text: str, tmp_path: Path, *, replicas: str, ready_timeout_s: float = 180
 ) -> contextlib.AbstractContextManager[RunningGateway]:
-    """``howhard serve --ray`` on a local Ray cluster: ready once all ``replicas`` are; stopped
-    by signalling the server alone, which shuts down the cluster it started."""
+    """``howhard serve --ray`` on a local Ray cluster: ready once it reports ``replicas`` ready
+    ("2 replicas", "1-2 replicas (autoscaling)"); stopped by signalling the server alone, which
+    shuts down the cluster it started."""
     return gateway_process(
         config_text,
         tmp_path,
         args=["--ray"],
         ready_timeout_s=ready_timeout_s,
-        ready_log=f"on Ray Serve, {replicas} replicas",
+        ready_log=f"on Ray Serve, {replicas}",
         signal_group=False,
     )

@@ -79,7 +79,7 @@ class Traffic:
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
     tmp_path = tmp_path_factory.mktemp("ray")
-    with ray_gateway_process(CONFIG, tmp_path, replicas=2) as gateway:
+    with ray_gateway_process(CONFIG, tmp_path, replicas="2 replicas") as gateway:
         yield Traffic(gateway)
 
 
