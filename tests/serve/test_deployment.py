@@ -214,3 +214,19 @@ def test_the_readmes_ray_config_is_valid() -> None:
     config = ServeConfig(**tomllib.loads(block))
     assert config.deployment.replicas == 2
     assert config.backends["vllm"].kind == "openai"
+
+
+async def test_a_replica_is_unhealthy_once_a_started_gateways_scheduler_stops() -> None:
+    from howhard.deploy.ray import GatewayReplica
+
+    config = _config()
+    replica = GatewayReplica(config.model_dump(mode="json"))
+    replica.check_health()  # not built yet: Ray is still starting it
+    async with Gateway(config) as gateway:
+        replica._gateway = gateway  # what __serve_build_asgi_app__ records inside Ray
+        replica.check_health()
+        await gateway.model("toy").scheduler.aclose()
+        with pytest.raises(RuntimeError, match="scheduler of this gateway replica stopped"):
+            replica.check_health()
+        gateway.begin_drain()
+        replica.check_health()  # draining: finishing its work, not broken
