@@ -145,14 +145,20 @@ def gateway_process(
 
 
 def ray_gateway_process(
-    config_text: str, tmp_path: Path, *, replicas: str, ready_timeout_s: float = 180
+    config_text: str,
+    tmp_path: Path,
+    *,
+    replicas: str,
+    tenants: Sequence[str] = (),
+    ready_timeout_s: float = 180,
 ) -> contextlib.AbstractContextManager[RunningGateway]:
     """``howhard serve --ray`` on a local Ray cluster: ready once it reports ``replicas`` ready
     ("2 replicas", "1-2 replicas (autoscaling)"); stopped by signalling the server alone, which
-    shuts down the cluster it started."""
+    shuts down the cluster it started. ``tenants`` get one API key each, as for gateway_process."""
     return gateway_process(
         config_text,
         tmp_path,
+        tenants,
         args=["--ray"],
         ready_timeout_s=ready_timeout_s,
         ready_log=f"on Ray Serve, {replicas}",
