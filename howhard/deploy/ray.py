@@ -177,8 +177,8 @@ def run(config: ServeConfig, *, on_ready: Callable[[str], None] | None = None) -
     # After ray.init: it installs its own SIGTERM handler, which would end the process at once.
     with _Signals() as signals:
         try:
-            if local:
-                serve.start(http_options={"host": host, "port": port})
+            # On a joined cluster where Serve already runs, its proxy keeps its own address.
+            serve.start(http_options={"host": host, "port": port})
             level = config.server.log_level
             serve.run(
                 application(config),
