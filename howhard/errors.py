@@ -15,6 +15,7 @@
     │   ├── QuotaExceeded           the tenant's quota cannot cover the request
     │   └── QueueFull               submit_nowait() on a full queue
     ├── RequestTimeout              the per-request deadline passed (retries included)
+    ├── LedgerUnavailable           the shared quota store cannot be reached (fail closed)
     ├── ScoringError                a scorer failed on a completion
     └── BackendError                the model backend failed
         ├── BackendRejected         the backend refused the request (4xx); not retryable
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "HowhardError",
     "InvalidRequest",
+    "LedgerUnavailable",
     "MissingDependency",
     "PolicyError",
     "QueueFull",
@@ -111,6 +113,14 @@ class QueueFull(Rejected):
 
 class RequestTimeout(HowhardError):
     """The request's deadline passed before it completed, retries included."""
+
+
+class LedgerUnavailable(HowhardError):
+    """The shared quota store cannot be reached, so nothing was reserved: the request fails closed.
+
+    Transient: the store's own retries are spent; try again once the server is back. Nothing was
+    charged for the failed call, and a reservation it may have made expires with its lease.
+    """
 
 
 class ScoringError(HowhardError):

@@ -10,7 +10,7 @@ What runs where::
       keys, limits, /metrics        (howhard.serve), one Scheduler per model with its own
       Scheduler per model           micro-batches and budget carry
            │  reserve / settle         │
-           └──────────▶ ledger ◀───────┘                 [ledger]: one store every replica shares
+           └──────▶ Valkey / Redis ◀───┘                 [ledger] kind = "redis": one server
            │ generate                  │
            ▼                           ▼
     upstream model servers (OpenAI-compatible, e.g. vLLM) or an engine inside each replica
@@ -18,9 +18,10 @@ What runs where::
 Each replica is one ``howhard.serve`` gateway built from the same ``ServeConfig`` (shipped to
 the replicas as data, so they need no copy of the file). Replica count, autoscaling and the
 resources Ray reserves per replica come from ``[deployment]``; tenants' quotas are shared only
-through a ``[ledger]`` store every replica reaches (the config refuses several replicas with
-per-process quotas). Each replica keeps its own budget carry, so the long-run average budget is
-exact per replica and hence overall (README, "Running several replicas").
+through ``[ledger] kind = "redis"``, a ``RedisLedger`` every replica reaches (the config refuses
+several replicas with quotas kept in each replica's memory). Each replica keeps its own budget
+carry, so the long-run average budget is exact per replica and hence overall (README, "Replicas
+on Ray Serve").
 
 Every response carries ``x-howhard-replica`` naming the replica that answered. ``/metrics`` is
 per replica (the proxy routes a scrape to one of them); scrape each replica's metrics through

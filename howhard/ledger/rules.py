@@ -24,17 +24,18 @@ The rules, in one place:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from howhard.config import Price, QuotaConfig
-from howhard.errors import UsageError
+from howhard.errors import ConfigError, UnknownTenant, UsageError
 from howhard.types import Usage
 
 __all__ = [
     "MICROS",
     "Amount",
     "Hold",
+    "QuotaTable",
     "breach",
     "charge",
     "choose",
@@ -133,6 +134,35 @@ class Hold(NamedTuple):
 
     budget: int
     amount: Amount
+
+
+class QuotaTable:
+    """Which quota a tenant has: its own, else the default; with neither configured, unlimited.
+
+    With quotas but no default, a tenant not listed is unknown (``UnknownTenant``).
+    """
+
+    def __init__(
+        self, quotas: Mapping[str, QuotaConfig] | None, default: QuotaConfig | None
+    ) -> None:
+        for name, quota in (quotas or {}).items():
+            if not isinstance(quota, QuotaConfig):
+                raise ConfigError(
+                    f"quotas[{name!r}] must be a QuotaConfig, got {type(quota).__name__}"
+                )
+        self._quotas = dict(quotas or {})
+        self._default = default
+        self._open = not self._quotas and default is None
+
+    def lookup(self, tenant: str) -> QuotaConfig | None:
+        """``tenant``'s quota (``None``: unlimited), or ``UnknownTenant``."""
+        if tenant in self._quotas:
+            return self._quotas[tenant]
+        if self._default is not None or self._open:
+            return self._default
+        raise UnknownTenant(
+            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
+        )
 
 
 def worst_case(

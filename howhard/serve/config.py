@@ -21,8 +21,9 @@
     tenant = "team-a"
     hash = "sha256:..."
 
-    [ledger]                      # where quotas are kept: this process, or a store replicas share
-    kind = "memory"
+    [ledger]                      # where quotas are kept: "memory" (this process) or "redis",
+    kind = "redis"                # a Valkey/Redis server every replica shares
+    url = "redis://127.0.0.1:6379/0"
 
     [deployment]                  # `howhard serve --ray`: gateway replicas on Ray Serve
     replicas = 2
@@ -266,40 +267,68 @@ class KeyEntry(_Config):
 
 
 class LedgerConfig(_Config):
-    """Where tenants' quotas are kept: a built-in ``kind`` or your own ``factory``.
+    """Where tenants' quotas are kept: this process's memory, or a server every replica shares.
 
-    ``memory`` keeps them in this process: right for one gateway, wrong for several (each
-    replica would hold its own copy of every quota). Replicas share a quota through one store
-    they all reach, built by ``factory``.
+    ``kind = "redis"`` keeps them on a Valkey/Redis server (``howhard.ledger.RedisLedger``), so
+    any number of gateway replicas, on any number of machines, share each tenant's quota
+    exactly; every replica must have the same ``[tenants]`` and the same ``url``/``key_prefix``.
     """
 
-    kind: Literal["memory"] = Field(
+    kind: Literal["memory", "redis"] = Field(
         default="memory",
-        description="A built-in store: 'memory' (this process only). Unused with factory.",
+        description="'memory': quotas in this process only; 'redis': on the server at url, "
+        "shared by every replica (needs the redis extra).",
     )
-    factory: str | None = Field(
+    url: str | None = Field(
         default=None,
-        description="'package.module:callable' returning your own Ledger; called with "
-        "quotas={tenant: QuotaConfig} and the options.",
+        description="The server for kind='redis': redis://[:password@]host:port/db (rediss:// "
+        "for TLS).",
     )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Extra keyword arguments for the store's factory."
+    key_prefix: str = Field(
+        default="howhard:ledger:",
+        min_length=1,
+        description="Prefix of the store's keys; deployments with different prefixes share "
+        "nothing.",
+    )
+    lease_ttl_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=86_400.0,
+        description="Seconds a running request's hold survives without renewal: how long a "
+        "crashed replica's holds block its tenants' quota.",
+    )
+    timeout_s: float = Field(
+        default=1.0, gt=0.0, le=60.0, description="Seconds one attempt of one operation may take."
+    )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Quick retries on connection errors before a request fails closed (503).",
+    )
+    max_connections: int = Field(
+        default=64, ge=1, le=10_000, description="Connections to the server per replica at most."
+    )
+    fail_open: list[str] = Field(
+        default_factory=list,
+        description="Tenants served, uncounted, while the server is unreachable (all others "
+        "fail closed with 503).",
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> LedgerConfig:
-        if self.factory is not None and "kind" in self.model_fields_set:
-            raise ValueError("set one of kind (a built-in store) or factory (pkg:fn), not both")
-        if self.factory is not None and ":" not in self.factory:
+    def _url(self) -> LedgerConfig:
+        if self.kind == "redis" and not self.url:
+            raise ValueError("kind='redis' needs url, e.g. url = \"redis://127.0.0.1:6379/0\"")
+        if self.kind == "memory" and (self.url is not None or self.fail_open):
             raise ValueError(
-                f"factory must look like 'package.module:callable', got {self.factory!r}"
+                "url and fail_open apply only to kind='redis'; set kind = \"redis\" or drop them"
             )
         return self
 
     @property
     def shared(self) -> bool:
-        """Whether several processes can share this store's quotas (not the in-memory one)."""
-        return self.factory is not None
+        """Whether several processes share this store's quotas (the server's, not memory)."""
+        return self.kind == "redis"
 
 
 class AutoscalingConfig(_Config):
@@ -432,7 +461,8 @@ class ServeConfig(_Config):
     )
     keys: list[KeyEntry] = Field(default_factory=list, description="API keys (hashed).")
     ledger: LedgerConfig = Field(
-        default_factory=LedgerConfig, description="Where tenants' quotas are kept."
+        default_factory=LedgerConfig,
+        description="Where quotas are kept (in memory, or on a server shared by replicas).",
     )
     deployment: DeploymentConfig = Field(
         default_factory=DeploymentConfig,
@@ -455,6 +485,12 @@ class ServeConfig(_Config):
                     f"keys[{i}].tenant = {key.tenant!r} is not one of the configured tenants "
                     f"{sorted(self.tenants)}"
                 )
+        for i, tenant in enumerate(self.ledger.fail_open):
+            if tenant not in self.tenants:
+                raise ValueError(
+                    f"ledger.fail_open[{i}] = {tenant!r} is not one of the configured tenants "
+                    f"{sorted(self.tenants)}"
+                )
         if not self.tenants and not is_loopback(self.server.host):
             raise ValueError(
                 f"server.host = {self.server.host!r} is reachable from other machines but no "
@@ -466,8 +502,8 @@ class ServeConfig(_Config):
             raise ValueError(
                 f"deployment runs up to {self.deployment.most_replicas} replicas but the ledger "
                 f"is kept in each replica's memory, so tenants {limited} could each spend "
-                f"{self.deployment.most_replicas}x their quota; set ledger.factory to a store "
-                "the replicas share, or deployment.replicas = 1"
+                f'{self.deployment.most_replicas}x their quota; set ledger.kind = "redis" (a '
+                "server every replica shares), or deployment.replicas = 1"
             )
         return self
 

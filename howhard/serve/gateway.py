@@ -2,10 +2,10 @@
 
 ``async with Gateway(config) as gateway`` builds and starts the backends, the policies and one
 ``Scheduler`` per model name, all charging one ledger (so a tenant's quota covers every model,
-and no tenant can spend another's): an ``InMemoryLedger``, or the store ``[ledger]`` names, which
-replicas of the gateway share. ``gateway.serve(...)`` turns one validated API
-request into a ``Result`` through the scheduler's public ``submit``; the HTTP layer
-(``howhard.serve.app``) only parses, authenticates and formats.
+and no tenant can spend another's): an ``InMemoryLedger``, or with ``[ledger] kind = "redis"``
+a ``RedisLedger`` that every replica of the gateway shares. ``gateway.serve(...)`` turns one
+validated API request into a ``Result`` through the scheduler's public ``submit``; the HTTP
+layer (``howhard.serve.app``) only parses, authenticates and formats.
 
 Shutdown: ``begin_drain()`` (SIGTERM) marks the gateway not ready and refuses new requests with
 503; requests in flight get ``server.drain_grace_s`` to finish, after which the schedulers cancel
@@ -27,11 +27,12 @@ import anyio
 from anyio.abc import TaskGroup
 
 from howhard.backends.base import Backend
-from howhard.errors import ConfigError, HowhardError, InvalidRequest
-from howhard.ledger import InMemoryLedger, Ledger, TenantSpend
+from howhard.config import QuotaConfig
+from howhard.errors import ConfigError, InvalidRequest, LedgerUnavailable
+from howhard.ledger import InMemoryLedger, Ledger, RedisLedger, TenantSpend
 from howhard.scheduler import Scheduler, SchedulerState, SchedulerStats
 from howhard.scheduler.events import Events, Observer
-from howhard.serve.config import BackendConfig, LedgerConfig, ModelConfig, ServeConfig, TenantConfig
+from howhard.serve.config import BackendConfig, LedgerConfig, ModelConfig, ServeConfig
 from howhard.serve.errors import ApiError
 from howhard.serve.keys import KeyRing
 from howhard.serve.limits import TenantLimiter
@@ -47,21 +48,17 @@ OPEN_TENANT = "default"
 """The tenant of every request when no tenants are configured."""
 
 
-def _factory(path: str) -> Any:
-    """The callable a ``'package.module:callable'`` config value names."""
-    import importlib
-
-    module_name, _, attr = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"factory={path!r} cannot be imported: {exc}") from exc
-
-
 def build_backend(config: BackendConfig) -> Backend:
     """The backend a ``[backends.NAME]`` section describes (the one place backends are built)."""
     if config.factory is not None:
-        backend = _factory(config.factory)(**config.options)
+        import importlib
+
+        module_name, _, attr = config.factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"factory={config.factory!r} cannot be imported: {exc}") from exc
+        backend = factory(**config.options)
     else:
         from howhard.backends import create
 
@@ -81,21 +78,26 @@ def build_backend(config: BackendConfig) -> Backend:
     return backend
 
 
-def build_ledger(config: LedgerConfig, tenants: Mapping[str, TenantConfig]) -> Ledger:
-    """The quota store ``[ledger]`` describes, holding ``tenants``' quotas.
+def build_ledger(
+    config: LedgerConfig, quotas: Mapping[str, QuotaConfig] | None
+) -> InMemoryLedger | RedisLedger:
+    """The quota store a ``[ledger]`` section describes, with these tenants' quotas.
 
-    With no tenants every request is the open tenant's, unlimited (spend is still counted).
+    A ``RedisLedger`` must be opened (``async with``) before use; the gateway does that.
     """
-    quotas = {name: tenant.quota for name, tenant in tenants.items()}
-    if config.factory is None:
-        return InMemoryLedger(quotas or None)
-    ledger = _factory(config.factory)(quotas=quotas or None, **config.options)
-    if not isinstance(ledger, Ledger):
-        raise ConfigError(
-            f"ledger.factory={config.factory!r} returned a {type(ledger).__name__}, not a "
-            "howhard.ledger.Ledger"
-        )
-    return ledger
+    if config.kind == "memory":
+        return InMemoryLedger(quotas)
+    assert config.url is not None  # the config's validator ensures it
+    return RedisLedger(
+        config.url,
+        quotas,
+        key_prefix=config.key_prefix,
+        lease_ttl_s=config.lease_ttl_s,
+        timeout_s=config.timeout_s,
+        retries=config.retries,
+        max_connections=config.max_connections,
+        fail_open=config.fail_open,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,7 @@ class Gateway:
         self.keys = KeyRing((k.hash, k.tenant) for k in config.keys)
         self.limiter = TenantLimiter(config.tenants)
         self.ledger: Ledger | None = None
-        self._spent: Mapping[str, TenantSpend] = {}
+        self._spend_seen: Mapping[str, TenantSpend] = {}
         self.models: dict[str, ServedModel] = {}
         self.ready = False
         self.draining = False
@@ -166,11 +168,11 @@ class Gateway:
             if start is not None:
                 await start()  # engines load now, not on the first request
             backends[name] = backend
-        ledger = build_ledger(config.ledger, config.tenants)
-        if isinstance(ledger, contextlib.AbstractAsyncContextManager):
-            # A shared store may hold a connection and renew its leases while it is open.
-            await stack.enter_async_context(ledger)
-        self.ledger = ledger
+        quotas = {name: tenant.quota for name, tenant in config.tenants.items()} or None
+        ledger = build_ledger(config.ledger, quotas)
+        self.ledger = (
+            await stack.enter_async_context(ledger) if isinstance(ledger, RedisLedger) else ledger
+        )
         prices = {backends[n].model: config.backends[n].price for n in backends}
         for name, model in config.models.items():
             policy = build_policy(model)
@@ -247,20 +249,22 @@ class Gateway:
     def _stats(self) -> Mapping[str, SchedulerStats]:
         return {name: served.scheduler.stats() for name, served in self.models.items()}
 
-    async def refresh_spend(self) -> None:
-        """Read the ledger's spend for the next metrics scrape (a shared store is a server away)."""
-        if self.ledger is not None and not isinstance(self.ledger, InMemoryLedger):
-            try:
-                self._spent = await self.ledger.snapshot()
-            except HowhardError as exc:
-                # Metrics stay up while the store is away; they show the last spend read.
-                self.events.warning("ledger.unreadable", error=f"{type(exc).__name__}: {exc}")
-
     def _spend(self) -> Mapping[str, TenantSpend]:
-        # An in-memory store is read synchronously at each scrape; a shared one as last refreshed.
+        # An in-memory store can be read synchronously (the metrics scrape does); a shared one
+        # reports what refresh_spend last read from its server.
         if isinstance(self.ledger, InMemoryLedger):
             return self.ledger.snapshot_nowait()
-        return self._spent
+        return self._spend_seen
+
+    async def refresh_spend(self) -> None:
+        """Read per-tenant spend from a shared ledger's server (before a metrics scrape).
+
+        While the server is unreachable the last figures read stay in place.
+        """
+        if self.ledger is None or isinstance(self.ledger, InMemoryLedger):
+            return
+        with contextlib.suppress(LedgerUnavailable):
+            self._spend_seen = await self.ledger.snapshot()
 
     @property
     def live(self) -> bool:

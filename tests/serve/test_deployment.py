@@ -15,13 +15,11 @@ import pytest
 
 from howhard import Scheduler
 from howhard.backends import ScriptedBackend
-from howhard.config import QuotaConfig
-from howhard.errors import ConfigError, QuotaExceeded
+from howhard.errors import ConfigError
 from howhard.ledger import InMemoryLedger
 from howhard.policies import UniformPolicy
-from howhard.serve.config import LedgerConfig, ServeConfig, TenantConfig
-from howhard.serve.gateway import Gateway, Served, build_ledger
-from tests.serve.stores import SharedStore
+from howhard.serve.config import ServeConfig
+from howhard.serve.gateway import Gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -40,14 +38,16 @@ def _config(**extra: Any) -> ServeConfig:
 
 
 def test_several_replicas_need_a_shared_store_for_quotas() -> None:
-    with pytest.raises(ConfigError, match=r"up to 2 replicas.*\['team-a'\].*ledger.factory"):
+    with pytest.raises(
+        ConfigError, match=r"up to 2 replicas.*\['team-a'\].*ledger.kind = \"redis\""
+    ):
         _config(tenants=QUOTA, deployment={"replicas": 2})
     with pytest.raises(ConfigError, match="up to 3 replicas"):
         _config(tenants=QUOTA, deployment={"autoscaling": {"max_replicas": 3}})
     # One replica, no quotas to share, or a shared store: all fine.
     _config(tenants=QUOTA, deployment={"replicas": 1})
     _config(tenants={"team-a": {}}, deployment={"replicas": 2})
-    shared = {"factory": "tests.serve.stores:shared_store", "options": {"name": "x"}}
+    shared = {"kind": "redis", "url": "redis://127.0.0.1:6379/0"}
     assert _config(tenants=QUOTA, ledger=shared, deployment={"replicas": 4}).ledger.shared
 
 
@@ -61,8 +61,6 @@ def test_several_replicas_need_a_shared_store_for_quotas() -> None:
         ),
         ({"deployment": {"replicas": 0}}, "deployment.replicas"),
         ({"deployment": {"cpus_per_replica": -1}}, "deployment.cpus_per_replica"),
-        ({"ledger": {"kind": "memory", "factory": "a:b"}}, "not both"),
-        ({"ledger": {"factory": "nocolon"}}, "package.module:callable"),
         ({"ledger": {"kind": "etcd"}}, "ledger.kind"),
     ],
 )
@@ -71,61 +69,6 @@ def test_bad_deployment_and_ledger_sections_name_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=fragment):
         _config(**extra)
-
-
-def test_build_ledger_from_a_factory_or_in_memory() -> None:
-    tenants = {"team-a": TenantConfig(quota=QuotaConfig(units=10))}
-    assert isinstance(build_ledger(LedgerConfig(), tenants), InMemoryLedger)
-    factory = LedgerConfig(factory="tests.serve.stores:shared_store", options={"name": "build"})
-    store = build_ledger(factory, tenants)
-    assert store is build_ledger(factory, tenants) is SharedStore.stores["build"]
-    with pytest.raises(ConfigError, match=r"returned a dict, not a howhard\.ledger\.Ledger"):
-        build_ledger(LedgerConfig(factory="builtins:dict"), tenants)
-    with pytest.raises(ConfigError, match="cannot be imported"):
-        build_ledger(LedgerConfig(factory="tests.nowhere:store"), tenants)
-
-
-# ---------------------------------------------------------------------- replicas in one process
-
-
-async def _ask(gateway: Gateway, prompt: str, tenant: str = "team-a") -> Served:
-    served = gateway.model("toy")
-    request, deadline = gateway.prepare(
-        served,
-        prompt,
-        tenant=tenant,
-        extension=None,
-        max_tokens=None,
-        temperature=None,
-        top_p=None,
-        stop=(),
-        seed=None,
-        logprobs=False,
-        user=None,
-    )
-    return await gateway.serve(served, request, deadline)
-
-
-async def test_two_gateways_share_one_tenants_quota_through_the_store() -> None:
-    ledger = {"factory": "tests.serve.stores:shared_store", "options": {"name": "quota"}}
-    config = _config(tenants=QUOTA, ledger=ledger, deployment={"replicas": 2})
-    async with Gateway(config) as first, Gateway(config) as second:
-        store = SharedStore.stores["quota"]
-        assert store.opened == 2
-        for _ in range(3):
-            await _ask(first, "What is 2 + 2?")  # 2 units each: 6 of 10
-        for _ in range(2):
-            await _ask(second, "What is 2 + 2?")  # 10 of 10
-        # Each replica has answered less than the quota, but together they have spent it.
-        with pytest.raises(QuotaExceeded):
-            await _ask(second, "What is 2 + 2?")
-        with pytest.raises(QuotaExceeded):
-            await _ask(first, "What is 2 + 2?")
-        # A scrape reads the shared store's spend (asynchronously, before rendering).
-        await second.refresh_spend()
-        assert b'tenant="team-a"} 10.0' in second.metrics.render()
-    assert store.closed == 2
-    assert (await store.snapshot())["team-a"].settled.units == 10
 
 
 # ---------------------------------------------------------------------- the stream budget
@@ -209,10 +152,10 @@ def test_the_serve_run_builder_reads_a_config_file(tmp_path: Path) -> None:
 
 def test_the_readmes_ray_config_is_valid() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Running several replicas", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("### Replicas on Ray Serve", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
     config = ServeConfig(**tomllib.loads(block))
-    assert config.deployment.replicas == 2
+    assert config.deployment.replicas == 2 and config.ledger.kind == "redis"
     assert config.backends["vllm"].kind == "openai"
 
 
