@@ -37,14 +37,17 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
+from howhard.errors import ConfigError, MissingDependency
+
 try:
     import ray
     from ray import serve
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("howhard.deploy.ray needs Ray Serve: pip install 'howhard[ray]'") from exc
+    raise MissingDependency(
+        "howhard.deploy.ray (howhard serve --ray) needs Ray Serve: pip install 'howhard[ray]'"
+    ) from exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from howhard.errors import ConfigError
 from howhard.serve.app import create_app
 from howhard.serve.config import ServeConfig, is_loopback, load_config
 from howhard.serve.gateway import Gateway

@@ -5,7 +5,10 @@ each replica's own budget carry, and the Ray Serve application built from a conf
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from howhard.serve.config import ServeConfig
 from howhard.serve.gateway import Gateway
 
 pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
 
 QUOTA = {"team-a": {"quota": {"units": 10}}}
 
@@ -151,7 +156,7 @@ def test_the_serve_run_builder_reads_a_config_file(tmp_path: Path) -> None:
 
 
 def test_the_readmes_ray_config_is_valid() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Replicas on Ray Serve", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
     config = ServeConfig(**tomllib.loads(block))
@@ -173,3 +178,31 @@ async def test_a_replica_is_unhealthy_once_a_started_gateways_scheduler_stops() 
             replica.check_health()
         gateway.begin_drain()
         replica.check_health()  # draining: finishing its work, not broken
+
+
+def _serve_ray(
+    tmp_path: Path, *args: str, pythonpath: str = ""
+) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "serve.toml"
+    config.write_text("[backends.fake]\nkind = 'scripted'\n[models.toy]\nbackend = 'fake'\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p)}
+    command = [sys.executable, "-m", "howhard", "serve", "--ray", "--config", str(config), *args]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_serve_ray_without_ray_installed_names_the_extra(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked" / "ray"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('ray is not installed here')\n")
+    done = _serve_ray(tmp_path, pythonpath=str(blocked.parent))
+    assert done.returncode == 1
+    assert "needs Ray Serve: pip install 'howhard[ray]'" in done.stderr
+
+
+def test_serve_ray_refuses_port_zero_before_starting_a_cluster(tmp_path: Path) -> None:
+    done = _serve_ray(tmp_path, "--port", "0")
+    assert done.returncode == 2  # a usage error
+    assert "server.port = 0 is not supported with --ray" in done.stderr
+    assert "Started a local Ray instance" not in done.stderr
