@@ -33,7 +33,7 @@ PROMPT = "SLOW What is 2 * 3?"
 CONFIG = """
 [backends.scripted]
 factory = "tests.serve.backends:make"
-options = {{ slow_s = 0.5 }}
+options = {{ slow_s = {slow_s} }}
 
 [models.m]
 backend = "scripted"
@@ -42,12 +42,13 @@ average_budget = 2
 max_budget = 2
 
 [tenants.team]
-quota = {{ units = 20 }}
+quota = {{ units = {units} }}
 
 [ledger]
 kind = "redis"
 url = "{url}"
 key_prefix = "{prefix}"
+lease_ttl_s = {lease_ttl_s}
 
 [deployment]
 replicas = 2
@@ -58,7 +59,7 @@ max_ongoing_requests = 4
 
 
 async def test_replicas_on_ray_share_one_quota_exactly(valkey: LocalValkey, tmp_path: Path) -> None:
-    config = CONFIG.format(url=valkey.url, prefix=PREFIX)
+    config = CONFIG.format(url=valkey.url, prefix=PREFIX, slow_s=0.5, units=20, lease_ttl_s=30)
     with ray_gateway_process(config, tmp_path, replicas="2 replicas", tenants=["team"]) as gateway:
         answered: Counter[str] = Counter()
         refused = 0
@@ -99,34 +100,6 @@ async def test_replicas_on_ray_share_one_quota_exactly(valkey: LocalValkey, tmp_
     assert audit.open_leases == 0
 
 
-KILL_CONFIG = """
-[backends.scripted]
-factory = "tests.serve.backends:make"
-options = {{ slow_s = 5.0 }}
-
-[models.m]
-backend = "scripted"
-policy = "uniform"
-average_budget = 2
-max_budget = 2
-
-[tenants.team]
-quota = {{ units = 100 }}
-
-[ledger]
-kind = "redis"
-url = "{url}"
-key_prefix = "{prefix}"
-lease_ttl_s = 2
-
-[deployment]
-replicas = 2
-cpus_per_replica = 0.5
-num_cpus = 2
-max_ongoing_requests = 4
-"""
-
-
 async def _until(condition: Callable[[LeaseAudit], bool], ledger: RedisLedger) -> None:
     """Wait (at most 30 s) until the server's books for tenant 'team' meet ``condition``."""
     with anyio.fail_after(30):
@@ -151,7 +124,7 @@ async def test_a_killed_replicas_holds_expire_and_the_other_replica_goes_on(
     valkey: LocalValkey, tmp_path: Path
 ) -> None:
     prefix = "ray-kill:"
-    config = KILL_CONFIG.format(url=valkey.url, prefix=prefix)
+    config = CONFIG.format(url=valkey.url, prefix=prefix, slow_s=5.0, units=100, lease_ttl_s=2)
     quotas = {"team": QuotaConfig(units=100)}
     with ray_gateway_process(config, tmp_path, replicas="2 replicas", tenants=["team"]) as gateway:
         headers = {"authorization": f"Bearer {gateway.keys['team']}"}
