@@ -17,6 +17,7 @@
     ├── RequestTimeout              the per-request deadline passed (retries included)
     ├── LedgerUnavailable           the shared quota store cannot be reached (fail closed)
     ├── ScoringError                a scorer failed on a completion
+    ├── PluginError                 a procedure, ledger store or other plug-in broke its contract
     └── BackendError                the model backend failed
         ├── BackendRejected         the backend refused the request (4xx); not retryable
         └── RetryableError          transient; retried with backoff up to the deadline
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidRequest",
     "LedgerUnavailable",
     "MissingDependency",
+    "PluginError",
     "PolicyError",
     "QueueFull",
     "QuotaExceeded",
@@ -125,6 +127,14 @@ class LedgerUnavailable(HowhardError):
 
 class ScoringError(HowhardError):
     """A scorer or verifier failed."""
+
+
+class PluginError(HowhardError):
+    """A plug-in (procedure, ledger store …) failed or broke its contract.
+
+    Raised for the request whose call failed, never for the scheduler: a plug-in's own
+    exception, a stray cancellation it let escape, or an error type only the scheduler raises.
+    """
 
 
 class BackendError(HowhardError):

@@ -17,7 +17,11 @@ The rules, in one place:
 - **Degrade**: a tenant whose quota says ``degrade`` gets the largest budget whose worst case
   fits, among the fallbacks the scheduler priced (:func:`choose`).
 - **Never charge above the hold**: settling charges the actual usage capped, field by field, at
-  what was reserved (:func:`charge`); the excess is reported, not charged.
+  what was reserved (:func:`charge`); the excess is reported, not charged. Figures that are not
+  integers ``>= 0`` (NaN, floats, negatives) are refused before they touch the books.
+- **Charge what was generated**: the scheduler settles a request that failed after its backend
+  answered (a scorer raised, the deadline passed while scoring, a reply with invalid figures,
+  counted at its worst case) with what was generated; only work never generated is refunded.
 - **Window**: settled usage counts against the quota until ``window_s`` seconds have passed
   (:func:`in_window`); without a window it counts forever.
 """
@@ -248,11 +252,16 @@ def choose(
 def charge(held: Amount, actual: Amount) -> Amount:
     """What settling ``actual`` against a hold of ``held`` charges: ``actual`` capped at the hold.
 
-    Never above the hold, whatever a backend reports (the excess is ``actual.minus(charge)``);
-    negative figures are refused, since they would credit the quota.
+    Never above the hold, whatever a backend reports (the excess is ``actual.minus(charge)``).
+    Every field must be an ``int >= 0``: a negative figure would credit the quota, and a NaN
+    (or any float) would make the tenant's totals NaN, after which no limit ever breaks again.
     """
-    if min(actual) < 0:
-        raise UsageError(f"settled usage must be >= 0 in every field, got {actual!r}")
+    for value in actual:
+        if type(value) is not int or value < 0:
+            raise UsageError(
+                f"settled usage must be an int >= 0 in every field, got {actual!r}; "
+                "validate a backend's figures before settling them"
+            )
     return actual.capped(held)
 
 
