@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from types import MappingProxyType
 
 from howhard.errors import HowhardError, ScoringError
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
@@ -24,6 +25,7 @@ class BestOfK:
 
     Ties go to the earliest sample. Budget 0 abstains: no backend call, ``default_answer``.
     The result's answer is the chosen sample's extracted final answer, or its text if none.
+    When every score is 0 or 1 (a verifier), ``metadata["successes"]`` counts the passes.
     """
 
     def __init__(
@@ -77,4 +79,13 @@ class BestOfK:
                 best = i
         chosen = candidates[best]
         answer = chosen.answer if chosen.answer is not None else chosen.completion.text
-        return Outcome(answer=answer, chosen=chosen, candidates=tuple(candidates))
+        metadata: dict[str, int] = {}
+        if all(c.score in (0.0, 1.0) for c in candidates):
+            # A 0/1 verifier's verdicts: what a learning policy updates its estimates from.
+            metadata["successes"] = sum(c.score == 1.0 for c in candidates)
+        return Outcome(
+            answer=answer,
+            chosen=chosen,
+            candidates=tuple(candidates),
+            metadata=MappingProxyType(metadata),
+        )
