@@ -76,6 +76,15 @@ class AdaptiveConfig(_Config):
         description="Request metadata field holding the caller's group key (a template, tool "
         "or task name); None: ignore callers' keys.",
     )
+    priority_field: str | None = Field(
+        default="priority",
+        description="Request metadata field holding a positive weight on the request's "
+        "predicted gains (None: ignore).",
+    )
+    cap_field: str | None = Field(
+        default="max_budget",
+        description="Request metadata field holding a per-request cap on units (None: ignore).",
+    )
     auto_groups: bool = Field(
         default=True, description="Split groups further by clusters of the probe's features."
     )
@@ -146,6 +155,8 @@ class OnlineAdaptivePolicy:
         # request id -> (logit, group key, predicted row): what observe needs, until it comes.
         self._pending: OrderedDict[str, tuple[float, Hashable, FloatArray]] = OrderedDict()
         self._waiting: list[tuple[float, Hashable, int, int]] = []  # feedback not yet learned
+        self.predictions: OrderedDict[str, float] = OrderedDict()
+        """Predicted single-sample success of the last ``max_pending`` allocated requests."""
 
     # ------------------------------------------------------------------ allocation
 
@@ -192,7 +203,7 @@ class OnlineAdaptivePolicy:
         floor = max(self.config.min_budget, bounds.min_budget if bounds is not None else 0)
         floor = min(floor, width, total_budget // n)
         rows = self.posterior.predict(logits, keys, width)
-        served = self.safeguard.apply(rows)
+        served = self._per_request(requests, self.safeguard.apply(rows))
         if self.stream_price is not None:
             budgets = self.stream_price.allocate(
                 served, total_budget, average_budget=float(average), min_budget=floor
@@ -201,14 +212,32 @@ class OnlineAdaptivePolicy:
             budgets = allocate(served, total_budget, min_budget=floor)
         for i, request in enumerate(requests):
             self._pending[request.id] = (float(logits[i]), keys[i], rows[i])
-        while len(self._pending) > self.config.max_pending:
-            self._pending.popitem(last=False)
+            self.predictions[request.id] = float(rows[i, 0])
+        for kept in (self._pending, self.predictions):
+            while len(kept) > self.config.max_pending:
+                kept.popitem(last=False)
         return [int(b) for b in budgets]
 
+    def _per_request(self, requests: Sequence[Request], rows: FloatArray) -> FloatArray:
+        """Each request's priority weight and unit cap, read from its metadata."""
+        weighted: FloatArray | None = None
+        for i, request in enumerate(requests):
+            metadata = request.metadata
+            priority = metadata.get(self.config.priority_field or "") if metadata else None
+            cap = metadata.get(self.config.cap_field or "") if metadata else None
+            if priority is None and cap is None:
+                continue
+            if weighted is None:
+                weighted = rows.copy()
+            if priority is not None:
+                weighted[i] *= float(priority)
+            if cap is not None:
+                weighted[i, int(cap) :] = 0.0  # units past the cap are worth nothing
+        return rows if weighted is None else weighted
+
     def predicted_success(self, request_id: str) -> float | None:
-        """The predicted single-sample success of an allocated request awaiting feedback."""
-        pending = self._pending.get(request_id)
-        return None if pending is None else float(pending[2][0])
+        """The predicted single-sample success of a recently allocated request."""
+        return self.predictions.get(request_id)
 
     # ------------------------------------------------------------------ feedback
 

@@ -36,12 +36,13 @@ def cross_fitted_logits(
     assignments: Sequence[str],
     config: TrainConfig,
     log: Callable[[str], None] | None = None,
-) -> FloatArray:
+) -> tuple[FloatArray, FloatArray]:
     """Each row's calibrated logit from a probe trained without its group.
 
     For every group ``g`` a probe is trained on the ``train`` rows of the other groups,
     early-stopped and calibrated on their ``val`` rows (``test`` rows are never used), and scores
-    the rows of ``g``. Returns ``(n,)`` logits; rows of every group are filled.
+    the rows of ``g`` (test rows included). Returns ``(n,)`` logits and the ``(n, d)`` features
+    as each row's probe standardises them (what a policy clusters on).
     """
     x = np.asarray(features, dtype=np.float32)
     y = np.asarray(targets, dtype=np.float64)
@@ -53,14 +54,16 @@ def cross_fitted_logits(
     if len(names) < 2:
         raise ConfigError(f"cross-fitting needs at least 2 groups, got {names}")
     logits = np.zeros(len(x))
+    standardised = np.zeros(x.shape)
     for k, name in enumerate(names):
         keep = (split != "test") & (group != name)
         result = train_probe(x[keep], y[keep], config, assignments=list(split[keep]))
         rows = group == name
         logits[rows] = result.probe.logits(x[rows])
+        standardised[rows] = result.probe.standardise(x[rows])
         if log is not None:
             log(f"cross-fit {k + 1}/{len(names)}: without {name} ({int(rows.sum())} rows scored)")
-    return logits
+    return logits, standardised
 
 
 def fit_checkpoint_map(
@@ -93,7 +96,7 @@ def fit_checkpoint_map(
     successes = np.rint(rewards.sum(axis=1)).astype(np.int64)
     groups = column_values(data.rows, group_column)
     splits = splits_from_column(data.rows, split_column)
-    z = cross_fitted_logits(
+    z, _ = cross_fitted_logits(
         x,
         successes / samples,
         groups=groups,
