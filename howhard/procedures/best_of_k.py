@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from howhard.errors import HowhardError, ScoringError
-from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
+from howhard.procedures.base import ABSTAINED, Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer
 from howhard.types import Candidate, Request
@@ -17,7 +17,7 @@ __all__ = ["BestOfK"]
 
 
 def _abstain(default_answer: str | None) -> Outcome:
-    return Outcome(answer=default_answer, chosen=None, abstained=True)
+    return Outcome(answer=default_answer, chosen=None, abstained=True, metadata=ABSTAINED)
 
 
 class BestOfK:
