@@ -91,6 +91,11 @@ class ServingPolicy:
                 budgets[i] = int(cap)
         return budgets
 
+    def stats(self) -> dict[str, float]:
+        """What a learning inner policy reports (posterior, calibration, shrinkage), else {}."""
+        stats = getattr(self.inner, "stats", None)
+        return dict(stats()) if stats is not None else {}
+
     def observe(self, feedback: Feedback) -> None:
         """Forward verified outcomes to the inner policy when it learns."""
         observe = getattr(self.inner, "observe", None)
