@@ -30,6 +30,7 @@ def test_demo_runs_end_to_end_on_the_embedded_model(capsys: pytest.CaptureFixtur
     assert code == 0
     assert "summary" in out
     assert out.count("[ 6/6 ]") == 2  # both runs answered every question
+    assert "(abstained)" not in out  # the default policy gives every question a sample
 
 
 def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
