@@ -36,7 +36,7 @@ from howhard.policies.online_adaptive import AdaptiveConfig, OnlineAdaptivePolic
 from howhard.probes import BetaMarginalsMap, RecordedProbe, sigmoid
 from howhard.types import GenerationParams, Request
 
-__all__ = ["ServedStream", "StreamResult", "run_streams"]
+__all__ = ["ServedStream", "StreamResult", "restrict", "run_streams"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -239,6 +239,29 @@ async def _serve(
         close = getattr(policy, "aclose", None)
         if close is not None:
             await close()
+
+
+def restrict(result: StreamResult, rows: IntArray, name: str) -> StreamResult:
+    """The same served runs scored on the questions ``rows`` only (served in the full stream)."""
+    sub = StreamResult(
+        name,
+        result.budgets,
+        np.zeros(0),
+        np.zeros(0),
+        uniform_per_question=(
+            None if result.uniform_per_question is None else result.uniform_per_question[:, rows]
+        ),
+    )
+    assert sub.uniform_per_question is not None
+    uniform = np.nanmean(sub.uniform_per_question, axis=1)
+    for policy, per_question in result.per_question.items():
+        picked = per_question[:, :, rows]
+        sub.per_question[policy] = picked
+        sub.quality[policy] = np.nanmean(picked, axis=2)
+        sub.spent[policy] = result.spent[policy]  # spend is the stream's, not the subset's
+    sub.uniform_seed = np.tile(uniform, (len(next(iter(result.quality.values()))), 1))
+    sub.uniform = uniform
+    return sub
 
 
 def quality_from_counts(successes: IntArray, samples: IntArray, max_budget: int) -> FloatArray:

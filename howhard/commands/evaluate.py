@@ -73,6 +73,13 @@ def register(subparsers: Any) -> None:
         "--budgets", default="1-16", help="average budgets: a range '1-16' or a list '2,4,8'"
     )
     served.add_argument(
+        "--unseen",
+        default=None,
+        metavar="DATASET",
+        help="instead: serve this dataset (relative to --data, with features) with the shipped "
+        "probe, all of it and the groups absent from --heldout; writes served-unseen.md/json",
+    )
+    served.add_argument(
         "--shift",
         default="",
         help="also the shift test: 'permuted,inverted' shipped-probe logits on every question",
@@ -161,8 +168,8 @@ def run_served(args: argparse.Namespace) -> int:
 
     from howhard.commands._served import (
         ServedStream,
-        markdown,
         quality_from_counts,
+        restrict,
         run_streams,
         summarise,
     )
@@ -182,6 +189,55 @@ def run_served(args: argparse.Namespace) -> int:
             f"{data / args.lambda_probe} has no marginals_map; fit one with "
             "scripts/fit_marginals_map.py"
         )
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    budgets = _budgets(args.budgets)
+    if args.unseen:
+        # Traffic the shipped probe never saw: every question of another build, then the ones
+        # whose group never occurs in the probe's training data.
+        seen = set(column_values(load_dataset(data / args.heldout).rows, args.group_column))
+        unseen = load_dataset(data / args.unseen)
+        x_new = load_features(_features_path(data, args.unseen)).aligned(unseen.ids)
+        probe = SavedProbe(checkpoint)
+        new_groups = column_values(unseen.rows, args.group_column)
+        stream = ServedStream(
+            f"unseen build ({args.unseen}: {len(unseen.ids)} questions, "
+            f"{len(set(new_groups))} {args.group_column} values; the shipped probe)",
+            tuple(unseen.prompts),
+            np.rint(np.nan_to_num(unseen.rewards).sum(1)).astype(np.int64),
+            np.isfinite(unseen.rewards).sum(1),
+            probe.logits(x_new),
+            probe.standardise(x_new),
+        )
+        (full,) = run_streams(
+            [stream],
+            marginals_map,
+            budgets=budgets,
+            seeds=args.seeds,
+            batch_size=args.batch_size,
+            log=log,
+        )
+        quality = quality_from_counts(stream.successes, stream.samples, 16)
+        novel = np.flatnonzero([g not in seen for g in new_groups])
+        subset = restrict(
+            full,
+            novel,
+            f"  of which the {len(novel)} questions of the "
+            f"{len({new_groups[i] for i in novel})} {args.group_column} values absent from "
+            f"{args.heldout} (served in the same stream)",
+        )
+        summaries = {
+            full.stream: summarise(full, np.diff(quality, axis=1)),
+            subset.stream: summarise(subset, None),
+        }
+        command = (
+            f"howhard evaluate --data {data} --out {args.out} --group-column {args.group_column} "
+            f"--leave-group-out --unseen {args.unseen} --seeds {args.seeds} "
+            f"--batch-size {args.batch_size} --budgets {args.budgets}"
+        )
+        return _write_served(args.out, "served-unseen", summaries, command, args)
     train, test = load_dataset(data / args.heldout), load_dataset(data / args.test)
     x_train = load_features(_features_path(data, args.heldout)).aligned(train.ids)
     x_test = load_features(_features_path(data, args.test)).aligned(test.ids)
@@ -198,9 +254,6 @@ def run_served(args: argparse.Namespace) -> int:
         for k, v in dict(checkpoint.config.get("train") or {}).items()
         if k in TrainConfig.model_fields
     }
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
 
     lofo_logits, lofo_features = cross_fitted_logits(
         x,
@@ -231,7 +284,6 @@ def run_served(args: argparse.Namespace) -> int:
             shipped.standardise(x[rows]),
         ),
     ]
-    budgets = _budgets(args.budgets)
     results = run_streams(
         streams,
         marginals_map,
@@ -274,10 +326,18 @@ def run_served(args: argparse.Namespace) -> int:
         f"--leave-group-out --seeds {args.seeds} --batch-size {args.batch_size} "
         f"--budgets {args.budgets}" + (f" --shift {args.shift}" if args.shift else "")
     )
+    return _write_served(args.out, "served", summaries, command, args)
+
+
+def _write_served(
+    out: Path, name: str, summaries: dict[str, Any], command: str, args: argparse.Namespace
+) -> int:
+    from howhard.commands._served import markdown
+
     text = markdown(summaries, command, args.seeds, args.batch_size)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "served.md").write_text(text + "\n", encoding="utf-8")
-    (args.out / "served.json").write_text(
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(text + "\n", encoding="utf-8")
+    (out / f"{name}.json").write_text(
         json.dumps({"command": command, "streams": summaries}, indent=1) + "\n",
         encoding="utf-8",
     )

@@ -10,6 +10,7 @@ from howhard.commands._served import (
     ServedStream,
     markdown,
     quality_from_counts,
+    restrict,
     run_streams,
     summarise,
 )
@@ -63,3 +64,17 @@ def test_streams_run_through_the_scheduler_and_summarise(after: int) -> None:
     assert summary["oracle"]["share"][1] == pytest.approx(1.0)
     text = markdown({"toy": summary}, "howhard evaluate ...", 1, 16)
     assert "| 4 | " in text and "adaptive" in text
+
+
+def test_a_subset_of_a_served_stream_is_scored_on_its_own_questions() -> None:
+    stream = small_stream()
+    (result,) = run_streams([stream], BetaMarginalsMap(), budgets=[4], seeds=1, batch_size=16)
+    rows = np.arange(0, 48, 3)
+    sub = restrict(result, rows, "every third")
+    quality = quality_from_counts(stream.successes, stream.samples, 16)
+    assert sub.uniform[0] == pytest.approx(quality[rows, 4].mean())
+    for name in result.quality:
+        assert sub.quality[name][0, 0] == pytest.approx(
+            result.per_question[name][0, 0, rows].mean()
+        )
+    assert summarise(sub, None)["oracle"]["share"][0] == pytest.approx(1.0)
