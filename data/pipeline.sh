@@ -29,5 +29,9 @@ $py -m howhard evaluate --data data --out results
 # in-distribution, plus the shift test (results/served.md).
 $py -m howhard evaluate --data data --out results --leave-group-out --group-column family \
     --seeds 3 --budgets 1-16 --shift permuted,inverted
+# ... and on the transfer build, which the probe never saw (results/served-unseen.md).
+$py -m howhard features --dataset data/runs/transfer --layer 15 --no-progress
+$py -m howhard evaluate --data data --out results --leave-group-out --group-column family \
+    --unseen runs/transfer --seeds 3 --budgets 1-16
 # Ship the λ probe with the package (howhard demo serves it).
 $py -m howhard.tasks ship data/probes/lambda howhard/assets/lambda-probe

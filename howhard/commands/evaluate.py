@@ -224,7 +224,7 @@ def run_served(args: argparse.Namespace) -> int:
         subset = restrict(
             full,
             novel,
-            f"  of which the {len(novel)} questions of the "
+            f"unseen build, only the {len(novel)} questions of the "
             f"{len({new_groups[i] for i in novel})} {args.group_column} values absent from "
             f"{args.heldout} (served in the same stream)",
         )
