@@ -4,4 +4,7 @@ import sys
 
 from howhard.cli import main
 
-sys.exit(main())
+# Guarded: worker processes (MathAnswerVerifier scores in them) load the parent's main module
+# under another name, and must not run the command line again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,13 @@ __all__ = [
 ]
 
 
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+"""The deadline of a request that sets none: every request's time is bounded by default."""
+
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+"""The longest deadline a request or a config may set (a week): finite, so deadlines add up."""
+
+
 class _Config(BaseModel):
     """Base: frozen, keyword-only, no unknown fields; pydantic errors become ``ConfigError``."""
 
@@ -161,9 +168,26 @@ class SchedulerConfig(_Config):
     )
     retry: RetryConfig = Field(default_factory=RetryConfig, description="Backend retry policy.")
     request_timeout_s: float | None = Field(
-        default=None,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
         gt=0.0,
-        description="Deadline from submit to result, retries included; None waits forever.",
+        le=MAX_TIMEOUT_S,
+        allow_inf_nan=False,
+        description="Deadline from submit to result (queueing, retries and scoring included) "
+        "for requests that set none; None (only through config=) waits forever.",
+    )
+    policy_timeout_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        le=MAX_TIMEOUT_S,
+        allow_inf_nan=False,
+        description="Seconds a policy (and its predictor) may take over one batch; past it the "
+        "batch fails with PolicyError and later batches go on.",
+    )
+    max_prompt_chars: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="Longest prompt submit() accepts, in characters (InvalidRequest above).",
     )
     carry_limit: float | None = Field(
         default=None,

@@ -15,7 +15,9 @@
     │   ├── QuotaExceeded           the tenant's quota cannot cover the request
     │   └── QueueFull               submit_nowait() on a full queue
     ├── RequestTimeout              the per-request deadline passed (retries included)
+    ├── LedgerUnavailable           the shared quota store cannot be reached (fail closed)
     ├── ScoringError                a scorer failed on a completion
+    ├── PluginError                 a procedure, ledger store or other plug-in broke its contract
     └── BackendError                the model backend failed
         ├── BackendRejected         the backend refused the request (4xx); not retryable
         └── RetryableError          transient; retried with backoff up to the deadline
@@ -38,7 +40,9 @@ __all__ = [
     "ConfigError",
     "HowhardError",
     "InvalidRequest",
+    "LedgerUnavailable",
     "MissingDependency",
+    "PluginError",
     "PolicyError",
     "QueueFull",
     "QuotaExceeded",
@@ -113,8 +117,24 @@ class RequestTimeout(HowhardError):
     """The request's deadline passed before it completed, retries included."""
 
 
+class LedgerUnavailable(HowhardError):
+    """The shared quota store cannot be reached, so nothing was reserved: the request fails closed.
+
+    Transient: the store's own retries are spent; try again once the server is back. Nothing was
+    charged for the failed call, and a reservation it may have made expires with its lease.
+    """
+
+
 class ScoringError(HowhardError):
     """A scorer or verifier failed."""
+
+
+class PluginError(HowhardError):
+    """A plug-in (procedure, ledger store …) failed or broke its contract.
+
+    Raised for the request whose call failed, never for the scheduler: a plug-in's own
+    exception, a stray cancellation it let escape, or an error type only the scheduler raises.
+    """
 
 
 class BackendError(HowhardError):

@@ -52,12 +52,45 @@ class GenerationParams:
     """Per-call seed where the backend supports one (reproducible tests); ``None`` = random."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise InvalidRequest(f"max_tokens must be an integer >= 1, got {self.max_tokens!r}")
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise InvalidRequest(f"temperature must be finite and >= 0, got {self.temperature!r}")
-        if not (0 < self.top_p <= 1):
-            raise InvalidRequest(f"top_p must be in (0, 1], got {self.top_p!r}")
+        # Strict types: a bool is not a count, a string is not a list of stops, a NaN is not a
+        # seed. Everything is checked here, before any request using these is counted or paid.
+        max_tokens = self.max_tokens
+        if _not_int(max_tokens) or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+            raise InvalidRequest(
+                f"max_tokens must be an integer in [1, {MAX_TOKENS_LIMIT}], got {max_tokens!r}"
+            )
+        temperature = self.temperature
+        if _not_real(temperature) or not (math.isfinite(temperature) and temperature >= 0):
+            raise InvalidRequest(f"temperature must be a finite float >= 0, got {temperature!r}")
+        if _not_real(self.top_p) or not (0 < self.top_p <= 1):
+            raise InvalidRequest(f"top_p must be a float in (0, 1], got {self.top_p!r}")
+        stop = self.stop
+        if isinstance(stop, str):
+            stop = (stop,)  # one stop string, not one per character
+        if isinstance(stop, bytes) or not isinstance(stop, tuple | list):
+            raise InvalidRequest(f"stop must be a string or a list of strings, got {stop!r}")
+        if not all(isinstance(item, str) and item for item in stop):
+            raise InvalidRequest(f"stop must hold non-empty strings, got {stop!r}")
+        if type(stop) is not tuple or stop is not self.stop:
+            object.__setattr__(self, "stop", tuple(stop))
+        if not isinstance(self.logprobs, bool):
+            raise InvalidRequest(f"logprobs must be True or False, got {self.logprobs!r}")
+        if self.seed is not None and (_not_int(self.seed) or abs(self.seed) >= 2**63):
+            raise InvalidRequest(
+                f"seed must be an integer (|seed| < 2**63) or None, got {self.seed!r}"
+            )
+
+
+MAX_TOKENS_LIMIT = 1_000_000
+"""The most tokens per sample ``GenerationParams.max_tokens`` may ask for."""
+
+
+def _not_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def _not_real(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,11 +204,38 @@ class Request:
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InvalidRequest(f"prompt must be a non-empty string, got {self.prompt!r}")
+            raise InvalidRequest(f"prompt must be a non-empty string, got {self.prompt!r:.200}")
+        _check_text("prompt", self.prompt)
         if not isinstance(self.tenant, str) or not self.tenant:
-            raise InvalidRequest(f"tenant must be a non-empty string, got {self.tenant!r}")
+            raise InvalidRequest(f"tenant must be a non-empty string, got {self.tenant!r:.200}")
+        _check_text("tenant", self.tenant)
+        if self.reference is not None:
+            if not isinstance(self.reference, str):
+                raise InvalidRequest(
+                    f"reference must be a string or None, got {self.reference!r:.200} "
+                    f"({type(self.reference).__name__}); pass the expected answer as text"
+                )
+            _check_text("reference", self.reference)
+        if not isinstance(self.id, str) or not self.id:
+            raise InvalidRequest(f"id must be a non-empty string, got {self.id!r:.200}")
+        if self.params is not None and not isinstance(self.params, GenerationParams):
+            raise InvalidRequest(
+                f"params must be a GenerationParams, got {type(self.params).__name__}"
+            )
+        if not isinstance(self.metadata, Mapping):
+            raise InvalidRequest(f"metadata must be a mapping, got {type(self.metadata).__name__}")
         if not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+def _check_text(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            f"{name} is not valid Unicode text ({exc.reason} at index {exc.start}: "
+            f"{text[exc.start : exc.end]!r}); remove lone surrogates or decode bytes properly"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,12 +3,13 @@ way to make the hardware probe report another machine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from howhard import hardware
+from howhard.testing.valkey import LocalValkey
 
 AVX2 = frozenset({"avx", "avx2", "fma", "sse4_2"})
 AVX512_BF16 = AVX2 | {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"}
@@ -51,3 +52,14 @@ def force_hardware(monkeypatch: pytest.MonkeyPatch) -> ForceHardware:
         return machine
 
     return force
+
+
+@pytest.fixture(scope="session")
+def valkey() -> Iterator[LocalValkey]:
+    """A real valkey-server on 127.0.0.1 (free port, append-only file), stopped after the run.
+
+    Tests sharing it keep apart by key prefix; one that stops or pauses it starts it again.
+    """
+    pytest.importorskip("redis")
+    with LocalValkey() as server:
+        yield server

@@ -58,7 +58,13 @@ class OpenAIConfig(BaseModel):
     system_prompt: str | None = Field(
         default=None, description="System message for the chat API; None sends none."
     )
-    timeout_s: float = Field(default=120.0, gt=0, description="Per-HTTP-call time limit.")
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        allow_inf_nan=False,
+        description="Time limit of each HTTP call as a whole (connect, wait and body).",
+    )
     max_retries: int = Field(
         default=0, ge=0, description="openai client's own retries; howhard retries by itself."
     )
@@ -209,54 +215,79 @@ class OpenAIBackend:
             common["seed"] = seed
         if self.config.extra_body:
             common["extra_body"] = dict(self.config.extra_body)
-        try:
-            if self.config.api == "chat":
-                messages: list[Any] = [{"role": "user", "content": prompt}]
-                if self.config.system_prompt is not None:
-                    messages.insert(0, {"role": "system", "content": self.config.system_prompt})
-                if want_logprobs:
-                    # top_logprobs=1, not 0: llama.cpp's server returns no logprobs at all for 0.
-                    common["logprobs"] = True
-                    common["top_logprobs"] = 1
-                response = await self._client.chat.completions.create(messages=messages, **common)
-            else:
-                if want_logprobs:
-                    common["logprobs"] = 1  # the sampled token's logprob comes with the top 1
-                response = await self._client.completions.create(prompt=prompt, **common)
-        except Exception as exc:
-            error = translate_openai_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        prompt_bytes = len(prompt.encode("utf-8", "surrogatepass"))
+        if self.config.api == "chat":
+            messages: list[Any] = [{"role": "user", "content": prompt}]
+            if self.config.system_prompt is not None:
+                messages.insert(0, {"role": "system", "content": self.config.system_prompt})
+                prompt_bytes += len(self.config.system_prompt.encode())
+            if want_logprobs:
+                # top_logprobs=1, not 0: llama.cpp's server returns no logprobs at all for 0.
+                common["logprobs"] = True
+                common["top_logprobs"] = 1
+            create: Any = lambda: self._client.chat.completions.create(  # noqa: E731
+                messages=messages, **common
+            )
+        else:
+            if want_logprobs:
+                common["logprobs"] = 1  # the sampled token's logprob comes with the top 1
+            create = lambda: self._client.completions.create(prompt=prompt, **common)  # noqa: E731
+        # timeout_s is a limit on the whole call: the client's own timeout bounds each read,
+        # so a server dripping its body a byte at a time would hold the call open forever.
+        with anyio.move_on_after(self.config.timeout_s) as limit:
+            try:
+                response = await create()
+            except Exception as exc:
+                raise _translated(exc, self.config.base_url) from exc
+        if limit.cancelled_caught:
+            raise self._too_slow()
         try:
             parse = _chat_choice if self.config.api == "chat" else _text_choice
-            completions = [parse(c) for c in _ordered(response.choices)]
+            completions = [parse(c, params.max_tokens) for c in _ordered(response.choices)]
             usage = response.usage
-            reported = int(usage.completion_tokens) if usage is not None else 0
-            prompt_tokens = int(usage.prompt_tokens) if usage is not None else 0
+            if usage is None:
+                # No usage: the work was done and must be paid for, so count it at its most
+                # (the prompt's bytes; per choice its logprobs, else max_tokens).
+                prompt_tokens = prompt_bytes
+                reported = sum(
+                    c.tokens if c.logprobs is not None else params.max_tokens for c in completions
+                )
+                completions = [
+                    c if c.logprobs is not None else _with_tokens(c, params.max_tokens)
+                    for c in completions
+                ]
+                return _Reply(completions, prompt_tokens, reported)
+            reported = _reported(usage.completion_tokens, "completion_tokens")
+            prompt_tokens = _reported(usage.prompt_tokens, "prompt_tokens")
         except (AttributeError, TypeError, ValueError) as exc:
             # The openai client parses lazily: a 200 whose body lacks the expected fields
             # surfaces only here. It is the server's fault, so it is a BackendError.
             raise BackendError(
                 f"{self.config.base_url} sent a malformed {self.config.api} response ({exc!r})"
             ) from exc
-        return _Reply(_count_tokens(completions, reported), prompt_tokens, reported)
+        counted = _count_tokens(completions, reported)
+        # A choice counts at most max_tokens, whatever usage claims (completion_tokens = 1e12).
+        counted = [
+            c if c.tokens <= params.max_tokens else _with_tokens(c, params.max_tokens)
+            for c in counted
+        ]
+        return _Reply(counted, prompt_tokens, reported)
 
     async def encode(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embeddings of ``prompts`` (raw text) from ``/v1/embeddings``: ``(n, dim)`` float32."""
         if isinstance(prompts, str) or not prompts:
             raise ConfigError(f"prompts must be a non-empty sequence of strings, got {prompts!r}")
-        try:
-            response = await self._client.embeddings.create(
-                model=self.config.embedding_model or self.config.model,
-                input=list(prompts),
-                encoding_format="float",
-            )
-        except Exception as exc:
-            error = translate_openai_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        with anyio.move_on_after(self.config.timeout_s) as limit:
+            try:
+                response = await self._client.embeddings.create(
+                    model=self.config.embedding_model or self.config.model,
+                    input=list(prompts),
+                    encoding_format="float",
+                )
+            except Exception as exc:
+                raise _translated(exc, self.config.base_url) from exc
+        if limit.cancelled_caught:
+            raise self._too_slow()
         try:
             rows = sorted(response.data, key=lambda item: item.index)
             array = np.asarray([row.embedding for row in rows], dtype=np.float32)
@@ -271,6 +302,12 @@ class OpenAIBackend:
                 f"{len(prompts)} inputs; expected one vector per input"
             )
         return array
+
+    def _too_slow(self) -> BackendTimeout:
+        return BackendTimeout(
+            f"{self.config.base_url} did not answer within timeout_s={self.config.timeout_s} "
+            "(the whole call, body included); raise timeout_s or check the server"
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP connections. Idempotent."""
@@ -312,9 +349,29 @@ def _ordered(choices: Sequence[Any]) -> list[Any]:
     return sorted(choices, key=lambda choice: getattr(choice, "index", 0) or 0)
 
 
-def _chat_choice(choice: Any) -> Completion:
+def _reported(value: Any, field: str) -> int:
+    """A usage figure as an int >= 0, or ``ValueError`` (a malformed response)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"usage.{field} = {value!r} is not a count of tokens")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"usage.{field} = {value!r} is not a whole number of tokens")
+    return int(value)
+
+
+def _translated(exc: Exception, base_url: str) -> BackendError:
+    """``exc`` from the openai client as howhard's error (non-JSON bodies and the like too)."""
+    error = translate_openai_error(exc)
+    if error is not None:
+        return error
+    return BackendError(f"{base_url} sent a response the client could not read ({exc!r})")
+
+
+def _chat_choice(choice: Any, max_tokens: int) -> Completion:
     content = choice.logprobs.content if choice.logprobs is not None else None
-    logprobs = tuple(float(t.logprob) for t in content) if content is not None else None
+    # More entries than max_tokens cannot be true of this call: keep the first max_tokens.
+    logprobs = (
+        tuple(float(t.logprob) for t in content[:max_tokens]) if content is not None else None
+    )
     return Completion(
         text=choice.message.content or "",
         tokens=len(logprobs) if logprobs is not None else 0,
@@ -323,11 +380,11 @@ def _chat_choice(choice: Any) -> Completion:
     )
 
 
-def _text_choice(choice: Any) -> Completion:
+def _text_choice(choice: Any, max_tokens: int) -> Completion:
     values = choice.logprobs.token_logprobs if choice.logprobs is not None else None
     logprobs = None
     if values is not None:
-        logprobs = tuple(float(v) if v is not None else 0.0 for v in values)
+        logprobs = tuple(float(v) if v is not None else 0.0 for v in values[:max_tokens])
     return Completion(
         text=choice.text or "",
         tokens=len(logprobs) if logprobs is not None else 0,

@@ -7,14 +7,26 @@ is cancelled. Three parts (``docs/architecture.md``):
 - :mod:`.rules`: the quota rules, pure and synchronous (fits, degrade, window, pricing; money
   in integer micro-units);
 - :mod:`.store`: the async storage port (:class:`Ledger`) every store implements atomically;
-- :mod:`.memory`: :class:`InMemoryLedger`, the built-in store for one process.
+- :mod:`.memory`: :class:`InMemoryLedger`, the built-in store for one process;
+- :mod:`.redis`: :class:`RedisLedger`, quotas shared by many processes on a Valkey/Redis
+  server (leases, the server's clock, fail closed; its Lua is in :mod:`.scripts`).
 
 A new store (e.g. on a shared server) implements :class:`Ledger` and passes the conformance
 suite :class:`howhard.testing.ledger.LedgerContract` unchanged.
 """
 
 from howhard.ledger.memory import InMemoryLedger
+from howhard.ledger.redis import LeaseAudit, RedisLedger
 from howhard.ledger.rules import Amount, Hold
 from howhard.ledger.store import Ledger, Reservation, TenantSpend
 
-__all__ = ["Amount", "Hold", "InMemoryLedger", "Ledger", "Reservation", "TenantSpend"]
+__all__ = [
+    "Amount",
+    "Hold",
+    "InMemoryLedger",
+    "LeaseAudit",
+    "Ledger",
+    "RedisLedger",
+    "Reservation",
+    "TenantSpend",
+]

@@ -17,8 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from howhard.config import Price, QuotaConfig
-from howhard.errors import ConfigError, QuotaExceeded, UnknownTenant, UsageError
-from howhard.ledger.rules import Amount, Hold, charge, choose, in_window, over_quota_message
+from howhard.errors import QuotaExceeded, UsageError
+from howhard.ledger.rules import (
+    Amount,
+    Hold,
+    QuotaTable,
+    charge,
+    choose,
+    in_window,
+    over_quota_message,
+)
 from howhard.ledger.store import Ledger, Reservation, TenantSpend
 
 __all__ = ["InMemoryLedger"]
@@ -80,11 +88,7 @@ class InMemoryLedger(Ledger):
         clock: Callable[[], float] = time.monotonic,
         prices: Mapping[str, Price] | None = None,
     ) -> None:
-        for name, quota in (quotas or {}).items():
-            if not isinstance(quota, QuotaConfig):
-                raise ConfigError(
-                    f"quotas[{name!r}] must be a QuotaConfig, got {type(quota).__name__}"
-                )
+        self._table = QuotaTable(quotas, default_quota)
         if prices is not None:
             warnings.warn(
                 "InMemoryLedger(prices=...) is deprecated: prices belong to the scheduler's "
@@ -94,9 +98,6 @@ class InMemoryLedger(Ledger):
             )
         self.prices: Mapping[str, Price] = dict(prices or {})
         """Deprecated: the price table a ``Scheduler`` without ``prices=`` falls back to."""
-        self._quotas = dict(quotas or {})
-        self._default = default_quota
-        self._open_default = not self._quotas and default_quota is None
         self._clock = clock
         # A threading lock (not an anyio one): nothing awaits inside the critical sections, and
         # this keeps the books exact when schedulers on several threads share one store.
@@ -106,13 +107,7 @@ class InMemoryLedger(Ledger):
         self._ids = itertools.count(1)
 
     def _quota(self, tenant: str) -> QuotaConfig | None:
-        if tenant in self._quotas:
-            return self._quotas[tenant]
-        if self._default is not None or self._open_default:
-            return self._default
-        raise UnknownTenant(
-            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
-        )
+        return self._table.lookup(tenant)
 
     async def check_tenant(self, tenant: str) -> QuotaConfig | None:
         """The quota in force for ``tenant``; ``UnknownTenant`` when it has none and no default."""

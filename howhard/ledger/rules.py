@@ -17,24 +17,29 @@ The rules, in one place:
 - **Degrade**: a tenant whose quota says ``degrade`` gets the largest budget whose worst case
   fits, among the fallbacks the scheduler priced (:func:`choose`).
 - **Never charge above the hold**: settling charges the actual usage capped, field by field, at
-  what was reserved (:func:`charge`); the excess is reported, not charged.
+  what was reserved (:func:`charge`); the excess is reported, not charged. Figures that are not
+  integers ``>= 0`` (NaN, floats, negatives) are refused before they touch the books.
+- **Charge what was generated**: the scheduler settles a request that failed after its backend
+  answered (a scorer raised, the deadline passed while scoring, a reply with invalid figures,
+  counted at its worst case) with what was generated; only work never generated is refunded.
 - **Window**: settled usage counts against the quota until ``window_s`` seconds have passed
   (:func:`in_window`); without a window it counts forever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from howhard.config import Price, QuotaConfig
-from howhard.errors import UsageError
+from howhard.errors import ConfigError, UnknownTenant, UsageError
 from howhard.types import Usage
 
 __all__ = [
     "MICROS",
     "Amount",
     "Hold",
+    "QuotaTable",
     "breach",
     "charge",
     "choose",
@@ -135,6 +140,35 @@ class Hold(NamedTuple):
     amount: Amount
 
 
+class QuotaTable:
+    """Which quota a tenant has: its own, else the default; with neither configured, unlimited.
+
+    With quotas but no default, a tenant not listed is unknown (``UnknownTenant``).
+    """
+
+    def __init__(
+        self, quotas: Mapping[str, QuotaConfig] | None, default: QuotaConfig | None
+    ) -> None:
+        for name, quota in (quotas or {}).items():
+            if not isinstance(quota, QuotaConfig):
+                raise ConfigError(
+                    f"quotas[{name!r}] must be a QuotaConfig, got {type(quota).__name__}"
+                )
+        self._quotas = dict(quotas or {})
+        self._default = default
+        self._open = not self._quotas and default is None
+
+    def lookup(self, tenant: str) -> QuotaConfig | None:
+        """``tenant``'s quota (``None``: unlimited), or ``UnknownTenant``."""
+        if tenant in self._quotas:
+            return self._quotas[tenant]
+        if self._default is not None or self._open:
+            return self._default
+        raise UnknownTenant(
+            f"tenant {tenant!r} has no quota; add it to quotas= or set default_quota="
+        )
+
+
 def worst_case(
     budget: int,
     calls: Sequence[tuple[Price, int]],
@@ -218,11 +252,16 @@ def choose(
 def charge(held: Amount, actual: Amount) -> Amount:
     """What settling ``actual`` against a hold of ``held`` charges: ``actual`` capped at the hold.
 
-    Never above the hold, whatever a backend reports (the excess is ``actual.minus(charge)``);
-    negative figures are refused, since they would credit the quota.
+    Never above the hold, whatever a backend reports (the excess is ``actual.minus(charge)``).
+    Every field must be an ``int >= 0``: a negative figure would credit the quota, and a NaN
+    (or any float) would make the tenant's totals NaN, after which no limit ever breaks again.
     """
-    if min(actual) < 0:
-        raise UsageError(f"settled usage must be >= 0 in every field, got {actual!r}")
+    for value in actual:
+        if type(value) is not int or value < 0:
+            raise UsageError(
+                f"settled usage must be an int >= 0 in every field, got {actual!r}; "
+                "validate a backend's figures before settling them"
+            )
     return actual.capped(held)
 
 

@@ -13,7 +13,11 @@ What a store promises:
 - ``reserve(tenant, hold, fallbacks=())``: hold ``hold.amount``, or, for a tenant whose quota
   degrades, the largest of ``fallbacks`` that fits; else ``QuotaExceeded``, changing nothing.
 - ``settle(reservation, actual)``: release the hold and charge ``actual`` capped at it; returns
-  what was charged. ``refund(reservation)``: release without charging.
+  what was charged. ``refund(reservation)``: release without charging. The scheduler validates
+  and bounds a backend's figures before settling, so every field of ``actual`` is an
+  ``int >= 0``; :func:`howhard.ledger.rules.charge` refuses anything else (``UsageError``, the
+  books unchanged). A request that failed after generating settles what it generated; only a
+  request that generated nothing is refunded.
 - A reservation is closed at most once. Closing one that is not open (already closed, or a
   lease a shared store let expire) never changes the books; a store may say so with
   ``UsageError`` (the in-memory store does) or ignore it (idempotent, as a store with expiring

@@ -7,8 +7,9 @@ import numbers
 from collections.abc import Sequence
 from types import MappingProxyType
 
-from howhard.errors import HowhardError, ScoringError
+from howhard.errors import BackendError, ScoringError
 from howhard.procedures.base import ABSTAINED, Context, Outcome, PlannedCall, extract_checked
+from howhard.procedures.containment import contained, describe
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer
 from howhard.types import Candidate, Request
@@ -52,12 +53,19 @@ class BestOfK:
         if not completions:
             raise ScoringError(f"backend returned no completions for n={budget}")
         name = type(self.scorer).__name__
+        scores = await contained(
+            lambda: self.scorer.score(request, completions),
+            lambda exc: ScoringError(f"{name}.score raised {describe(exc)}"),
+            passes=(ScoringError, BackendError),
+        )
         try:
-            scores = list(await self.scorer.score(request, completions))
-        except HowhardError:
-            raise
-        except Exception as exc:
-            raise ScoringError(f"{name}.score raised {type(exc).__name__}: {exc}") from exc
+            if isinstance(scores, str | bytes):
+                raise TypeError("a string is not a list of scores")
+            scores = list(scores)
+        except TypeError as exc:
+            raise ScoringError(
+                f"{name}.score returned {type(scores).__name__} ({exc}); return a list of floats"
+            ) from exc
         if len(scores) != len(completions):
             raise ScoringError(
                 f"{name} returned {len(scores)} scores for "

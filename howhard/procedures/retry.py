@@ -21,18 +21,21 @@ def backoff_delay(
     error: RetryableError,
     config: RetryConfig,
     uniform: Callable[[], float],
-) -> float:
-    """Seconds to wait after failed ``attempt`` (1-based) before the next one.
+) -> float | None:
+    """Seconds to wait after failed ``attempt`` (1-based) before the next one, or ``None``.
 
     The bound doubles per attempt from ``initial_backoff_s`` up to ``max_backoff_s``; with
     ``jitter`` the delay is drawn uniformly from ``[0, bound]`` (``uniform`` returns ``[0, 1)``)
     so synchronized clients spread out. A server's ``retry_after`` hint is a floor: retrying
-    earlier than it asked only earns another 429. A non-finite hint is ignored.
+    earlier than it asked only earns another 429. A hint longer than ``max_backoff_s``
+    (``Retry-After: 86400``, or ``inf``) is ``None``: not worth waiting for, so the caller gives
+    up at once and the error carries the hint. A NaN hint is no hint.
     """
     bound = min(config.max_backoff_s, config.initial_backoff_s * 2.0 ** (attempt - 1))
     delay = bound * uniform() if config.jitter else bound
     hint = error.retry_after if isinstance(error, RateLimited) else None
-    # A non-finite hint ("Retry-After: inf" parses as a float) is no hint: never sleep forever.
-    if hint is not None and math.isfinite(hint):
-        delay = max(delay, hint)
-    return delay
+    if hint is None or math.isnan(hint):
+        return delay
+    if hint > config.max_backoff_s:
+        return None
+    return max(delay, hint)

@@ -16,13 +16,21 @@ from typing import Any, NamedTuple
 
 import anyio
 
-from howhard.config import QuotaConfig, SchedulerConfig
-from howhard.errors import InvalidRequest, RequestTimeout, SchedulerClosed
+from howhard.config import MAX_TIMEOUT_S, QuotaConfig, SchedulerConfig
+from howhard.errors import (
+    HowhardError,
+    InvalidRequest,
+    PluginError,
+    RequestTimeout,
+    SchedulerClosed,
+    UnknownTenant,
+)
 from howhard.ledger import Ledger
+from howhard.procedures.containment import contain, describe
 from howhard.scheduler.cost import CostModel
 from howhard.types import GenerationParams, Request, Result
 
-__all__ = ["Admission", "Job", "Submission"]
+__all__ = ["Admission", "Admitted", "Job", "Submission"]
 
 
 class Submission(NamedTuple):
@@ -47,6 +55,7 @@ class Job:
         "dispatched",
         "done",
         "error",
+        "expired",
         "params",
         "quota",
         "request",
@@ -64,6 +73,7 @@ class Job:
         timeout_s: float | None,
         done: anyio.Event,
         quota: QuotaConfig | None,
+        deadline: float = math.inf,
     ) -> None:
         self.request = request
         self.params = params
@@ -73,14 +83,16 @@ class Job:
         self.began = 0.0
         """When a worker took it (``time.monotonic``); 0 until then."""
         self.timeout_s = timeout_s
-        # Deadlines live on anyio's clock (what cancel scopes compare against).
-        self.deadline = math.inf if timeout_s is None else anyio.current_time() + timeout_s
+        self.deadline = deadline
+        """When its time is up, on anyio's clock (what cancel scopes compare against)."""
         self.done = done
         self.budget = 0
         self.result: Result | None = None
         self.error: BaseException | None = None
         self.resolved = False
         self.cancelled = False
+        self.expired = False
+        """Its deadline passed while it ran (its caller cancelled its work for that)."""
         self.dispatched = False
         self.scope: anyio.CancelScope | None = None
 
@@ -113,17 +125,51 @@ class Admission:
         self._cost = cost
         self._bounds = config.bounds
 
-    async def admit(self, submission: Submission, done: anyio.Event) -> Job:
-        """The job for one ``submit`` call; raises ``InvalidRequest``/``UnknownTenant`` first."""
+    def _ledger_error(self, exc: BaseException) -> PluginError:
+        return PluginError(f"{type(self._ledger).__name__}.check_tenant raised {describe(exc)}")
+
+    def check(self, submission: Submission) -> Admitted:
+        """Validate one ``submit`` call (no I/O): ``InvalidRequest`` before anything is counted."""
         request = _request(submission)
+        if len(request.prompt) > self._config.max_prompt_chars:
+            raise InvalidRequest(
+                f"prompt has {len(request.prompt)} characters, more than max_prompt_chars="
+                f"{self._config.max_prompt_chars}; shorten it or raise SchedulerConfig."
+                "max_prompt_chars"
+            )
         timeout_s = submission.timeout_s
         timeout = timeout_s if timeout_s is not None else self._config.request_timeout_s
-        if timeout is not None and not timeout > 0:
-            raise InvalidRequest(f"timeout_s must be > 0 or None, got {timeout!r}")
-        quota = await self._ledger.check_tenant(request.tenant)  # unknown tenants fail here
+        if timeout is not None and not 0 < timeout <= MAX_TIMEOUT_S:
+            raise InvalidRequest(
+                f"timeout_s must be a finite number of seconds in (0, {MAX_TIMEOUT_S:g}], got "
+                f"{timeout!r:.40}"
+            )
+        return Admitted(request, None if timeout is None else float(timeout))
+
+    async def admit(self, admitted: Admitted, done: anyio.Event, deadline: float) -> Job:
+        """The job of a checked call, once the ledger knows its tenant (``UnknownTenant``)."""
+        request, timeout = admitted
+        ledger = self._ledger
+        with contain(self._ledger_error, passes=_LEDGER_PASSES):  # unknown tenants fail here
+            quota = await ledger.check_tenant(request.tenant)
+        if quota is not None and not isinstance(quota, QuotaConfig):
+            raise PluginError(
+                f"{type(ledger).__name__}.check_tenant returned {type(quota).__name__}; "
+                "a ledger store returns a QuotaConfig or None"
+            )
         if timeout is None and quota is not None and quota.cost is not None:
             self._cost.refuse_unbounded_time(request.tenant, self._bounds)
-        return Job(request, request.params or self._config.params, timeout, done, quota)
+        return Job(request, request.params or self._config.params, timeout, done, quota, deadline)
+
+
+class Admitted(NamedTuple):
+    """A ``submit`` call that passed :meth:`Admission.check`: its request and its timeout."""
+
+    request: Request
+    timeout_s: float | None
+
+
+_LEDGER_PASSES: tuple[type[BaseException], ...] = (HowhardError, UnknownTenant)
 
 
 def _request(submission: Submission) -> Request:

@@ -14,12 +14,16 @@ its failures are logged, never raised.
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 
+import anyio
+
 from howhard.errors import BackendError, HowhardError, PolicyError
 from howhard.policies.base import Policy, check_budgets, takes_arguments
+from howhard.procedures.containment import contained, describe
 from howhard.scheduler.batcher import BudgetCarry
 from howhard.scheduler.events import Events
 from howhard.types import BudgetBounds, Feedback, Request, Result
@@ -36,8 +40,12 @@ class Allocation:
         bounds: BudgetBounds,
         carry: BudgetCarry,
         log: Events,
+        *,
+        timeout_s: float = math.inf,
     ) -> None:
         self.policy = policy
+        self.timeout_s = timeout_s
+        """Seconds a policy may take over one batch before it fails with ``PolicyError``."""
         self.bounds = bounds
         self.carry = carry
         """Units earned by earlier batches and not yet allocated (the carry rule)."""
@@ -88,8 +96,24 @@ class Allocation:
         return budgets
 
     async def budgets(self, requests: Sequence[Request], total_budget: int) -> list[int]:
-        """The policy's budgets for this batch, validated against the bounds and the total."""
-        raw = await self._call(requests, total_budget)
+        """The policy's budgets for this batch, validated against the bounds and the total.
+
+        The policy (and its predictor) runs contained (:mod:`howhard.procedures.containment`)
+        and under ``timeout_s``: a policy that raises a stray cancellation or never returns
+        fails this batch with ``PolicyError``, and later batches go on.
+        """
+        name = type(self.policy).__name__
+        with anyio.move_on_after(self.timeout_s) as scope:
+            raw = await contained(
+                lambda: self._call(requests, total_budget),
+                lambda exc: PolicyError(f"{name}.allocate raised {describe(exc)}"),
+                passes=(BackendError,),
+            )
+        if scope.cancelled_caught:
+            raise PolicyError(
+                f"{name}.allocate did not return within policy_timeout_s={self.timeout_s}; "
+                "make it faster, or raise SchedulerConfig.policy_timeout_s"
+            )
         return check_budgets(
             raw,
             n=len(requests),

@@ -109,7 +109,9 @@ class Events:
         for observer in self._observers:
             try:
                 observer(event)
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # a sync callback's CancelledError is always stray
                 key = id(observer)
                 if key not in self._failed:
                     self._failed.add(key)

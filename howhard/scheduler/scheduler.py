@@ -16,25 +16,29 @@ the ``async with`` block.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import math
 import random
+import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from howhard.backends.base import Backend
 from howhard.config import BatchingConfig, Price, RetryConfig, SchedulerConfig
-from howhard.errors import QueueFull, SchedulerClosed, UsageError
+from howhard.errors import QueueFull, RequestTimeout, SchedulerClosed, UsageError
 from howhard.ledger import InMemoryLedger, Ledger, TenantSpend
 from howhard.policies.base import Policy
 from howhard.policies.builtin import UniformPolicy
 from howhard.procedures.base import Procedure
 from howhard.procedures.self_consistency import SelfConsistency
-from howhard.scheduler.admission import Admission, Job, Submission, submitted_at
+from howhard.scheduler.admission import Admission, Admitted, Job, Submission, submitted_at
 from howhard.scheduler.allocation import Allocation
 from howhard.scheduler.batcher import BudgetCarry, next_batch
 from howhard.scheduler.cost import CostModel
@@ -45,6 +49,26 @@ from howhard.scheduler.workers import WorkerPool
 from howhard.types import GenerationParams, Request, Result
 
 __all__ = ["Scheduler", "SchedulerState", "SchedulerStats"]
+
+_ABANDON_GRACE_S = 0.05
+"""How long past its deadline a caller waits for a running request to wind down."""
+
+_INSIDE: contextvars.ContextVar[Scheduler | None] = contextvars.ContextVar(
+    "howhard_scheduler_inside", default=None
+)
+"""The scheduler whose own task (batch loop, worker: plug-in code included) is running."""
+
+
+def _current_token() -> object:
+    """The running event loop (asyncio's directly: cheap on the hot path), or ``None``."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    try:
+        return anyio.lowlevel.current_token()  # trio
+    except Exception:  # no event loop running in this thread
+        return None
 
 
 class Scheduler:
@@ -101,6 +125,7 @@ class Scheduler:
             self._bounds,
             BudgetCarry(self.config.average_budget, self.config.effective_carry_limit),
             self._log,
+            timeout_s=self.config.policy_timeout_s,
         )
         self._procedure: Procedure = procedure if procedure is not None else SelfConsistency()
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
@@ -133,6 +158,8 @@ class Scheduler:
         # hot path (one of each per request) uses the backend's classes, resolved at start.
         self._event_type: type[anyio.Event] = anyio.Event
         self._scope_type: type[anyio.CancelScope] = anyio.CancelScope
+        self._thread: int | None = None
+        self._loop: object = None
         self._in_flight = 0
         self._submitted = 0
         self._completed = 0
@@ -161,6 +188,8 @@ class Scheduler:
         )
         self._event_type = type(anyio.Event())
         self._scope_type = self._execution.scope_type = type(anyio.CancelScope())
+        self._thread = threading.get_ident()
+        self._loop = _current_token()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -200,8 +229,17 @@ class Scheduler:
     async def close(self) -> None:
         """Stop accepting requests, finish everything already queued, and wait for it.
 
-        Callers blocked in ``submit`` waiting for queue space get ``SchedulerClosed``.
+        Callers blocked in ``submit`` waiting for queue space get ``SchedulerClosed``. Called
+        from inside a request this scheduler runs (a backend, a scorer, a policy), it would wait
+        for itself: ``UsageError`` (``aclose(cancel=True)`` from there cancels without waiting).
         """
+        self._check_caller("close")
+        if _INSIDE.get() is self and self._state is not SchedulerState.CLOSED:
+            raise UsageError(
+                "close() was called from inside a request this scheduler runs (a backend, "
+                "scorer, procedure or policy call), so it would wait for itself; call it from "
+                "outside, or use aclose(cancel=True) there to cancel without waiting"
+            )
         if self._state is SchedulerState.CREATED:
             self._state = SchedulerState.CLOSED
             self._closed.set()
@@ -218,7 +256,10 @@ class Scheduler:
         Cancelled work is refunded to the ledger.
         """
         if cancel:
+            self._check_caller("aclose")
             self._cancel_work()
+            if _INSIDE.get() is self:
+                return  # this task is among those cancelled: it cannot wait for them
         await self.close()
 
     def _cancel_work(self) -> None:
@@ -231,6 +272,7 @@ class Scheduler:
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         assert self._receive is not None and self._send is not None
+        _INSIDE.set(self)  # this task's context, copied into the batch loop and every worker
         self._workers.start(self._event_type)
         try:
             # The scheduler's own scope: aclose(cancel=True) cancels it without touching the
@@ -279,7 +321,7 @@ class Scheduler:
         the caller cancels the request's work and refunds its reservation.
         """
         submission = Submission(prompt_or_request, tenant, reference, params, metadata, timeout_s)
-        return await self._enqueue_and_wait(await self._new_job(submission), wait_for_space=True)
+        return await self._submit(submission, wait_for_space=True)
 
     async def submit_nowait(
         self,
@@ -293,14 +335,28 @@ class Scheduler:
     ) -> Result:
         """Like ``submit`` but never waits for queue space: raises ``QueueFull`` at once."""
         submission = Submission(prompt_or_request, tenant, reference, params, metadata, timeout_s)
-        return await self._enqueue_and_wait(await self._new_job(submission), wait_for_space=False)
+        return await self._submit(submission, wait_for_space=False)
 
-    async def _new_job(self, submission: Submission) -> Job:
-        self._check_running()
-        job = await self._admission.admit(submission, self._event_type())
+    async def _new_job(self, admitted: Admitted, deadline: float) -> Job:
+        job = await self._admission.admit(admitted, self._event_type(), deadline)
         self._check_running()  # it may have closed while the ledger answered
         self._submitted += 1
         return job
+
+    def _check_caller(self, method: str) -> None:
+        """``UsageError`` when called from another thread or event loop than the one it runs on.
+
+        Its events and streams belong to that loop: woken from another, a caller would never
+        wake up.
+        """
+        if self._thread is None:
+            return
+        if threading.get_ident() != self._thread or _current_token() != self._loop:
+            raise UsageError(
+                f"Scheduler.{method}() was called from another thread or event loop than the one "
+                "running the scheduler; call it from that loop (from a thread: "
+                "anyio.from_thread.run(scheduler.submit, ...), with a token from that loop)"
+            )
 
     def _check_running(self) -> None:
         if self._state is not SchedulerState.RUNNING:
@@ -308,23 +364,45 @@ class Scheduler:
                 f"the scheduler is {self._state.value}; submit inside `async with Scheduler(...)`"
             )
 
-    async def _enqueue_and_wait(self, job: Job, *, wait_for_space: bool) -> Result:
+    async def _submit(self, submission: Submission, *, wait_for_space: bool) -> Result:
+        """Admit, enqueue and wait for one call: the body of ``submit`` and ``submit_nowait``."""
+        self._check_caller("submit")
+        self._check_running()
+        admitted = self._admission.check(submission)  # nothing is counted before this passes
+        timeout = admitted.timeout_s
+        job: Job | None = None
         try:
-            if job.deadline == math.inf:
+            if timeout is None:
+                job = await self._new_job(admitted, math.inf)
                 await self._send_and_wait(job, wait_for_space=wait_for_space)
             else:
-                # The deadline covers waiting for queue space, in the queue and behind the
-                # policy too, not just execution (whose own scope shares this deadline).
-                with self._scope_type(deadline=job.deadline):
+                # The deadline covers asking the ledger, waiting for queue space, in the
+                # queue, behind the policy and the execution: this one timer enforces all of
+                # it (the execution's scope has none of its own; one timer per request is what
+                # keeps submit cheap).
+                with self._scope_type(deadline=anyio.current_time() + timeout) as scope:
+                    job = await self._new_job(admitted, scope.deadline)
                     await self._send_and_wait(job, wait_for_space=wait_for_space)
-                if not job.resolved:
-                    if job.scope is None:  # never started: fail it here, nothing to refund
-                        self._resolve(job, error=job.timeout_error())
-                    else:  # running: its scope is expiring too and resolves it (with refund)
+                if job is None:  # the ledger did not answer in time: nothing was admitted
+                    raise RequestTimeout(
+                        f"the ledger did not admit the request within timeout_s={timeout}; "
+                        "check the quota store, or raise the timeout"
+                    )
+                if not job.resolved and job.scope is not None:
+                    # Running: cancel its work, which resolves it (closing its reservation). A
+                    # plug-in that ignores cancellation (blocking work in a thread, a shielded
+                    # wait) must not hold the caller past its deadline: after a short grace the
+                    # caller is answered, and the work closes its reservation when it ends.
+                    job.expired = True
+                    job.scope.cancel()
+                    with self._scope_type(deadline=anyio.current_time() + _ABANDON_GRACE_S):
                         await job.done.wait()
+                if not job.resolved:
+                    self._resolve(job, error=job.timeout_error())
         except BaseException:
             # The caller was cancelled (or interrupted): its request must not run on.
-            self._cancel(job)
+            if job is not None:
+                self._cancel(job)
             raise
         if job.error is not None:
             raise job.error
@@ -480,5 +558,6 @@ class Scheduler:
             waiting_submitters=waiting,
             in_flight=self._in_flight,
             carry=float(self._allocation.carry.carry),
+            usage_violations=self._execution.violations,
             **self._counters(),
         )

@@ -39,6 +39,9 @@ class SchedulerStats:
     batches: int
     carry: float
     """Units carried to the next batch (see the carry rule)."""
+    usage_violations: int = 0
+    """Backend replies whose usage figures were invalid (charged their worst case) or over
+    their bounds (bounded): each is also a ``backend.usage_bounded`` event or a failure."""
 
     @property
     def resolved(self) -> int:

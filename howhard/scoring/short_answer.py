@@ -32,14 +32,20 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
-from howhard.errors import ScoringError
+import structlog
+
+from howhard.errors import ConfigError, ScoringError
 from howhard.scoring.choices import option_letter, options_in
 from howhard.scoring.extract import extract_final_answer
 from howhard.scoring.math_verifier import MathAnswerVerifier
 from howhard.scoring.numbers import NumberMention, find_numbers, format_value, parse_number
 from howhard.scoring.sequences import item_runs, split_list
+from howhard.scoring.worker import in_worker_process
 from howhard.types import Completion, Request
+
+log = structlog.get_logger("howhard.scoring")
 
 __all__ = ["ShortAnswerVerifier"]
 
@@ -111,18 +117,53 @@ class ShortAnswerVerifier:
     math-verify, imported on first use (``pip install 'howhard[math]'``).
     """
 
-    def __init__(self, *, math_timeout_s: int = 5) -> None:
-        self._math = MathAnswerVerifier(timeout_s=math_timeout_s)
+    def __init__(
+        self, *, math_timeout_s: int = 5, isolation: Literal["process", "inline"] = "process"
+    ) -> None:
+        if isolation not in ("process", "inline"):
+            raise ConfigError(f"isolation must be 'process' or 'inline', got {isolation!r}")
+        self._math = MathAnswerVerifier(timeout_s=math_timeout_s, isolation="inline")
+        self._math_timeout_s = math_timeout_s
+        self._isolation = isolation
 
     async def score(self, request: Request, completions: Sequence[Completion]) -> list[float]:
-        """1.0 for each completion whose answer matches ``request.reference``, else 0.0."""
+        """1.0 for each completion whose answer matches ``request.reference``, else 0.0.
+
+        With ``isolation="process"`` (the default) each reply is verified in a worker process
+        under a hard time limit (see :mod:`howhard.scoring.worker`): math-verify on a
+        pathological expression would otherwise stall the event loop. A reply that fails or
+        times out scores 0.0 with a ``scoring.verify_failed`` warning. ``verify`` itself is
+        synchronous and inline (for offline tools).
+        """
         if request.reference is None:
             raise ScoringError(
                 f"request {request.id!r} has no reference; ShortAnswerVerifier needs "
                 "submit(..., reference=...)"
             )
-        reference = request.reference
-        return [1.0 if self.verify(c.text, reference, request.prompt) else 0.0 for c in completions]
+        reference, prompt = request.reference, request.prompt
+        if self._isolation == "inline":
+            return [1.0 if self.verify(c.text, reference, prompt) else 0.0 for c in completions]
+        out = []
+        for completion in completions:
+            try:
+                verified = await in_worker_process(
+                    _verify_in_worker,
+                    completion.text,
+                    reference,
+                    prompt,
+                    self._math_timeout_s,
+                    timeout_s=2 * self._math_timeout_s,  # parsing and comparing: two limits
+                )
+            except Exception as exc:
+                log.warning(
+                    "scoring.verify_failed",
+                    request_id=request.id,
+                    answer=completion.text[:200],
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                verified = False
+            out.append(1.0 if verified else 0.0)
+        return out
 
     def verify(self, reply: str, reference: str, prompt: str = "") -> bool:
         """Whether ``reply`` (to ``prompt``) states ``reference`` (``|``-separated alternatives)."""
@@ -561,3 +602,16 @@ def _listed_next(text: str, tokens: list[tuple[str, int, int]], at: int) -> bool
 def _unquoted(text: str) -> str:
     """``text`` without quotes and emphasis marks ("\"felt\" or \"feeling\"" joins by "or")."""
     return re.sub("[\"'*_\u201c\u201d\u2018\u2019]", "", text)
+
+
+_WORKER_VERIFIERS: dict[int, ShortAnswerVerifier] = {}
+
+
+def _verify_in_worker(reply: str, reference: str, prompt: str, math_timeout_s: int) -> bool:
+    """``verify`` in a worker process (module level: called by name; one verifier per process)."""
+    verifier = _WORKER_VERIFIERS.get(math_timeout_s)
+    if verifier is None:
+        verifier = _WORKER_VERIFIERS[math_timeout_s] = ShortAnswerVerifier(
+            math_timeout_s=math_timeout_s, isolation="inline"
+        )
+    return verifier.verify(reply, reference, prompt)

@@ -286,6 +286,7 @@ def create_app(config: ServeConfig, *, gateway: Gateway | None = None) -> Gatewa
         )
 
     async def metrics(http: HttpRequest) -> Response:
+        await gw.refresh_spend()
         return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
 
     async def not_found(http: HttpRequest, exc: Exception) -> Response:

@@ -21,6 +21,10 @@
     tenant = "team-a"
     hash = "sha256:..."
 
+    [ledger]                      # where quotas are kept: "memory" (this process) or "redis",
+    kind = "redis"                # a Valkey/Redis server every replica shares
+    url = "redis://127.0.0.1:6379/0"
+
 With no file, ``ServeConfig()`` serves the embedded default: SmolLM2-135M-Instruct on in-process
 vLLM as model ``smollm2``, the shipped λ probe with exact online allocation, and the ``auto``
 procedure (best-of-k with a verifier when a request carries a reference, self-consistency
@@ -45,6 +49,7 @@ __all__ = [
     "DEFAULT_PROBE",
     "BackendConfig",
     "KeyEntry",
+    "LedgerConfig",
     "ModelConfig",
     "ServeConfig",
     "ServerConfig",
@@ -256,6 +261,66 @@ class KeyEntry(_Config):
         return value
 
 
+class LedgerConfig(_Config):
+    """Where tenants' quotas are kept: this process's memory, or a server every replica shares.
+
+    ``kind = "redis"`` keeps them on a Valkey/Redis server (``howhard.ledger.RedisLedger``), so
+    any number of gateway replicas, on any number of machines, share each tenant's quota
+    exactly; every replica must have the same ``[tenants]`` and the same ``url``/``key_prefix``.
+    """
+
+    kind: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="'memory': quotas in this process only; 'redis': on the server at url, "
+        "shared by every replica (needs the redis extra).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The server for kind='redis': redis://[:password@]host:port/db (rediss:// "
+        "for TLS).",
+    )
+    key_prefix: str = Field(
+        default="howhard:ledger:",
+        min_length=1,
+        description="Prefix of the store's keys; deployments with different prefixes share "
+        "nothing.",
+    )
+    lease_ttl_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=86_400.0,
+        description="Seconds a running request's hold survives without renewal: how long a "
+        "crashed replica's holds block its tenants' quota.",
+    )
+    timeout_s: float = Field(
+        default=1.0, gt=0.0, le=60.0, description="Seconds one attempt of one operation may take."
+    )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Quick retries on connection errors before a request fails closed (503).",
+    )
+    max_connections: int = Field(
+        default=64, ge=1, le=10_000, description="Connections to the server per replica at most."
+    )
+    fail_open: list[str] = Field(
+        default_factory=list,
+        description="Tenants served, uncounted, while the server is unreachable (all others "
+        "fail closed with 503).",
+    )
+
+    @model_validator(mode="after")
+    def _url(self) -> LedgerConfig:
+        if self.kind == "redis" and not self.url:
+            raise ValueError("kind='redis' needs url, e.g. url = \"redis://127.0.0.1:6379/0\"")
+        if self.kind == "memory" and (self.url is not None or self.fail_open):
+            raise ValueError(
+                "url and fail_open apply only to kind='redis'; set kind = \"redis\" or drop them"
+            )
+        return self
+
+
 def _default_backends() -> dict[str, BackendConfig]:
     return {"local": BackendConfig(kind="vllm")}
 
@@ -300,6 +365,10 @@ class ServeConfig(_Config):
         "and (loopback only) no key is needed. A tenant without keys cannot be used.",
     )
     keys: list[KeyEntry] = Field(default_factory=list, description="API keys (hashed).")
+    ledger: LedgerConfig = Field(
+        default_factory=LedgerConfig,
+        description="Where quotas are kept (in memory, or on a server shared by replicas).",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> ServeConfig:
@@ -315,6 +384,12 @@ class ServeConfig(_Config):
             if key.tenant not in self.tenants:
                 raise ValueError(
                     f"keys[{i}].tenant = {key.tenant!r} is not one of the configured tenants "
+                    f"{sorted(self.tenants)}"
+                )
+        for i, tenant in enumerate(self.ledger.fail_open):
+            if tenant not in self.tenants:
+                raise ValueError(
+                    f"ledger.fail_open[{i}] = {tenant!r} is not one of the configured tenants "
                     f"{sorted(self.tenants)}"
                 )
         if not self.tenants and not is_loopback(self.server.host):

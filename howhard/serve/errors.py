@@ -11,7 +11,7 @@ expect. Statuses:
 429   quota exceeded, tenant rate or concurrency limit (``Retry-After`` where waiting helps)
 500   the server's own failure (policy, scorer)
 502   the model backend failed
-503   queue full, shutting down, backend unavailable (``Retry-After``)
+503   queue full, shutting down, backend or quota store unavailable (``Retry-After``)
 504   the request's deadline passed
 ====  ===========================================================================
 """
@@ -29,6 +29,7 @@ from howhard.errors import (
     BackendUnavailable,
     HowhardError,
     InvalidRequest,
+    LedgerUnavailable,
     QueueFull,
     QuotaExceeded,
     RateLimited,
@@ -100,6 +101,11 @@ def from_exception(exc: BaseException, *, quota_window_s: float | None = None) -
         return ApiError(503, message, type="server_error", code="queue_full", retry_after_s=1.0)
     if isinstance(exc, SchedulerClosed):
         return ApiError(503, message, type="server_error", code="shutting_down", retry_after_s=5.0)
+    if isinstance(exc, LedgerUnavailable):
+        # Fail closed: nothing ran; another replica cannot help while the store is down.
+        return ApiError(
+            503, message, type="server_error", code="quota_store_unavailable", retry_after_s=1.0
+        )
     if isinstance(exc, RequestTimeout):
         return ApiError(504, message, type="timeout", code="deadline_exceeded")
     if isinstance(exc, BackendRejected):

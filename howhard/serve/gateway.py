@@ -1,10 +1,11 @@
 """The gateway's runtime: one scheduler per served model, a shared ledger, keys and limits.
 
 ``async with Gateway(config) as gateway`` builds and starts the backends, the policies and one
-``Scheduler`` per model name, all charging one ``InMemoryLedger`` (so a tenant's quota covers
-every model, and no tenant can spend another's). ``gateway.serve(...)`` turns one validated API
-request into a ``Result`` through the scheduler's public ``submit``; the HTTP layer
-(``howhard.serve.app``) only parses, authenticates and formats.
+``Scheduler`` per model name, all charging one ledger (so a tenant's quota covers every model,
+and no tenant can spend another's): an ``InMemoryLedger``, or with ``[ledger] kind = "redis"``
+a ``RedisLedger`` that every replica of the gateway shares. ``gateway.serve(...)`` turns one
+validated API request into a ``Result`` through the scheduler's public ``submit``; the HTTP
+layer (``howhard.serve.app``) only parses, authenticates and formats.
 
 Shutdown: ``begin_drain()`` (SIGTERM) marks the gateway not ready and refuses new requests with
 503; requests in flight get ``server.drain_grace_s`` to finish, after which the schedulers cancel
@@ -26,10 +27,12 @@ import anyio
 from anyio.abc import TaskGroup
 
 from howhard.backends.base import Backend
-from howhard.errors import ConfigError, InvalidRequest
-from howhard.scheduler import InMemoryLedger, Scheduler, SchedulerState, SchedulerStats
+from howhard.config import QuotaConfig
+from howhard.errors import ConfigError, InvalidRequest, LedgerUnavailable
+from howhard.ledger import InMemoryLedger, Ledger, RedisLedger, TenantSpend
+from howhard.scheduler import Scheduler, SchedulerState, SchedulerStats
 from howhard.scheduler.events import Events, Observer
-from howhard.serve.config import BackendConfig, ModelConfig, ServeConfig
+from howhard.serve.config import BackendConfig, LedgerConfig, ModelConfig, ServeConfig
 from howhard.serve.errors import ApiError
 from howhard.serve.keys import KeyRing
 from howhard.serve.limits import TenantLimiter
@@ -39,7 +42,7 @@ from howhard.serve.procedure import ProcedureChoice, build_verifier
 from howhard.serve.protocol import Extension, rounds_of
 from howhard.types import GenerationParams, Request, Result
 
-__all__ = ["Gateway", "Served", "ServedModel", "build_backend"]
+__all__ = ["Gateway", "Served", "ServedModel", "build_backend", "build_ledger"]
 
 OPEN_TENANT = "default"
 """The tenant of every request when no tenants are configured."""
@@ -73,6 +76,28 @@ def build_backend(config: BackendConfig) -> Backend:
             "Backend's model / generate / aclose"
         )
     return backend
+
+
+def build_ledger(
+    config: LedgerConfig, quotas: Mapping[str, QuotaConfig] | None
+) -> InMemoryLedger | RedisLedger:
+    """The quota store a ``[ledger]`` section describes, with these tenants' quotas.
+
+    A ``RedisLedger`` must be opened (``async with``) before use; the gateway does that.
+    """
+    if config.kind == "memory":
+        return InMemoryLedger(quotas)
+    assert config.url is not None  # the config's validator ensures it
+    return RedisLedger(
+        config.url,
+        quotas,
+        key_prefix=config.key_prefix,
+        lease_ttl_s=config.lease_ttl_s,
+        timeout_s=config.timeout_s,
+        retries=config.retries,
+        max_connections=config.max_connections,
+        fail_open=config.fail_open,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +135,8 @@ class Gateway:
         self.events = Events("howhard.serve", [self.metrics.on_gateway_event, *self._observers])
         self.keys = KeyRing((k.hash, k.tenant) for k in config.keys)
         self.limiter = TenantLimiter(config.tenants)
-        self.ledger: InMemoryLedger | None = None
+        self.ledger: Ledger | None = None
+        self._spend_seen: Mapping[str, TenantSpend] = {}
         self.models: dict[str, ServedModel] = {}
         self.ready = False
         self.draining = False
@@ -142,8 +168,10 @@ class Gateway:
             if start is not None:
                 await start()  # engines load now, not on the first request
             backends[name] = backend
-        self.ledger = InMemoryLedger(
-            {name: tenant.quota for name, tenant in config.tenants.items()} or None
+        quotas = {name: tenant.quota for name, tenant in config.tenants.items()} or None
+        ledger = build_ledger(config.ledger, quotas)
+        self.ledger = (
+            await stack.enter_async_context(ledger) if isinstance(ledger, RedisLedger) else ledger
         )
         prices = {backends[n].model: config.backends[n].price for n in backends}
         for name, model in config.models.items():
@@ -224,9 +252,22 @@ class Gateway:
     def _policy_stats(self) -> Mapping[str, Mapping[str, float]]:
         return {name: served.policy.stats() for name, served in self.models.items()}
 
-    def _spend(self) -> Mapping[str, Any]:
-        # The gateway owns an in-memory store, so its metrics scrape can read it synchronously.
-        return {} if self.ledger is None else self.ledger.snapshot_nowait()
+    def _spend(self) -> Mapping[str, TenantSpend]:
+        # An in-memory store can be read synchronously (the metrics scrape does); a shared one
+        # reports what refresh_spend last read from its server.
+        if isinstance(self.ledger, InMemoryLedger):
+            return self.ledger.snapshot_nowait()
+        return self._spend_seen
+
+    async def refresh_spend(self) -> None:
+        """Read per-tenant spend from a shared ledger's server (before a metrics scrape).
+
+        While the server is unreachable the last figures read stay in place.
+        """
+        if self.ledger is None or isinstance(self.ledger, InMemoryLedger):
+            return
+        with contextlib.suppress(LedgerUnavailable):
+            self._spend_seen = await self.ledger.snapshot()
 
     @property
     def live(self) -> bool:

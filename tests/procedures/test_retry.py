@@ -23,16 +23,21 @@ def test_full_jitter_draws_below_the_bound() -> None:
 
 
 def test_retry_after_is_a_floor() -> None:
-    slow_down = RateLimited("429", retry_after=3.0)
-    assert backoff_delay(1, slow_down, CONFIG, lambda: 0.5) == 3.0
+    slow_down = RateLimited("429", retry_after=0.7)
+    assert backoff_delay(1, slow_down, CONFIG, lambda: 0.5) == 0.7
     soon = RateLimited("429", retry_after=0.01)
     assert backoff_delay(2, soon, CONFIG, lambda: 0.5) == pytest.approx(0.2)
     assert backoff_delay(2, RateLimited("429"), CONFIG, lambda: 0.5) == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("hint", [math.inf, math.nan])
-def test_a_non_finite_retry_after_is_no_hint_at_all(hint: float) -> None:
-    # float("inf") parses from a "Retry-After: inf" header; honouring it would sleep forever.
-    assert backoff_delay(2, RateLimited("429", retry_after=hint), CONFIG, lambda: 0.5) == (
+def test_a_nan_retry_after_is_no_hint_at_all() -> None:
+    assert backoff_delay(2, RateLimited("429", retry_after=math.nan), CONFIG, lambda: 0.5) == (
         pytest.approx(0.2)
     )
+
+
+@pytest.mark.parametrize("hint", [1.01, 86400.0, math.inf])
+def test_a_retry_after_beyond_max_backoff_is_not_waited_for(hint: float) -> None:
+    # Honoured as given, "Retry-After: 86400" would hold the request, a worker and its
+    # reservation for a day; float("inf") parses from "Retry-After: inf".
+    assert backoff_delay(1, RateLimited("429", retry_after=hint), CONFIG, lambda: 0.5) is None

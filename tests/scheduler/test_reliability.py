@@ -509,7 +509,7 @@ async def test_deadline_fires_while_the_request_waits_behind_busy_workers() -> N
     assert stats_spend["default"].open_reservations == 0
 
 
-async def test_a_backend_returning_garbage_fails_the_request_with_backend_error() -> None:
+async def test_a_backend_returning_garbage_fails_typed_and_is_charged_its_worst_case() -> None:
     class Broken:
         model = "broken"
 
@@ -523,7 +523,10 @@ async def test_a_backend_returning_garbage_fails_the_request_with_backend_error(
         with pytest.raises(BackendError, match=r"'broken' returned NoneType, not a Generation"):
             await scheduler.submit("q")
         spend = (await scheduler.spend())["default"]
-    assert spend.open_reservations == 0 and spend.settled == Usage()
+    # A reply that says nothing true about what was generated counts as the call's worst case
+    # (the prompt's bound, 1 byte + 64 overhead, and max_tokens), never more than was held.
+    assert spend.open_reservations == 0
+    assert spend.settled == Usage(prompt_tokens=65, completion_tokens=64, units=1)
 
 
 async def test_a_failing_ledger_refund_still_resolves_the_request_and_spares_the_scheduler(
@@ -540,7 +543,7 @@ async def test_a_failing_ledger_refund_still_resolves_the_request_and_spares_the
         with anyio.fail_after(5), pytest.raises(BackendRejected):
             await scheduler.submit("q")
         assert (await scheduler.submit("q")).answer == "3"  # still serving
-    failed = [event for event in log_events if event["event"] == "ledger.refund_failed"]
+    failed = [event for event in log_events if event["event"] == "ledger.close_failed"]
     assert len(failed) == 1 and "ConnectionError" in failed[0]["error"]
 
 
@@ -557,10 +560,12 @@ async def test_negative_token_counts_from_a_backend_never_credit_a_quota() -> No
 
     ledger = InMemoryLedger(default_quota=QuotaConfig(tokens=10_000))
     async with Scheduler(backend=Miscounting(), average_budget=1, ledger=ledger) as scheduler:
-        with pytest.raises(BackendError, match=r"negative token counts"):
+        with pytest.raises(BackendError, match=r"prompt_tokens = -100; token counts must be"):
             await scheduler.submit("q")
     spend = (await ledger.snapshot())["default"]
-    assert spend.settled == Usage() and spend.open_reservations == 0
+    # Charged the call's worst case (the hold), never credited.
+    assert spend.settled == Usage(prompt_tokens=65, completion_tokens=64, units=1)
+    assert spend.open_reservations == 0
 
 
 class _BrokenProcedure:
@@ -599,7 +604,9 @@ async def test_a_procedure_returning_something_other_than_an_outcome_fails_typed
         with pytest.raises(UsageError, match=r"_BrokenProcedure.run returned NoneType"):
             await scheduler.submit("q")
     spend = (await ledger.snapshot())["default"]
-    assert spend.open_reservations == 0 and spend.settled == Usage()
+    # The sample it drew was generated, so it is charged though the request failed.
+    assert spend.open_reservations == 0
+    assert spend.settled == Usage(prompt_tokens=1, completion_tokens=4, units=1)
 
 
 async def test_a_cancelled_host_fails_the_batch_still_being_gathered() -> None:

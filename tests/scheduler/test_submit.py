@@ -281,7 +281,9 @@ async def test_invalid_input_gets_a_typed_error() -> None:
     async with Scheduler(backend=answering("1"), average_budget=1, batching=WIDE) as scheduler:
         with pytest.raises(InvalidRequest, match="prompt must be a non-empty string"):
             await scheduler.submit("   ")
-        with pytest.raises(InvalidRequest, match="timeout_s must be > 0"):
+        with pytest.raises(
+            InvalidRequest, match=r"timeout_s must be a finite number of seconds in \(0, 604800\]"
+        ):
             await scheduler.submit("q", timeout_s=-1)
         assert scheduler.stats().submitted == 0
     with pytest.raises(ConfigError, match="average_budget"):
@@ -484,6 +486,7 @@ async def test_a_cost_quota_on_a_per_second_model_needs_a_timeout_to_reserve_aga
         batching=WIDE,
         ledger=ledger,
         prices={"scripted": Price(per_second=0.5)},
+        config=SchedulerConfig(average_budget=1, request_timeout_s=None),  # no default deadline
     ) as scheduler:
         with pytest.raises(
             InvalidRequest,
@@ -510,7 +513,7 @@ class OverReporting:
         pass
 
 
-async def test_an_overrun_is_charged_at_most_the_reservation_and_logged(
+async def test_an_over_report_is_bounded_at_max_tokens_and_flagged(
     log_events: list[dict[str, Any]],
 ) -> None:
     ledger = InMemoryLedger()
@@ -522,11 +525,13 @@ async def test_an_overrun_is_charged_at_most_the_reservation_and_logged(
         params=GenerationParams(max_tokens=8),
     ) as scheduler:
         result = await scheduler.submit("q")
+        stats = scheduler.stats()
     settled = (await ledger.snapshot())["default"].settled
-    assert result.usage.completion_tokens == 2 * 80  # what the backend said
-    assert settled.completion_tokens == 2 * 8  # what was reserved: n x max_tokens
-    overruns = [e for e in log_events if e["event"] == "ledger.overrun"]
-    assert len(overruns) == 1 and overruns[0]["charged"] == settled
+    # The backend said 80 tokens per sample; a sample counts at most max_tokens.
+    assert result.usage.completion_tokens == settled.completion_tokens == 2 * 8
+    bounded = [e for e in log_events if e["event"] == "backend.usage_bounded"]
+    assert len(bounded) == 1 and "80 tokens > max_tokens=8" in bounded[0]["bounded"][0]
+    assert stats.usage_violations == 1
 
 
 async def test_a_degraded_request_is_logged_with_what_it_asked_for(

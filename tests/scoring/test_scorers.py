@@ -133,7 +133,8 @@ async def test_math_verifier_scores_a_sample_math_verify_fails_on_as_zero(
 
     monkeypatch.setattr(math_verifier, "_math_verify", FailsOnOdd)
     with structlog.testing.capture_logs() as events:
-        scores = await MathAnswerVerifier().score(
+        # inline: the patched math-verify lives in this process only
+        scores = await MathAnswerVerifier(isolation="inline").score(
             Request(prompt="q", reference="2", id="req-7"),
             completions("\\boxed{2}", "\\boxed{odd}", "\\boxed{3}"),
         )

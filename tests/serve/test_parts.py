@@ -17,6 +17,7 @@ from howhard.errors import (
     BackendUnavailable,
     ConfigError,
     InvalidRequest,
+    LedgerUnavailable,
     QueueFull,
     QuotaExceeded,
     RateLimited,
@@ -63,6 +64,13 @@ quota = { units = 10 }
         ("[[keys]]\ntenant = 'ghost'\nhash = 'sha256:" + "0" * 64 + "'\n", "keys[0].tenant"),
         ("[[keys]]\ntenant = 't'\nhash = 'md5:00'\n[tenants.t]\n", "64 lowercase hex"),
         ("models = 3\n", "ServeConfig.models"),
+        ("[ledger]\nkind = 'redis'\n", "kind='redis' needs url"),
+        ("[ledger]\nurl = 'redis://127.0.0.1:1/0'\n", "apply only to kind='redis'"),
+        (
+            "[ledger]\nkind = 'redis'\nurl = 'redis://h:1/0'\nfail_open = ['x']\n",
+            "ledger.fail_open[0]",
+        ),
+        ("[ledger]\nkind = 'redis'\nurl = 'redis://h:1/0'\nlease_ttl_s = 0\n", "lease_ttl_s"),
         ("[server\n", "not valid TOML"),
     ],
 )
@@ -180,6 +188,7 @@ def test_the_concurrency_limit_frees_a_slot_on_release() -> None:
         (BackendRejected("too long"), 400, None),
         (RateLimited("slow down", retry_after=7.2), 503, "8"),
         (BackendUnavailable("down"), 503, "1"),
+        (LedgerUnavailable("store down"), 503, "1"),
         (RuntimeError("secret detail"), 500, None),
     ],
 )
