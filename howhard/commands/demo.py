@@ -13,12 +13,10 @@ import contextlib
 import random
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-
-import numpy as np
 
 __all__ = ["DEFAULT_PROBE", "register", "run"]
 
@@ -134,7 +132,7 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
     from howhard.commands._factory import make_backend, parse_options
-    from howhard.probes import ProbePredictor
+    from howhard.policies import default_policy
     from howhard.types import GenerationParams
 
     requests = held_out_requests(args.questions, args.seed)
@@ -155,22 +153,24 @@ async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
         stack.push_async_callback(_close, backend)
         screen.say(_hardware_line(backend))
         screen.phase("starting the model backend and the probe's encoder")
-        predictor = ProbePredictor.load(args.probe)
+        # Exactly what is served: the probe, its encoder, its marginals map, online feedback,
+        # every question answered (min_budget 1).
+        policy = default_policy(probe=args.probe)
+        predictor = policy.probe
         stack.push_async_callback(_close, predictor)
         # The engine starts (mostly in its own processes) while the encoder loads: start-up
         # costs the longer of the two rather than their sum. Both are warmed up, so the
         # timed phases below measure serving, not loading.
         await _together(
             lambda: backend.generate("Say hi.", n=1, params=params),
-            lambda: predictor.scores(requests[:1]),
+            lambda: predictor.read(requests[:1]),
         )
-        remembered = _Remembered(predictor)
         adaptive = await _serve(
             "adaptive",
             backend,
-            _adaptive_policy(remembered),
+            policy,
             requests,
-            remembered,
+            policy,
             args,
             params,
             screen,
@@ -184,7 +184,7 @@ async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
                 backend,
                 UniformPolicy(),
                 requests,
-                remembered,
+                policy,
                 args,
                 params,
                 screen,
@@ -230,26 +230,6 @@ def _first_failure() -> Iterator[None]:
         raise first from first.__cause__
 
 
-class _Remembered:
-    """The probe predictor, remembering what it predicted for each request (column 0: λ).
-
-    The table shows the policy's own predictions instead of encoding the prompts a second time
-    just to display them.
-    """
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.max_budget: int = predictor.max_budget
-        self.first: dict[str, float] = {}
-
-    async def predict(self, requests: Sequence[Any], max_budget: int) -> np.ndarray[Any, Any]:
-        """The predictor's marginals, unchanged."""
-        marginals = np.asarray(await self.predictor.predict(requests, max_budget), dtype=np.float64)
-        for request, row in zip(requests, marginals, strict=False):
-            self.first[request.id] = float(row[0])
-        return marginals
-
-
 async def _close(resource: Any) -> None:
     import anyio
 
@@ -257,19 +237,12 @@ async def _close(resource: Any) -> None:
         await resource.aclose()
 
 
-def _adaptive_policy(predictor: Any) -> Any:
-    from howhard.policies import AdaptivePolicy, OnlineAllocator
-
-    # The budget bounds come from the Scheduler (--budget, --max-budget), once.
-    return AdaptivePolicy(predictor, OnlineAllocator())
-
-
 async def _serve(
     name: str,
     backend: Any,
     policy: Any,
     requests: list[Any],
-    predicted: _Remembered,
+    predicted: Any,
     args: argparse.Namespace,
     params: Any,
     screen: _Screen,
@@ -283,7 +256,7 @@ async def _serve(
 
     n = len(requests)
     title = (
-        "adaptive: λ probe + exact online allocation"
+        "adaptive: default_policy() (λ probe, marginals map, learns from the verifier)"
         if name == "adaptive"
         else f"uniform best-of-k at the same total budget ({args.budget:g} per question)"
     )
@@ -327,7 +300,7 @@ async def _serve(
         samples += result.usage.units
         tokens += result.usage.completion_tokens
         screen.progress(done, samples, tokens)
-        λ = predicted.first.get(request.id, float("nan"))
+        λ = predicted.predictions.get(request.id, float("nan"))
         screen.say(
             f"[{done:>2}/{n:<2}] {_clip(request.prompt, 46):<46} {λ:>5.2f} "
             f"{result.budget:>6}  {_clip(answer, 18):<18} {'✓' if ok else '✗'}",

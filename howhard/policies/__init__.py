@@ -3,7 +3,9 @@
 Exact allocators (:mod:`howhard.policies.allocators`), baseline allocations
 (:mod:`howhard.policies.baselines`), the Policy/Predictor protocols users plug in
 (:mod:`howhard.policies.base`), the built-in policies the scheduler runs
-(:mod:`howhard.policies.builtin`) and baseline predictors (:mod:`howhard.policies.predictors`).
+(:mod:`howhard.policies.builtin`), baseline predictors (:mod:`howhard.policies.predictors`) and
+the learning adaptive policy (:mod:`howhard.policies.online_adaptive`, with its groups, price and
+safeguard; ``default_policy()`` builds the served one).
 The marginal-reward maths (:mod:`howhard.marginals`) is re-exported here. Policies never import
 the scheduler, backends or training (``docs/architecture.md``); a trained probe's predictor
 lives in :mod:`howhard.probes`.
@@ -23,7 +25,7 @@ from howhard.policies.allocators import (
     allocate,
     allocate_success_prob,
 )
-from howhard.policies.base import Policy, Predictor, check_budgets
+from howhard.policies.base import LearningPolicy, Policy, Predictor, check_budgets
 from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
 from howhard.policies.builtin import (
     AdaptivePolicy,
@@ -31,22 +33,35 @@ from howhard.policies.builtin import (
     RoutingPolicy,
     UniformPolicy,
 )
+from howhard.policies.defaults import default_policy
+from howhard.policies.grouping import FeatureClusters
+from howhard.policies.online_adaptive import AdaptiveConfig, OnlineAdaptivePolicy, ProbeReader
 from howhard.policies.predictors import ConstantPredictor, OraclePredictor
+from howhard.policies.price import StreamPrice
+from howhard.policies.safeguard import CalibrationSafeguard
 
 __all__ = [
+    "AdaptiveConfig",
     "AdaptivePolicy",
+    "CalibrationSafeguard",
     "ConstantPredictor",
+    "FeatureClusters",
+    "LearningPolicy",
     "OfflineAllocator",
+    "OnlineAdaptivePolicy",
     "OnlineAllocator",
     "OraclePredictor",
     "Policy",
     "Predictor",
+    "ProbeReader",
     "RandomRoutingPolicy",
     "RoutingPolicy",
+    "StreamPrice",
     "UniformPolicy",
     "allocate",
     "allocate_success_prob",
     "check_budgets",
+    "default_policy",
     "marginals_from_rewards",
     "marginals_from_success_prob",
     "oracle_budgets",
