@@ -15,6 +15,8 @@ the client's own cost is small.
   request), called directly and through the gateway (``kind = "openai"`` backend), so the
   gateway's added latency is also seen in front of a real engine. Run it under
   ``flock /tmp/howhard-heavy.lock``.
+* ``--ray`` adds a row for the same gateway as ``--ray-replicas`` replicas on a local Ray Serve
+  cluster (``howhard serve --ray``): Ray's HTTP proxy in front, each replica a whole gateway.
 
 Targets on 2 cores: >= 2,000 requests/s through the gateway and <= 2 ms added p50.
 Run: ``python benchmarks/bench_gateway.py`` (``--help`` for sizes). Other load on the machine
@@ -207,19 +209,31 @@ def process_times(pid: int) -> tuple[float, float] | None:
     return (int(fields[11]) + int(fields[12])) / ticks, waited
 
 
-def start_gateway(config_text: str, folder: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+def start_gateway(
+    config_text: str, folder: Path, *, ray: bool = False
+) -> tuple[subprocess.Popen[bytes], int, str]:
     config = folder / "serve.toml"
     config.write_text(config_text)
     key = append_key(config, "bench")
     port = free_port()
+    command = [sys.executable, "-m", "howhard", "serve", "--config", str(config)]
+    command += ["--port", str(port), *(["--ray"] if ray else [])]
+    log = folder / "serve.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "howhard", "serve", "--config", str(config), "--port", str(port)],
+        command,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "serve.log", "wb"),  # noqa: SIM115  # closed with the process
+        stdout=open(log, "wb") if ray else subprocess.DEVNULL,  # noqa: SIM115  # closed with it
+        stderr=subprocess.STDOUT if ray else open(log, "wb"),  # noqa: SIM115
         start_new_session=True,
     )
+    if ray:
+        # Ready once every replica is: the command says so (any one replica answers /readyz).
+        deadline = time.monotonic() + 180
+        while "on Ray Serve" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"howhard serve --ray did not start: see {log}")
+            time.sleep(0.2)
     wait_ready(f"http://127.0.0.1:{port}/readyz", process, 120)
     return process, port, key
 
@@ -240,9 +254,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
     raise RuntimeError(f"not ready after {timeout_s} s: {url}")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], *, group: bool = True) -> None:
+    """SIGTERM (the process group, or with ``group=False`` the process alone: a Ray cluster it
+    started must outlive the signal to be shut down by it), SIGKILL the group after 60 s."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        if group:
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -326,6 +345,9 @@ def main(args: argparse.Namespace) -> None:
     print("-" * len(header))
     print(row("scheduler in-process (submit)", inproc_rps, inproc_lat))
     print(row("gateway over HTTP (howhard serve)", http_rps, http_lat))
+    if args.ray:
+        ray_rps, ray_lat = ray_side(body, args)
+        print(row(f"Ray Serve, {args.ray_replicas} replicas (--ray)", ray_rps, ray_lat))
     print(
         f"gateway: {http_rps:,.0f} req/s (target >= {TARGET_RPS:,}: "
         f"{'met' if http_rps >= TARGET_RPS else 'NOT met'}); added p50 {added:.2f} ms "
@@ -336,6 +358,23 @@ def main(args: argparse.Namespace) -> None:
     if args.vllm:
         vllm_side(args)
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+def ray_side(body: dict[str, object], args: argparse.Namespace) -> tuple[float, list[float]]:
+    """The scripted gateway as ``--ray-replicas`` Ray Serve replicas on a local cluster."""
+    deployment = (
+        f"\n[deployment]\nreplicas = {args.ray_replicas}\n"
+        f"cpus_per_replica = {1 / args.ray_replicas}\nnum_cpus = {os.cpu_count()}\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        process, port, key = start_gateway(SCRIPTED + deployment, Path(folder), ray=True)
+        try:
+            rps, latencies, _ = asyncio.run(
+                http_side(port, post("/v1/chat/completions", key, body), args, process.pid)
+            )
+        finally:
+            stop(process, group=False)
+    return rps, latencies
 
 
 def vllm_side(args: argparse.Namespace) -> None:
@@ -400,6 +439,8 @@ if __name__ == "__main__":
     parser.add_argument("--latency-requests", type=int, default=5_000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--vllm", action="store_true", help="also compare with a vLLM server")
+    parser.add_argument("--ray", action="store_true", help="also the gateway on Ray Serve")
+    parser.add_argument("--ray-replicas", type=int, default=2)
     parser.add_argument("--vllm-rate", type=float, default=2.0)
     parser.add_argument("--vllm-requests", type=int, default=20)
     main(parser.parse_args())

@@ -16,11 +16,22 @@ $py -m howhard features --dataset data/runs/test --layer 15 --no-progress
 # λ probe: trained on train, early-stopped and temperature-calibrated on val.
 $py -m howhard train --dataset data/runs/trainval --out data/probes/lambda --head lambda \
     --split-column split --calibration temperature --max-budget 16 --quiet
+# Its marginals map (probe logit -> served marginals), fitted on cross-fitted logits: each
+# family scored by a probe trained without it (13 small probes, seconds each).
+$py scripts/fit_marginals_map.py --checkpoint data/probes/lambda --dataset data/runs/trainval
 # Routing preference probe P(strong > weak), same split.
 $py -m howhard train --dataset data/runs/trainval-sc8 --weak data/runs/trainval \
     --features data/runs/trainval/features --out data/probes/preference --head preference \
     --split-column split --quiet
 # The report on the test split (never used for any choice above).
 $py -m howhard evaluate --data data --out results
+# Served = evaluated: the default policy through the scheduler, leave-family-out beside
+# in-distribution, plus the shift test (results/served.md).
+$py -m howhard evaluate --data data --out results --leave-group-out --group-column family \
+    --seeds 3 --budgets 1-16 --shift permuted,inverted
+# ... and on the transfer build, which the probe never saw (results/served-unseen.md).
+$py -m howhard features --dataset data/runs/transfer --layer 15 --no-progress
+$py -m howhard evaluate --data data --out results --leave-group-out --group-column family \
+    --unseen runs/transfer --seeds 3 --budgets 1-16
 # Ship the λ probe with the package (howhard demo serves it).
 $py -m howhard.tasks ship data/probes/lambda howhard/assets/lambda-probe

@@ -19,6 +19,7 @@ __all__ = [
     "BudgetBounds",
     "Candidate",
     "Completion",
+    "Feedback",
     "Generation",
     "GenerationParams",
     "Request",
@@ -291,3 +292,20 @@ class Result:
     tenant: str = "default"
     abstained: bool = False
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Feedback:
+    """What serving one request revealed, handed to a policy that learns (``policy.observe``).
+
+    The scheduler builds it after the request's procedure resolved; ``successes`` is ``None``
+    when the procedure reported no verdict (self-consistency, a reward model): nothing to learn.
+    """
+
+    request: Request
+    budget: int
+    """Units the request was granted."""
+    samples: int
+    """Samples actually drawn."""
+    successes: int | None = None
+    """Samples the verifier passed, or ``None`` without a verdict."""

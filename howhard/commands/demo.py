@@ -16,12 +16,10 @@ import contextlib
 import random
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-
-import numpy as np
 
 __all__ = ["DEFAULT_PROBE", "register", "run"]
 
@@ -147,7 +145,7 @@ async def _main(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
     from howhard.commands._factory import make_backend, parse_options
-    from howhard.probes import ProbePredictor
+    from howhard.policies import default_policy
     from howhard.types import GenerationParams
 
     requests = held_out_requests(args.questions, args.seed)
@@ -168,25 +166,29 @@ async def _demo(args: argparse.Namespace, screen: _Screen) -> None:
         stack.push_async_callback(_close, backend)
         screen.say(_hardware_line(backend))
         screen.phase("starting the model backend and the probe's encoder")
-        predictor = ProbePredictor.load(args.probe)
+        # Exactly what is served: the probe, its encoder, its marginals map, online feedback,
+        # every question answered (min_budget 1).
+        policy = default_policy(probe=args.probe)
+        predictor = policy.probe
         stack.push_async_callback(_close, predictor)
         # The engine starts (mostly in its own processes) while the encoder loads: start-up
         # costs the longer of the two rather than their sum. Both are warmed up, so the
         # timed phases below measure serving, not loading.
         await _together(
             lambda: backend.generate("Say hi.", n=1, params=params),
-            lambda: predictor.scores(requests[:1]),
+            lambda: predictor.read(requests[:1]),
         )
-        remembered = _Remembered(predictor)
         from howhard.policies import UniformPolicy
 
         runs = ["adaptive", *(["sequential"] if args.sequential else [])]
         runs += [] if args.no_compare else ["uniform"]
         outcomes = []
         for name in runs:
-            policy = UniformPolicy() if name == "uniform" else _adaptive_policy(remembered)
+            # The sequential run caps each request at the budget the same learning policy
+            # gives it (it has seen the adaptive run's feedback by then).
+            chosen = UniformPolicy() if name == "uniform" else policy
             outcomes.append(
-                await _serve(name, backend, policy, requests, remembered, args, params, screen)
+                await _serve(name, backend, chosen, requests, policy, args, params, screen)
             )
         # Before the engines shut down, which takes seconds more.
         _summary(outcomes, len(requests), args.budget, screen)
@@ -228,26 +230,6 @@ def _first_failure() -> Iterator[None]:
         raise first from first.__cause__
 
 
-class _Remembered:
-    """The probe predictor, remembering what it predicted for each request (column 0: λ).
-
-    The table shows the policy's own predictions instead of encoding the prompts a second time
-    just to display them.
-    """
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.max_budget: int = predictor.max_budget
-        self.first: dict[str, float] = {}
-
-    async def predict(self, requests: Sequence[Any], max_budget: int) -> np.ndarray[Any, Any]:
-        """The predictor's marginals, unchanged."""
-        marginals = np.asarray(await self.predictor.predict(requests, max_budget), dtype=np.float64)
-        for request, row in zip(requests, marginals, strict=False):
-            self.first[request.id] = float(row[0])
-        return marginals
-
-
 async def _close(resource: Any) -> None:
     import anyio
 
@@ -255,19 +237,12 @@ async def _close(resource: Any) -> None:
         await resource.aclose()
 
 
-def _adaptive_policy(predictor: Any) -> Any:
-    from howhard.policies import AdaptivePolicy, OnlineAllocator
-
-    # The budget bounds come from the Scheduler (--budget, --max-budget), once.
-    return AdaptivePolicy(predictor, OnlineAllocator())
-
-
 async def _serve(
     name: str,
     backend: Any,
     policy: Any,
     requests: list[Any],
-    predicted: _Remembered,
+    predicted: Any,
     args: argparse.Namespace,
     params: Any,
     screen: _Screen,
@@ -281,9 +256,9 @@ async def _serve(
 
     n = len(requests)
     titles = {
-        "adaptive": "adaptive: λ probe + exact online allocation",
-        "sequential": "sequential adaptive: the same budgets as caps, rounds of 1, 2, 4, 8 "
-        "stopping at the first verified sample",
+        "adaptive": "adaptive: default_policy() (λ probe, marginals map, learns from the verifier)",
+        "sequential": "sequential adaptive: the same policy's budgets as caps, rounds of 1, 2, 4, "
+        "8 stopping at the first verified sample",
         "uniform": f"uniform best-of-k at the same total budget ({args.budget:g} per question)",
     }
     screen.say(f"\n== {titles[name]}  (λ: the probe's predicted single-sample success)")
@@ -334,7 +309,7 @@ async def _serve(
         samples += result.usage.units
         tokens += result.usage.completion_tokens
         screen.progress(done, samples, tokens)
-        λ = predicted.first.get(request.id, float("nan"))
+        λ = predicted.predictions.get(request.id, float("nan"))
         granted = result.metadata.get("granted_budget")
         # A sequential request shows the samples it used of the budget it was granted.
         budget = f"{result.budget}/{granted}" if granted is not None else str(result.budget)
@@ -361,6 +336,8 @@ def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -
         f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8} "
         f"{'latency p50/p99':>16} {'rounds p50/p99':>15}"
     )
+    import numpy as np
+
     for o in outcomes:
         lat = np.percentile(o.latencies, [50, 99]) if o.latencies else (0.0, 0.0)
         rnd = np.percentile(o.rounds, [50, 99]) if o.rounds else (0.0, 0.0)

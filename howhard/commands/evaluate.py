@@ -54,6 +54,37 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--budget-step", type=float, default=0.25, help="spacing of the average-budget grid"
     )
+    served = parser.add_argument_group(
+        "served evaluation",
+        "with --leave-group-out: replay the test questions through a Scheduler running the "
+        "default adaptive policy (served = evaluated), once with probes that never saw the "
+        "question's group and once in-distribution; writes served.md and served.json",
+    )
+    served.add_argument(
+        "--leave-group-out",
+        action="store_true",
+        help="run the served evaluation (leave-group-out beside in-distribution) instead",
+    )
+    served.add_argument(
+        "--group-column", default="family", help="request field or metadata key of the groups"
+    )
+    served.add_argument("--seeds", type=int, default=3, help="stream orders per budget")
+    served.add_argument("--batch-size", type=int, default=32, help="requests per micro-batch")
+    served.add_argument(
+        "--budgets", default="1-16", help="average budgets: a range '1-16' or a list '2,4,8'"
+    )
+    served.add_argument(
+        "--unseen",
+        default=None,
+        metavar="DATASET",
+        help="instead: serve this dataset (relative to --data, with features) with the shipped "
+        "probe, all of it and the groups absent from --heldout; writes served-unseen.md/json",
+    )
+    served.add_argument(
+        "--shift",
+        default="",
+        help="also the shift test: 'permuted,inverted' shipped-probe logits on every question",
+    )
     parser.add_argument(
         "--sequential",
         action="store_true",
@@ -62,11 +93,6 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--replays", type=int, default=16, help="sequential: replays per simulated point"
-    )
-    parser.add_argument(
-        "--budgets",
-        default="2,3,4,5,6,7,8,10,12",
-        help="sequential: average samples per question to simulate (comma-separated)",
     )
     parser.add_argument("--cap", type=int, default=32, help="sequential: most samples per question")
     parser.add_argument(
@@ -96,6 +122,8 @@ def _features_path(data: Path, dataset: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Compute the report and write it to ``--out``; prints the markdown summary."""
+    if args.leave_group_out:
+        return run_served(args)
     from howhard.evaluation.data import load_split, read_jsonl
     from howhard.evaluation.render import write_report
     from howhard.evaluation.report import build_report, headline
@@ -223,7 +251,7 @@ def run_sequential(args: argparse.Namespace) -> int:
     z_lofo[unseen] = z_in[unseen]
     name = "in-distribution" if not unseen.any() else f"shipped probe ({unseen.mean():.0%} unseen)"
     settings = {name: z_in, "leave-family-out": z_lofo}
-    budgets = [float(b) for b in args.budgets.split(",")]
+    budgets = [float(b) for b in _budgets(args.budgets)]
     lines = [
         "# Sequential best-of-k and self-consistency",
         "",
@@ -298,3 +326,193 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     from howhard.evaluation.data import read_jsonl
 
     return read_jsonl(path)
+
+
+def _budgets(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = (int(x) for x in text.split("-"))
+        return list(range(lo, hi + 1))
+    return [int(x) for x in text.split(",")]
+
+
+def run_served(args: argparse.Namespace) -> int:
+    """Served = evaluated, leave-group-out beside in-distribution (see ``commands._served``)."""
+    import sys
+
+    from howhard.commands._served import (
+        ServedStream,
+        quality_from_counts,
+        restrict,
+        run_streams,
+        summarise,
+    )
+    from howhard.errors import ConfigError
+    from howhard.probes import BetaMarginalsMap, SavedProbe, load_checkpoint
+    from howhard.training.crossfit import cross_fitted_logits
+    from howhard.training.dataset import load_dataset
+    from howhard.training.features import load_features
+    from howhard.training.splits import column_values, splits_from_column
+    from howhard.training.train import TrainConfig
+
+    data: Path = args.data
+    checkpoint = load_checkpoint(data / args.lambda_probe)
+    marginals_map = BetaMarginalsMap.from_checkpoint_config(checkpoint.config)
+    if marginals_map is None:
+        raise ConfigError(
+            f"{data / args.lambda_probe} has no marginals_map; fit one with "
+            "scripts/fit_marginals_map.py"
+        )
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    budgets = _budgets(args.budgets)
+    if args.unseen:
+        # Traffic the shipped probe never saw: every question of another build, then the ones
+        # whose group never occurs in the probe's training data.
+        seen = set(column_values(load_dataset(data / args.heldout).rows, args.group_column))
+        unseen = load_dataset(data / args.unseen)
+        x_new = load_features(_features_path(data, args.unseen)).aligned(unseen.ids)
+        probe = SavedProbe(checkpoint)
+        new_groups = column_values(unseen.rows, args.group_column)
+        stream = ServedStream(
+            f"unseen build ({args.unseen}: {len(unseen.ids)} questions, "
+            f"{len(set(new_groups))} {args.group_column} values; the shipped probe)",
+            tuple(unseen.prompts),
+            np.rint(np.nan_to_num(unseen.rewards).sum(1)).astype(np.int64),
+            np.isfinite(unseen.rewards).sum(1),
+            probe.logits(x_new),
+            probe.standardise(x_new),
+        )
+        (full,) = run_streams(
+            [stream],
+            marginals_map,
+            budgets=budgets,
+            seeds=args.seeds,
+            batch_size=args.batch_size,
+            log=log,
+        )
+        quality = quality_from_counts(stream.successes, stream.samples, 16)
+        novel = np.flatnonzero([g not in seen for g in new_groups])
+        subset = restrict(
+            full,
+            novel,
+            f"unseen build, only the {len(novel)} questions of the "
+            f"{len({new_groups[i] for i in novel})} {args.group_column} values absent from "
+            f"{args.heldout} (served in the same stream)",
+        )
+        summaries = {
+            full.stream: summarise(full, np.diff(quality, axis=1)),
+            subset.stream: summarise(subset, None),
+        }
+        command = (
+            f"howhard evaluate --data {data} --out {args.out} --group-column {args.group_column} "
+            f"--leave-group-out --unseen {args.unseen} --seeds {args.seeds} "
+            f"--batch-size {args.batch_size} --budgets {args.budgets}"
+        )
+        return _write_served(args.out, "served-unseen", summaries, command, args)
+    train, test = load_dataset(data / args.heldout), load_dataset(data / args.test)
+    x_train = load_features(_features_path(data, args.heldout)).aligned(train.ids)
+    x_test = load_features(_features_path(data, args.test)).aligned(test.ids)
+    x = np.concatenate([x_train, x_test])
+    counts = [np.isfinite(d.rewards).sum(1) for d in (train, test)]
+    wins = [np.rint(np.nan_to_num(d.rewards).sum(1)).astype(np.int64) for d in (train, test)]
+    successes, samples = np.concatenate(wins), np.concatenate(counts)
+    groups = column_values(train.rows, args.group_column) + column_values(
+        test.rows, args.group_column
+    )
+    splits = splits_from_column(train.rows, "split") + ["test"] * len(test.ids)
+    recipe = {
+        k: v
+        for k, v in dict(checkpoint.config.get("train") or {}).items()
+        if k in TrainConfig.model_fields
+    }
+
+    lofo_logits, lofo_features = cross_fitted_logits(
+        x,
+        successes / samples,
+        groups=groups,
+        assignments=splits,
+        config=TrainConfig(**recipe),
+        log=log,
+    )
+    shipped = SavedProbe(checkpoint)
+    rows = np.arange(len(train.ids), len(x))  # the test questions: never used for a choice
+    prompts = tuple(train.prompts + test.prompts)
+    streams = [
+        ServedStream(
+            f"leave-{args.group_column}-out (test, each {args.group_column} unseen by its probe)",
+            tuple(prompts[i] for i in rows),
+            successes[rows],
+            samples[rows],
+            lofo_logits[rows],
+            lofo_features[rows],
+        ),
+        ServedStream(
+            "in-distribution (test, the shipped probe)",
+            tuple(prompts[i] for i in rows),
+            successes[rows],
+            samples[rows],
+            shipped.logits(x[rows]),
+            shipped.standardise(x[rows]),
+        ),
+    ]
+    results = run_streams(
+        streams,
+        marginals_map,
+        budgets=budgets,
+        seeds=args.seeds,
+        batch_size=args.batch_size,
+        log=log,
+    )
+    true_marginals = np.diff(quality_from_counts(successes[rows], samples[rows], 16), axis=1)
+    summaries = {r.stream: summarise(r, true_marginals) for r in results}
+    if args.shift:
+        # The shift test: the shipped probe made uninformative or anti-correlated, on every
+        # question (train, val and test), scored after a warm-up of 500 requests.
+        z = shipped.logits(x)
+        rng = np.random.default_rng(5)
+        shifted = {"permuted": rng.permutation(z), "inverted": -z}
+        shift_streams = [
+            ServedStream(
+                f"shift: shipped probe {kind} (all {len(x)} questions, scored after 500)",
+                prompts,
+                successes,
+                samples,
+                shifted[kind],
+                shipped.standardise(x),
+                after=500,
+            )
+            for kind in args.shift.split(",")
+        ]
+        for r in run_streams(
+            shift_streams,
+            marginals_map,
+            budgets=budgets,
+            seeds=args.seeds,
+            batch_size=args.batch_size,
+            log=log,
+        ):
+            summaries[r.stream] = summarise(r, None)  # each seed scores its own subset
+    command = (
+        f"howhard evaluate --data {data} --out {args.out} --group-column {args.group_column} "
+        f"--leave-group-out --seeds {args.seeds} --batch-size {args.batch_size} "
+        f"--budgets {args.budgets}" + (f" --shift {args.shift}" if args.shift else "")
+    )
+    return _write_served(args.out, "served", summaries, command, args)
+
+
+def _write_served(
+    out: Path, name: str, summaries: dict[str, Any], command: str, args: argparse.Namespace
+) -> int:
+    from howhard.commands._served import markdown
+
+    text = markdown(summaries, command, args.seeds, args.batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(text + "\n", encoding="utf-8")
+    (out / f"{name}.json").write_text(
+        json.dumps({"command": command, "streams": summaries}, indent=1) + "\n",
+        encoding="utf-8",
+    )
+    print(text)
+    return 0

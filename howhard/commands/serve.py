@@ -5,6 +5,7 @@ vLLM, the shipped λ probe, adaptive best-of-k / self-consistency) as model ``sm
 http://127.0.0.1:8000, open to local clients without a key. ``--config FILE`` serves a TOML
 config (backends, models, tenants, keys). SIGTERM or Ctrl-C drains the requests in flight
 (``server.drain_grace_s``), cancels and refunds the rest, shuts the engines down and exits 0.
+``--ray`` runs the config's ``[deployment]`` replicas on Ray Serve instead (``howhard[ray]``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     parser.add_argument("--host", default=None, help="override server.host")
     parser.add_argument("--port", type=int, default=None, help="override server.port")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="run [deployment]'s gateway replicas on Ray Serve (local cluster unless "
+        "deployment.ray_address is set); needs howhard[ray]",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -45,9 +52,24 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         names = ", ".join(sorted(config.models))
-        print(f"howhard serve: {names} at {url}/v1 (Ctrl-C or SIGTERM to stop)", flush=True)
+        where = f"{url}/v1"
+        if args.ray:
+            scaling = config.deployment.autoscaling
+            replicas = config.deployment.replicas
+            count = (
+                f"{replicas} replica{'s' if replicas != 1 else ''}"
+                if scaling is None
+                else f"{scaling.min_replicas}-{scaling.max_replicas} replicas (autoscaling)"
+            )
+            where += f" on Ray Serve, {count}"
+        print(f"howhard serve: {names} at {where} (Ctrl-C or SIGTERM to stop)", flush=True)
 
-    signum = serve(config, on_ready=ready)
+    if args.ray:
+        from howhard.deploy.ray import run as run_on_ray
+
+        signum = run_on_ray(config, on_ready=ready)
+    else:
+        signum = serve(config, on_ready=ready)
     if signum is not None:
         print("howhard serve: stopped after draining", file=sys.stderr, flush=True)
     return 0

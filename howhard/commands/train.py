@@ -73,6 +73,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", default=None, help="base LM folder for --probe lora")
     parser.add_argument("--layer", type=int, default=-1, help="hidden layer for --probe lora")
     parser.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
+    parser.add_argument(
+        "--marginals-map-groups",
+        default=None,
+        metavar="COLUMN",
+        help="lambda MLP probes: also fit the checkpoint's marginals map on logits cross-fitted "
+        "by this column (e.g. family: one extra probe per family, trained without it); needs "
+        "--split-column",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     parser.set_defaults(handler=run)
 
@@ -81,7 +89,16 @@ def run(args: argparse.Namespace) -> int:
     """Run ``train``; prints the metrics table and writes the checkpoint."""
     from pathlib import Path
 
+    from howhard.errors import ConfigError
     from howhard.training.train import TrainConfig, format_metrics, train_from_files, train_lora
+
+    if args.marginals_map_groups and (
+        args.probe != "mlp" or args.head != "lambda" or not args.split_column
+    ):
+        raise ConfigError(
+            "--marginals-map-groups fits a map for MLP lambda probes trained with --split-column; "
+            "drop it or add --split-column"
+        )
 
     config = TrainConfig(
         head=args.head,
@@ -133,4 +150,20 @@ def run(args: argparse.Namespace) -> int:
         )
     print(format_metrics(result.metrics, args.head))
     print(f"train: {result.epochs} epochs; checkpoint -> {args.out}")
+    if args.marginals_map_groups:
+        from howhard.training.crossfit import fit_checkpoint_map, write_marginals_map
+
+        fitted = fit_checkpoint_map(
+            args.out,
+            args.dataset,
+            features=args.features,
+            group_column=args.marginals_map_groups,
+            split_column=args.split_column,
+            log=log,
+        )
+        write_marginals_map(args.out, fitted)
+        print(
+            f"train: marginals map fitted on logits cross-fitted by {args.marginals_map_groups} "
+            f"(a0 {fitted.a0:+.2f}, beta0 {fitted.beta0:.2f}) -> {args.out}/probe.json"
+        )
     return 0

@@ -3,9 +3,11 @@
 Exact allocators (:mod:`howhard.policies.allocators`), baseline allocations
 (:mod:`howhard.policies.baselines`), the Policy/Predictor protocols users plug in
 (:mod:`howhard.policies.base`), the built-in policies the scheduler runs
-(:mod:`howhard.policies.builtin`), baseline predictors (:mod:`howhard.policies.predictors`), and
-for sequential procedures the stream allocator that grants units round by round
-(:mod:`howhard.policies.stream`) with the priors it reads (:mod:`howhard.policies.priors`).
+(:mod:`howhard.policies.builtin`), baseline predictors (:mod:`howhard.policies.predictors`),
+the learning adaptive policy (:mod:`howhard.policies.online_adaptive`, with its groups, price and
+safeguard; ``default_policy()`` builds the served one), and for sequential procedures the
+stream allocator that grants units round by round (:mod:`howhard.policies.stream`) with the
+priors it reads (:mod:`howhard.policies.priors`).
 The marginal-reward maths (:mod:`howhard.marginals`) is re-exported here. Policies never import
 the scheduler, backends or training (``docs/architecture.md``); a trained probe's predictor
 lives in :mod:`howhard.probes`.
@@ -25,7 +27,7 @@ from howhard.policies.allocators import (
     allocate,
     allocate_success_prob,
 )
-from howhard.policies.base import Policy, Predictor, check_budgets
+from howhard.policies.base import LearningPolicy, Policy, Predictor, check_budgets
 from howhard.policies.baselines import oracle_budgets, random_routing, uniform_budgets
 from howhard.policies.builtin import (
     AdaptivePolicy,
@@ -33,7 +35,11 @@ from howhard.policies.builtin import (
     RoutingPolicy,
     UniformPolicy,
 )
+from howhard.policies.defaults import default_policy
+from howhard.policies.grouping import FeatureClusters
+from howhard.policies.online_adaptive import AdaptiveConfig, OnlineAdaptivePolicy, ProbeReader
 from howhard.policies.predictors import ConstantPredictor, OraclePredictor
+from howhard.policies.price import StreamPrice
 from howhard.policies.priors import (
     EstimatePrior,
     FixedPrior,
@@ -44,6 +50,7 @@ from howhard.policies.priors import (
     RequestInfo,
     SuccessEstimate,
 )
+from howhard.policies.safeguard import CalibrationSafeguard
 from howhard.policies.stream import (
     EliminationAllocator,
     FixedPriceAllocator,
@@ -56,14 +63,19 @@ from howhard.policies.stream import (
 )
 
 __all__ = [
+    "AdaptiveConfig",
     "AdaptivePolicy",
+    "CalibrationSafeguard",
     "ConstantPredictor",
     "EliminationAllocator",
     "EstimatePrior",
+    "FeatureClusters",
     "FixedPriceAllocator",
     "FixedPrior",
     "Grants",
+    "LearningPolicy",
     "OfflineAllocator",
+    "OnlineAdaptivePolicy",
     "OnlineAllocator",
     "OnlinePrior",
     "OnlinePriorConfig",
@@ -72,6 +84,7 @@ __all__ = [
     "Predictor",
     "PriorFit",
     "PriorSource",
+    "ProbeReader",
     "RandomRoutingPolicy",
     "RequestInfo",
     "RoundAllocator",
@@ -79,12 +92,14 @@ __all__ = [
     "RoutingPolicy",
     "StreamAllocator",
     "StreamGate",
+    "StreamPrice",
     "SuccessEstimate",
     "UniformPolicy",
     "UnlimitedAllocator",
     "allocate",
     "allocate_success_prob",
     "check_budgets",
+    "default_policy",
     "marginals_from_rewards",
     "marginals_from_success_prob",
     "oracle_budgets",

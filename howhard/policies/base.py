@@ -17,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import PolicyError
-from howhard.types import BudgetBounds, Request
+from howhard.types import BudgetBounds, Feedback, Request
 
-__all__ = ["Policy", "Predictor", "check_budgets", "takes_arguments"]
+__all__ = ["LearningPolicy", "Policy", "Predictor", "check_budgets", "takes_arguments"]
 
 
 @runtime_checkable
@@ -37,6 +37,20 @@ class Policy(Protocol):
         self, requests: Sequence[Request], total_budget: int, bounds: BudgetBounds
     ) -> Sequence[int]:
         """Return one budget per request (same order), with ``sum <= total_budget``."""
+        ...
+
+
+@runtime_checkable
+class LearningPolicy(Policy, Protocol):
+    """A policy that also learns from what served requests revealed.
+
+    The scheduler calls ``observe`` once per request that resolved with a result, after the
+    caller's future resolved; an exception there is logged and never fails a request. It must
+    be quick and must not block (it runs on the scheduler's event loop).
+    """
+
+    def observe(self, feedback: Feedback) -> None:
+        """Take one request's feedback (budget, samples drawn, verified successes)."""
         ...
 
 

@@ -21,6 +21,8 @@ from howhard.backends.encoders import make_encoder
 from howhard.errors import BackendError, ConfigError
 from howhard.probes.checkpoint import load_checkpoint
 from howhard.probes.heads import marginals_from_head
+from howhard.probes.marginals_map import BetaMarginalsMap
+from howhard.probes.posterior import GroupPosterior
 from howhard.probes.saved import SavedProbe
 from howhard.types import Request
 
@@ -42,6 +44,11 @@ class ProbePredictor:
     columns as the policy's bounds ask for; ``max_budget`` is only the default width (the budget
     the probe was trained for). A λ probe serves any width (geometric rows); a Δ probe's columns
     beyond its trained budget are 0; a preference probe serves one column.
+
+    A λ probe whose checkpoint carries a ``marginals_map`` serves that map's prior rows
+    (posterior-expected marginals with no feedback, :class:`~howhard.probes.BetaMarginalsMap`)
+    instead of the plug-in ``λ̂(1-λ̂)^(j-1)``; :meth:`read` gives a learning policy the logits and
+    features the map's posterior needs.
     """
 
     def __init__(
@@ -60,6 +67,11 @@ class ProbePredictor:
         self.max_budget: int = default if max_budget is None else max_budget
         self._warned_widths: set[int] = set()
         self._check_width(self.max_budget)
+        self.marginals_map: BetaMarginalsMap | None = None
+        """The checkpoint's map from logits to served marginals (``None``: plug-in rows)."""
+        if self.head == "lambda":
+            self.marginals_map = BetaMarginalsMap.from_checkpoint_config(self.config)
+        self._prior = GroupPosterior(self.marginals_map) if self.marginals_map else None
 
     def _check_width(self, width: int) -> None:
         if self.head == "preference" and width != 1:
@@ -106,18 +118,9 @@ class ProbePredictor:
 
     async def scores(self, requests: Sequence[Request]) -> FloatArray:
         """The probe's head output: λ or preference ``(n,)``, or Δ rows ``(n, B_trained)``."""
-        prompts = [r.prompt for r in requests]
         if self.encoder is None:  # LoRA: the probe reads prompts itself
-            return await anyio.to_thread.run_sync(self._lora_predict, prompts)
-        features = np.asarray(await self.encoder.encode(prompts))
-        if features.ndim != 2 or features.shape[0] != len(prompts):
-            # A short or long batch would silently pair predictions with the wrong requests.
-            raise BackendError(
-                f"encoder {type(self.encoder).__name__} returned features of shape "
-                f"{features.shape} for {len(prompts)} prompts; an Encoder must return one row "
-                f"per prompt, shape ({len(prompts)}, hidden)"
-            )
-        result: FloatArray = self._probe.predict(features)
+            return await anyio.to_thread.run_sync(self._lora_predict, [r.prompt for r in requests])
+        result: FloatArray = self._probe.predict(await self._features(requests))
         return result
 
     def _lora_predict(self, prompts: list[str]) -> FloatArray:
@@ -137,7 +140,38 @@ class ProbePredictor:
         self._check_width(width)
         if not requests:
             return np.zeros((0, width))
+        if self._prior is not None:
+            logits, _ = await self.read(requests)
+            return self._prior.predict(logits, ["*"] * len(requests), width)
         return marginals_from_head(self.head, await self.scores(requests), width)
+
+    async def read(self, requests: Sequence[Request]) -> tuple[FloatArray, FloatArray]:
+        """Calibrated logits ``(n,)`` and standardised features ``(n, d)`` of an MLP λ probe.
+
+        What :class:`~howhard.policies.OnlineAdaptivePolicy` reads: the logit is
+        ``raw / temperature`` (``raw`` for other calibrations), the features are the encoder's
+        rows standardised with the probe's training mean and sd.
+        """
+        if not isinstance(self._probe, SavedProbe) or self.head != "lambda":
+            raise ConfigError(
+                f"read() needs an MLP lambda probe, this one is {self.config.get('kind')!r} "
+                f"with head {self.head!r}"
+            )
+        features = await self._features(requests)
+        return self._probe.logits(features), self._probe.standardise(features)
+
+    async def _features(self, requests: Sequence[Request]) -> FloatArray:
+        prompts = [r.prompt for r in requests]
+        assert self.encoder is not None  # MLP probes always have one (checked by load)
+        features = np.asarray(await self.encoder.encode(prompts), dtype=np.float64)
+        if features.ndim != 2 or features.shape[0] != len(prompts):
+            # A short or long batch would silently pair predictions with the wrong requests.
+            raise BackendError(
+                f"encoder {type(self.encoder).__name__} returned features of shape "
+                f"{features.shape} for {len(prompts)} prompts; an Encoder must return one row "
+                f"per prompt, shape ({len(prompts)}, hidden)"
+            )
+        return features
 
     async def aclose(self) -> None:
         """Close the encoder if it owns a backend."""

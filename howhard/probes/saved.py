@@ -56,6 +56,21 @@ class SavedProbe:
         out: FloatArray = hidden @ t["fc2.weight"].T + t["fc2.bias"]
         return out[:, 0] if self.head != "delta" else out
 
+    def standardise(self, features: npt.ArrayLike) -> FloatArray:
+        """Feature rows standardised with the training mean and sd the probe stores ``(n, d)``."""
+        x = np.asarray(features, dtype=np.float64)
+        t = self._tensors
+        out: FloatArray = (x - t["feature_mean"]) / t["feature_std"]
+        return out
+
+    def logits(self, features: npt.ArrayLike) -> FloatArray:
+        """Calibrated logits ``(n,)``: ``raw / temperature`` (λ and preference heads)."""
+        if self.head == "delta":
+            raise ConfigError("a delta probe has no single logit; use marginals()")
+        scale = self.temperature if self.calibration == "temperature" else 1.0
+        out: FloatArray = self.raw(features) / scale
+        return out
+
     def uncalibrated(self, features: npt.ArrayLike) -> FloatArray:
         """Head output before calibration: probabilities ``(n,)`` or marginals ``(n, B)``."""
         raw = self.raw(features)

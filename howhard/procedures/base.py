@@ -17,7 +17,12 @@ from howhard.errors import HowhardError, ScoringError
 from howhard.scoring.base import AnswerExtractor
 from howhard.types import Candidate, Generation, GenerationParams, Request
 
-__all__ = ["Context", "Outcome", "PlannedCall", "Procedure"]
+__all__ = ["ABSTAINED", "Context", "Outcome", "PlannedCall", "Procedure"]
+
+ABSTAINED: Mapping[str, Any] = MappingProxyType(
+    {"abstain_reason": "budget 0: the policy gave this request no samples (min_budget=0)"}
+)
+"""``Outcome.metadata`` of a procedure that abstained at budget 0 (it says why, in the Result)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from types import MappingProxyType
 
 from howhard.errors import BackendError, ScoringError
-from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
+from howhard.procedures.base import ABSTAINED, Context, Outcome, PlannedCall, extract_checked
 from howhard.procedures.containment import contained, describe
 from howhard.scoring.base import AnswerExtractor, Scorer
 from howhard.scoring.extract import extract_final_answer
@@ -68,7 +69,7 @@ def best_index(candidates: Sequence[Candidate]) -> int:
 
 
 def _abstain(default_answer: str | None) -> Outcome:
-    return Outcome(answer=default_answer, chosen=None, abstained=True)
+    return Outcome(answer=default_answer, chosen=None, abstained=True, metadata=ABSTAINED)
 
 
 class BestOfK:
@@ -76,6 +77,7 @@ class BestOfK:
 
     Ties go to the earliest sample. Budget 0 abstains: no backend call, ``default_answer``.
     The result's answer is the chosen sample's extracted final answer, or its text if none.
+    When every score is 0 or 1 (a verifier), ``metadata["successes"]`` counts the passes.
     """
 
     def __init__(
@@ -105,4 +107,13 @@ class BestOfK:
         best = best_index(candidates)
         chosen = candidates[best]
         answer = chosen.answer if chosen.answer is not None else chosen.completion.text
-        return Outcome(answer=answer, chosen=chosen, candidates=tuple(candidates))
+        metadata: dict[str, int] = {}
+        if all(c.score in (0.0, 1.0) for c in candidates):
+            # A 0/1 verifier's verdicts: what a learning policy updates its estimates from.
+            metadata["successes"] = sum(c.score == 1.0 for c in candidates)
+        return Outcome(
+            answer=answer,
+            chosen=chosen,
+            candidates=tuple(candidates),
+            metadata=MappingProxyType(metadata),
+        )

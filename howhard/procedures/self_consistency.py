@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
 from howhard.errors import ScoringError
-from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
+from howhard.procedures.base import ABSTAINED, Context, Outcome, PlannedCall, extract_checked
 from howhard.scoring.base import AnswerExtractor
 from howhard.scoring.extract import extract_final_answer, normalize_answer
 from howhard.types import Candidate, Completion, Request
@@ -43,7 +43,9 @@ class SelfConsistency:
     async def run(self, request: Request, budget: int, context: Context) -> Outcome:
         """Sample and vote."""
         if budget == 0:
-            return Outcome(answer=self.default_answer, chosen=None, abstained=True)
+            return Outcome(
+                answer=self.default_answer, chosen=None, abstained=True, metadata=ABSTAINED
+            )
         generation = await context.generate(request.prompt, n=budget)
         if not generation.completions:
             raise ScoringError(f"backend returned no completions for n={budget}")

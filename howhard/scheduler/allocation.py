@@ -6,7 +6,9 @@ The policy receives the batch's requests, its total (from the carry rule,
 :func:`howhard.policies.check_budgets`. When it fails, each of the batch's requests gets an
 error that says what to do next: a backend failure inside the policy (an encoder's server
 briefly unavailable) keeps its class, so a ``BackendUnavailable`` stays retryable; anything
-else is a ``PolicyError``.
+else is a ``PolicyError``. A policy that learns (``observe``,
+:class:`~howhard.policies.base.LearningPolicy`) gets each resolved request's feedback here too;
+its failures are logged, never raised.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from howhard.policies.base import Policy, check_budgets, takes_arguments
 from howhard.procedures.containment import contained, describe
 from howhard.scheduler.batcher import BudgetCarry
 from howhard.scheduler.events import Events
-from howhard.types import BudgetBounds, Request
+from howhard.types import BudgetBounds, Feedback, Request, Result
 
 __all__ = ["Allocation"]
 
@@ -62,6 +64,7 @@ class Allocation:
                 stacklevel=3,
             )
             self._call = policy.allocate  # type: ignore[assignment]
+        self._observe: Callable[[Feedback], object] | None = getattr(policy, "observe", None)
 
     async def allocate(self, requests: Sequence[Request], started: float) -> list[int]:
         """Budgets for a batch whose first request arrived at ``started`` (monotonic).
@@ -119,6 +122,32 @@ class Allocation:
             max_budget=self.bounds.max_budget,
             policy=self.policy,
         )
+
+    def observe(self, request: Request, result: Result) -> None:
+        """Hand a resolved request's feedback to a learning policy; never raises.
+
+        ``successes`` comes from the procedure's verdict (``Result.metadata["successes"]``,
+        reported by best-of-k with a 0/1 verifier); without one the policy learns nothing.
+        """
+        if self._observe is None:
+            return
+        successes = result.metadata.get("successes")
+        feedback = Feedback(
+            request=request,
+            budget=result.budget,
+            samples=len(result.candidates),
+            successes=successes if type(successes) is int else None,
+        )
+        try:
+            self._observe(feedback)
+        except Exception as exc:
+            # The request is already answered: a learning bug must not fail it or the stream.
+            self._log.warning(
+                "policy.observe_failed",
+                policy=type(self.policy).__name__,
+                request_id=request.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     def error_for(self, exc: Exception) -> HowhardError:
         """The error one request of a batch whose allocation raised ``exc`` resolves with."""

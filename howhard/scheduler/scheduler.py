@@ -521,6 +521,8 @@ class Scheduler:
             if not job.cancelled:
                 self._resolve(job, result, error)
                 self._execution.log_outcome(job, result, error)
+                if result is not None:  # after resolving: feedback never delays the caller
+                    self._allocation.observe(job.request, result)
 
     # ------------------------------------------------------------------ observability
 

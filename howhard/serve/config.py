@@ -25,6 +25,9 @@
     kind = "redis"                # a Valkey/Redis server every replica shares
     url = "redis://127.0.0.1:6379/0"
 
+    [deployment]                  # `howhard serve --ray`: gateway replicas on Ray Serve
+    replicas = 2
+
 With no file, ``ServeConfig()`` serves the embedded default: SmolLM2-135M-Instruct on in-process
 vLLM as model ``smollm2``, the shipped λ probe with exact online allocation, and the ``auto``
 procedure (best-of-k with a verifier when a request carries a reference, self-consistency
@@ -47,7 +50,9 @@ from howhard.errors import ConfigError
 
 __all__ = [
     "DEFAULT_PROBE",
+    "AutoscalingConfig",
     "BackendConfig",
+    "DeploymentConfig",
     "KeyEntry",
     "LedgerConfig",
     "ModelConfig",
@@ -332,6 +337,96 @@ class LedgerConfig(_Config):
             )
         return self
 
+    @property
+    def shared(self) -> bool:
+        """Whether several processes share this store's quotas (the server's, not memory)."""
+        return self.kind == "redis"
+
+
+class AutoscalingConfig(_Config):
+    """Ray Serve autoscaling of the gateway replicas, on requests in flight per replica."""
+
+    min_replicas: int = Field(default=1, ge=1, le=10_000, description="Fewest replicas kept up.")
+    max_replicas: int = Field(default=4, ge=1, le=10_000, description="Most replicas started.")
+    target_ongoing_requests: float = Field(
+        default=32.0,
+        gt=0.0,
+        le=100_000.0,
+        description="Requests in flight per replica the autoscaler aims for (a batching "
+        "gateway wants many: they share micro-batches).",
+    )
+    upscale_delay_s: float = Field(
+        default=10.0, ge=0.0, le=3_600.0, description="Load must stay high this long to add one."
+    )
+    downscale_delay_s: float = Field(
+        default=300.0, ge=0.0, le=86_400.0, description="Load must stay low this long to drop one."
+    )
+
+
+class DeploymentConfig(_Config):
+    """How ``howhard serve --ray`` runs the gateway on Ray Serve (ignored without ``--ray``).
+
+    Each replica is one gateway process (its own schedulers, so its own micro-batches and budget
+    carry) behind Ray Serve's HTTP proxy on ``server.host:server.port``.
+    """
+
+    replicas: int = Field(
+        default=1, ge=1, le=10_000, description="Gateway replicas (without autoscaling)."
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        default=None, description="Scale replicas with load instead of a fixed count."
+    )
+    cpus_per_replica: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1_024.0,
+        description="CPUs Ray reserves per replica (a replica with an in-process engine needs "
+        "its engine's cores).",
+    )
+    gpus_per_replica: float = Field(
+        default=0.0, ge=0.0, le=64.0, description="GPUs Ray reserves per replica."
+    )
+    max_ongoing_requests: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Requests Ray Serve sends one replica at once (Ray's own default, 5, would "
+        "starve micro-batching).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster to join ('auto': the one running here, or 'ray://host:10001'); "
+        "None starts a local one for this command.",
+    )
+    num_cpus: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="CPUs a local cluster offers (None: all of this machine's).",
+    )
+    app_name: str = Field(
+        default="howhard",
+        min_length=1,
+        max_length=64,
+        description="The Ray Serve application's name.",
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> DeploymentConfig:
+        # Checked here, not in AutoscalingConfig, so the message names the whole path once.
+        scaling = self.autoscaling
+        if scaling is not None and scaling.min_replicas > scaling.max_replicas:
+            raise ValueError(
+                f"autoscaling.min_replicas ({scaling.min_replicas}) must be <= "
+                f"autoscaling.max_replicas ({scaling.max_replicas})"
+            )
+        return self
+
+    @property
+    def most_replicas(self) -> int:
+        """The largest number of replicas this config may run at once."""
+        return self.replicas if self.autoscaling is None else self.autoscaling.max_replicas
+
 
 def _default_backends() -> dict[str, BackendConfig]:
     return {"local": BackendConfig(kind="vllm")}
@@ -381,6 +476,10 @@ class ServeConfig(_Config):
         default_factory=LedgerConfig,
         description="Where quotas are kept (in memory, or on a server shared by replicas).",
     )
+    deployment: DeploymentConfig = Field(
+        default_factory=DeploymentConfig,
+        description="Replicas and autoscaling for `howhard serve --ray`.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> ServeConfig:
@@ -410,12 +509,24 @@ class ServeConfig(_Config):
                 "tenants (and so no API keys) are configured; add tenants and keys, or bind to "
                 "127.0.0.1"
             )
+        limited = sorted(name for name, t in self.tenants.items() if _limits(t.quota))
+        if self.deployment.most_replicas > 1 and limited and not self.ledger.shared:
+            raise ValueError(
+                f"deployment runs up to {self.deployment.most_replicas} replicas but the ledger "
+                f"is kept in each replica's memory, so tenants {limited} could each spend "
+                f'{self.deployment.most_replicas}x their quota; set ledger.kind = "redis" (a '
+                "server every replica shares), or deployment.replicas = 1"
+            )
         return self
 
     @property
     def open_access(self) -> bool:
         """True when no tenants are configured: no key is needed (tenant 'default', loopback)."""
         return not self.tenants
+
+
+def _limits(quota: QuotaConfig) -> bool:
+    return any(v is not None for v in (quota.units, quota.tokens, quota.cost))
 
 
 def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:

@@ -144,7 +144,7 @@ class Gateway:
         self._tg: TaskGroup | None = None
         self._drain: anyio.Event | None = None
         self._grace_s = config.server.drain_grace_s
-        self.metrics.watch(self._stats, self._spend)
+        self.metrics.watch(self._stats, self._spend, self._policy_stats)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -251,6 +251,9 @@ class Gateway:
 
     def _stats(self) -> Mapping[str, SchedulerStats]:
         return {name: served.scheduler.stats() for name, served in self.models.items()}
+
+    def _policy_stats(self) -> Mapping[str, Mapping[str, float]]:
+        return {name: served.policy.stats() for name, served in self.models.items()}
 
     def _spend(self) -> Mapping[str, TenantSpend]:
         # An in-memory store can be read synchronously (the metrics scrape does); a shared one

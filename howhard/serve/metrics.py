@@ -75,10 +75,12 @@ class _StateCollector(Collector):
         stats: Callable[[], Mapping[str, SchedulerStats]],
         spend: Callable[[], Mapping[str, TenantSpend]],
         calibration: Mapping[str, Calibration],
+        policies: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
     ) -> None:
         self._stats = stats
         self._spend = spend
         self._calibration = calibration
+        self._policies = policies
 
     def collect(self) -> Iterable[Metric]:
         queued = GaugeMetricFamily(
@@ -126,6 +128,18 @@ class _StateCollector(Collector):
             if calibration.count:
                 ece.add_metric([model], calibration.error())
         yield ece
+        if self._policies is not None:
+            learned = GaugeMetricFamily(
+                "howhard_policy",
+                "What a learning policy reports: observations, groups, the probe's posterior "
+                "weight (beta), calibration_error of its served predictions, shrink toward "
+                "uniform, price.",
+                labels=["model", "stat"],
+            )
+            for model, figures in self._policies().items():
+                for stat, value in figures.items():
+                    learned.add_metric([model, stat], float(value))
+            yield learned
 
 
 class Metrics:
@@ -223,9 +237,10 @@ class Metrics:
         self,
         stats: Callable[[], Mapping[str, SchedulerStats]],
         spend: Callable[[], Mapping[str, TenantSpend]],
+        policies: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
     ) -> None:
-        """Publish state gauges read from ``stats()`` and ``spend()`` at each scrape."""
-        self.registry.register(_StateCollector(stats, spend, self.calibration))
+        """Publish state gauges read from ``stats()``, ``spend()`` and ``policies()`` at scrapes."""
+        self.registry.register(_StateCollector(stats, spend, self.calibration, policies))
 
     def render(self) -> bytes:
         """The exposition text for ``GET /metrics``."""

@@ -9,7 +9,7 @@ response can report it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.policies.base import Policy, Predictor
+from howhard.policies.online_adaptive import OnlineAdaptivePolicy
 from howhard.serve.config import DEFAULT_PROBE, ModelConfig
-from howhard.types import BudgetBounds, Request
+from howhard.types import BudgetBounds, Feedback, Request
 
 __all__ = ["ServingPolicy", "build_policy"]
 
@@ -64,10 +65,14 @@ class ServingPolicy:
     ``predictor`` is the wrapped predictor ``inner`` allocates with, when it has one.
     """
 
-    def __init__(self, inner: Policy, predictor: _ServingPredictor | None = None) -> None:
+    def __init__(
+        self, inner: Policy, predictor: _ServingPredictor | OnlineAdaptivePolicy | None = None
+    ) -> None:
         self.inner = inner
         self._predictor = predictor
-        self._predicted: dict[str, float] = {} if predictor is None else predictor.predictions
+        self._predicted: MutableMapping[str, float] = (
+            {} if predictor is None else predictor.predictions
+        )
 
     def take_prediction(self, request_id: str) -> float | None:
         """The predicted single-sample success of ``request_id`` (once), if a probe ran."""
@@ -86,6 +91,17 @@ class ServingPolicy:
                 budgets[i] = int(cap)
         return budgets
 
+    def stats(self) -> dict[str, float]:
+        """What a learning inner policy reports (posterior, calibration, shrinkage), else {}."""
+        stats = getattr(self.inner, "stats", None)
+        return dict(stats()) if stats is not None else {}
+
+    def observe(self, feedback: Feedback) -> None:
+        """Forward verified outcomes to the inner policy when it learns."""
+        observe = getattr(self.inner, "observe", None)
+        if observe is not None:
+            observe(feedback)
+
     async def aclose(self) -> None:
         """Close the probe's encoder, if it owns one."""
         if self._predictor is not None:
@@ -95,16 +111,16 @@ class ServingPolicy:
 def build_policy(model: ModelConfig, *, encoder: Any = None) -> ServingPolicy:
     """The policy ``model`` asks for (the one place a served model's policy is built).
 
-    ``adaptive`` loads the probe checkpoint (default: the shipped λ probe) with the encoder its
-    checkpoint records unless ``encoder`` is given, and allocates each batch exactly.
+    ``adaptive`` is :func:`howhard.policies.default_policy` on the configured probe (default:
+    the shipped λ probe) with the encoder its checkpoint records unless ``encoder`` is given:
+    the probe's marginals map, learning from verified requests, every request answered.
     """
-    from howhard.policies import AdaptivePolicy, OnlineAllocator, UniformPolicy
-    from howhard.probes import ProbePredictor
+    from howhard.policies import UniformPolicy, default_policy
 
     # The budget bounds (average, max, min) come from the model's Scheduler with every batch.
     if model.policy == "uniform":
         return ServingPolicy(UniformPolicy())
     probe = Path(model.probe) if model.probe is not None else DEFAULT_PROBE
-    predictor = ProbePredictor.load(probe, encoder=encoder)
-    serving = _ServingPredictor(predictor)
-    return ServingPolicy(AdaptivePolicy(serving, OnlineAllocator()), serving)
+    # Priorities and caps reach it through request metadata (``priority``, ``max_budget``).
+    policy = default_policy(probe=probe, encoder=encoder)
+    return ServingPolicy(policy, policy)

@@ -56,13 +56,19 @@ def split_indices(
 
 def splits_from_column(rows: Sequence[Mapping[str, Any]], column: str) -> list[str]:
     """Each row's split from a request field or ``metadata`` key (``--split-column``)."""
+    return column_values(
+        rows, column, fix="put it in the request's metadata or drop --split-column"
+    )
+
+
+def column_values(
+    rows: Sequence[Mapping[str, Any]], column: str, *, fix: str = "put it in the request's metadata"
+) -> list[str]:
+    """Each row's ``column`` (a request field or ``metadata`` key) as a string."""
     values = []
     for row in rows:
         value = row.get(column, (row.get("metadata") or {}).get(column))
         if value is None:
-            raise ConfigError(
-                f"split column {column!r} is missing for request {row.get('id')!r}; put it in "
-                "the request's metadata or drop --split-column"
-            )
+            raise ConfigError(f"column {column!r} is missing for request {row.get('id')!r}; {fix}")
         values.append(str(value))
     return values

@@ -54,6 +54,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def session_members(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the server and everything it spawned)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 @dataclass(frozen=True)
 class Server:
     """A running OpenAI-compatible server process."""

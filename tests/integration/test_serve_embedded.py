@@ -17,26 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, session_members
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
-
-
-def _session_members(sid: int) -> list[int]:
-    """Processes of session ``sid`` (the server and everything it spawned)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def test_serve_with_no_arguments_answers_with_the_embedded_model(tmp_path: Path) -> None:
@@ -67,7 +52,7 @@ def test_serve_with_no_arguments_answers_with_the_embedded_model(tmp_path: Path)
                 pass
             assert time.monotonic() < deadline, log.read_text()[-4000:]
             time.sleep(1)  # polling a child process's readiness, not timing a test
-        assert len(_session_members(process.pid)) > 1, "vLLM's engine runs in its own process"
+        assert len(session_members(process.pid)) > 1, "vLLM's engine runs in its own process"
 
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         assert [m.id for m in client.models.list()] == ["smollm2"]
@@ -100,9 +85,9 @@ def test_serve_with_no_arguments_answers_with_the_embedded_model(tmp_path: Path)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0, log.read_text()[-4000:]
         gone = time.monotonic() + 30
-        while _session_members(process.pid) and time.monotonic() < gone:
+        while session_members(process.pid) and time.monotonic() < gone:
             time.sleep(0.5)  # engine processes exit right after their parent
-        assert _session_members(process.pid) == [], "an engine process outlived the gateway"
+        assert session_members(process.pid) == [], "an engine process outlived the gateway"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

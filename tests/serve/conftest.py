@@ -76,10 +76,15 @@ class RunningGateway:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 30, *, group: bool = True) -> int:
+    """SIGTERM the server (its whole process group, or only the server when not ``group``), then
+    SIGKILL the group if it has not exited after ``timeout_s``."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            if group:
+                os.killpg(process.pid, signal.SIGTERM)
+            else:
+                process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -97,7 +102,15 @@ def gateway_process(
     ready_timeout_s: float = 60,
     args: Sequence[str] = (),
     wait_for: str = "/readyz",
+    ready_log: str | None = None,
+    signal_group: bool = True,
 ) -> Iterator[RunningGateway]:
+    """Run ``howhard serve`` on ``config_text`` until the block ends.
+
+    Ready once ``wait_for`` answers 200 and, if given, ``ready_log`` is in the server's output.
+    ``signal_group=False`` stops it by signalling the server alone (a Ray cluster it started
+    must outlive the signal to be shut down by it); the group is killed after either way.
+    """
     config = tmp_path / "serve.toml"
     config.write_text(config_text, encoding="utf-8")
     keys = {tenant: append_key(config, tenant, name="test") for tenant in tenants}
@@ -117,11 +130,37 @@ def gateway_process(
             if process.poll() is not None:
                 pytest.fail(f"howhard serve exited with {process.returncode}:\n{gateway.tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(gateway.url + wait_for, timeout=2).status_code == 200:
+                if httpx.get(gateway.url + wait_for, timeout=2).status_code == 200 and (
+                    ready_log is None or ready_log in log.read_text(errors="replace")
+                ):
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"howhard serve not ready after {ready_timeout_s} s:\n{gateway.tail()}")
             time.sleep(0.05)  # polling a child process's readiness, not timing a test
         yield gateway
     finally:
-        stop(process)
+        stop(process, group=signal_group)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything the server left behind
+
+
+def ray_gateway_process(
+    config_text: str,
+    tmp_path: Path,
+    *,
+    replicas: str,
+    tenants: Sequence[str] = (),
+    ready_timeout_s: float = 180,
+) -> contextlib.AbstractContextManager[RunningGateway]:
+    """``howhard serve --ray`` on a local Ray cluster: ready once it reports ``replicas`` ready
+    ("2 replicas", "1-2 replicas (autoscaling)"); stopped by signalling the server alone, which
+    shuts down the cluster it started. ``tenants`` get one API key each, as for gateway_process."""
+    return gateway_process(
+        config_text,
+        tmp_path,
+        tenants,
+        args=["--ray"],
+        ready_timeout_s=ready_timeout_s,
+        ready_log=f"on Ray Serve, {replicas}",
+        signal_group=False,
+    )

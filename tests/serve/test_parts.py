@@ -280,3 +280,26 @@ def test_serving_code_never_imports_training() -> None:
     assert out.stdout.strip() == "[]"
     for module in (ROOT / "howhard" / "serve").glob("*.py"):
         assert "howhard.training" not in module.read_text(), module
+
+
+@pytest.mark.anyio
+async def test_the_default_policy_learns_from_verified_requests_and_reports_it() -> None:
+    from howhard.procedures import BestOfK
+    from howhard.scoring import ExactMatch
+
+    policy = build_policy(ModelConfig(backend="local"), encoder=ScriptedBackend(hidden_size=576))
+    async with Scheduler(
+        backend=ScriptedBackend({"What is 2 + 2?": "The answer is 4."}),
+        policy=policy,
+        procedure=BestOfK(ExactMatch()),
+        average_budget=2,
+        max_budget=4,
+    ) as scheduler:
+        for _ in range(3):
+            await scheduler.submit_nowait(
+                Request(prompt="What is 2 + 2?", reference="4"), timeout_s=30
+            )
+    stats = policy.stats()
+    assert stats["observations"] == 3 and stats["groups"] >= 1
+    assert ServingPolicy(UniformPolicy()).stats() == {}
+    await policy.aclose()

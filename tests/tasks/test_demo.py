@@ -30,6 +30,7 @@ def test_demo_runs_end_to_end_on_the_embedded_model(capsys: pytest.CaptureFixtur
     assert code == 0
     assert "summary" in out
     assert out.count("[ 6/6 ]") == 2  # both runs answered every question
+    assert "(abstained)" not in out  # the default policy gives every question a sample
 
 
 def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
@@ -42,7 +43,10 @@ def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
     backend = ScriptedBackend()
 
     class BrokenPredictor:
-        async def scores(self, requests: object) -> object:
+        marginals_map = None
+        max_budget = 16
+
+        async def read(self, requests: object) -> object:
             raise RuntimeError("encoder crashed")
 
         async def aclose(self) -> None:
@@ -74,21 +78,17 @@ class _FixedProbe:
     """Stands in for the shipped probe: λ = 0.5 for every question, no encoder to load."""
 
     max_budget = 16
+    marginals_map = None  # the default map: at logit 0 its predicted success is 0.5
 
     def __init__(self) -> None:
         self.predicted = 0
         self.closed = False
 
-    async def scores(self, requests: list[object]) -> object:
+    async def read(self, requests: list[object]) -> object:
         import numpy as np
 
-        return np.full(len(requests), 0.5)
-
-    async def predict(self, requests: list[object], max_budget: int) -> object:
-        from howhard.policies import marginals_from_success_prob
-
         self.predicted += len(requests)
-        return marginals_from_success_prob(await self.scores(requests), max_budget)
+        return np.zeros(len(requests)), np.ones((len(requests), 4))
 
     async def aclose(self) -> None:
         self.closed = True
@@ -106,7 +106,7 @@ def test_demo_shows_the_policys_own_predictions_and_encodes_each_prompt_once(
     assert out.count("[ 3/3 ]") == 2  # adaptive, then uniform
     rows = [line for line in out.splitlines() if line.startswith("[")]
     assert len(rows) == 6 and all(" 0.50 " in row for row in rows)
-    assert probe.predicted == 3  # the policy's one prediction per question; no second pass
+    assert probe.predicted == 1 + 3  # the warm-up, then one read per question; no second pass
     assert probe.closed
     assert out.splitlines()[1].startswith("hardware: ")
     assert "summary" in out
