@@ -5,7 +5,8 @@ marginals (:mod:`.heads`), post-hoc calibration (:mod:`.calibration`), the numpy
 served (:mod:`.saved`), the marginals map from a probe's logit to served marginals with its
 posterior and offline fit (:mod:`.marginals_map`, :mod:`.posterior`, :mod:`.map_fit`) and
 :class:`ProbePredictor` (:mod:`.predictor`), which turns a probe and an injected encoder into the
-marginals a policy allocates with. The torch networks that train
+marginals a policy allocates with. The self-consistency value model (:mod:`.vote_value`, with
+the one shipped in the package) predicts what more votes would still gain. The torch networks that train
 and serve LoRA probes are in :mod:`.networks`, imported only where used. Nothing here imports
 training: serving a probe never needs the training code. See ``docs/architecture.md``.
 """
@@ -19,6 +20,7 @@ from howhard.probes.posterior import GroupPosterior
 from howhard.probes.predictor import ProbePredictor
 from howhard.probes.recorded import RecordedProbe
 from howhard.probes.saved import SavedProbe
+from howhard.probes.vote_value import VoteValueModel, default_value_model
 
 __all__ = [
     "BetaMarginalsMap",
@@ -28,7 +30,9 @@ __all__ = [
     "ProbePredictor",
     "RecordedProbe",
     "SavedProbe",
+    "VoteValueModel",
     "apply_isotonic",
+    "default_value_model",
     "fit_isotonic",
     "fit_marginals_map",
     "fit_temperature",

@@ -29,7 +29,7 @@ import anyio
 from howhard.config import RoundsConfig
 from howhard.errors import ConfigError, ScoringError
 from howhard.posterior import round_sizes
-from howhard.probes.vote_value import VoteValueModel, vote_features
+from howhard.probes.vote_value import VoteValueModel, default_value_model, vote_features
 from howhard.procedures.base import Context, Outcome, PlannedCall, extract_checked
 from howhard.procedures.best_of_k import best_index, score_candidates
 from howhard.procedures.self_consistency import vote
@@ -386,13 +386,39 @@ class ValueRule:
     The gain comes from :class:`~howhard.probes.vote_value.VoteValueModel` on the vote state and
     the request's probe logit (``RoundState.z``): hopeless requests (a low prior, a diffuse vote)
     and settled ones both predict ~0 gain and stop early. ``price`` trades accuracy for samples
-    (0: stop only when nothing is left to gain).
+    (0: stop only when nothing is left to gain). :meth:`default` is the shipped model at the
+    price chosen for it on validation data.
     """
 
     model: VoteValueModel
     min_gain: float = 1e-3
     price: float = 0.0
     round_size: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("min_gain", "price"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if isinstance(self.round_size, bool) or not isinstance(self.round_size, int):
+            raise ConfigError(f"round_size must be an int >= 1, got {self.round_size!r}")
+        if self.round_size < 1:
+            raise ConfigError(f"round_size must be an int >= 1, got {self.round_size!r}")
+
+    @classmethod
+    def default(
+        cls, *, price: float | None = None, min_gain: float = 1e-3, round_size: int = 1
+    ) -> ValueRule:
+        """The rule with the value model shipped in the package
+        (:func:`~howhard.probes.vote_value.default_value_model`), at ``price`` or, by default,
+        the price chosen for it on families held out of its fit."""
+        model = default_value_model()
+        return cls(
+            model,
+            min_gain=min_gain,
+            price=model.price if price is None else price,
+            round_size=round_size,
+        )
 
     @property
     def schedule(self) -> tuple[int, ...] | None:
