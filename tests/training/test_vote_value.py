@@ -12,7 +12,13 @@ from howhard.config import RoundsConfig
 from howhard.errors import ConfigError
 from howhard.probes.vote_value import VoteValueModel, vote_features
 from howhard.procedures import AdaptiveSelfConsistency, RetryingCaller, RoundState, ValueRule
-from howhard.training.vote_value import fit_vote_value, majority_value, training_states
+from howhard.training.vote_value import (
+    fit_vote_value,
+    majority_value,
+    merge_states,
+    out_of_family_logits,
+    training_states,
+)
 from howhard.types import GenerationParams, Request
 
 
@@ -78,3 +84,31 @@ async def test_the_value_rule_settles_a_unanimous_vote_early() -> None:
     assert outcome.units is not None and outcome.units < 16
     state = RoundState(cap=16, sizes=(1,) * 16, used=16)
     assert not rule.settled(state, [])  # at the cap the procedure stops it, not the rule
+
+
+def test_merged_states_keep_each_distinct_state_with_its_mean_targets_and_count() -> None:
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    merged = merge_states((x, np.array([1.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0])))
+    rows = {tuple(r): i for i, r in enumerate(merged[0])}
+    first = rows[(1.0, 0.0)]
+    assert len(rows) == 2
+    assert (merged[1][first], merged[2][first], merged[3][first]) == (0.5, 1.0, 2.0)
+    again = merge_states(merged)  # merging merged states keeps the weights
+    assert again[3].sum() == 3.0
+
+
+def test_out_of_family_logits_score_a_family_as_the_other_families_would() -> None:
+    # Four families where λ rises with x0 and one where it falls: a probe that never saw the
+    # odd family predicts it the others' way, so its logits run against its own success.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 4)).astype(np.float32)
+    families = [f"f{i % 5}" for i in range(300)]
+    sign = np.where(np.asarray(families) == "f4", -1.0, 1.0)
+    success = 1 / (1 + np.exp(-3 * sign * x[:, 0]))
+    splits = ["val" if i % 7 == 0 else "train" for i in range(300)]
+    z = out_of_family_logits(x, success, families, splits)
+    odd = np.asarray(families) == "f4"
+    assert np.corrcoef(z[odd], success[odd])[0, 1] < -0.5
+    assert np.corrcoef(z[~odd], success[~odd])[0, 1] > 0.5
+    with pytest.raises(ConfigError, match="one success, family and split per feature row"):
+        out_of_family_logits(x, success[:10], families, splits)
