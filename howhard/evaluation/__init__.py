@@ -10,7 +10,8 @@ report's figures (:mod:`.report`; probe metrics come from :mod:`howhard.probes.m
 same code ``howhard train`` reports with) and its writer (:mod:`.render`). Sequential
 procedures are evaluated by exact simulation on logged samples (:mod:`.simulate`, checked by
 the closed forms in :mod:`.sequential`; ``howhard evaluate --sequential`` writes
-:mod:`.sequential_report`). Evaluation never
+:mod:`.sequential_report`); the self-consistency value model is fitted and measured across task
+families in :mod:`.vote_value`. Evaluation never
 imports the scheduler (``docs/architecture.md``).
 """
 
