@@ -138,6 +138,14 @@ class RetryingCaller:
         """The request's sampling parameters."""
         return self._params
 
+    @property
+    def deadline(self) -> float:
+        """When the request times out (``anyio.current_time()`` clock; ``inf``: never).
+
+        The scheduler times requests with one timer each rather than a cancel scope, so
+        procedures that plan around the deadline read it here."""
+        return self._deadline
+
     async def generate(self, prompt: str, *, n: int, backend: Backend | None = None) -> Generation:
         """``n`` samples of ``prompt`` from ``backend`` (default: this context's), with retries.
 

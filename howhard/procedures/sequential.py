@@ -153,7 +153,9 @@ class _Rounds:
         k = state.next_size()
         if k == 0:
             return []
-        deadline = anyio.current_effective_deadline()
+        # The scheduler's deadline is on the context (its timer cancels the request when it
+        # passes); an enclosing cancel scope may set an earlier one.
+        deadline = min(anyio.current_effective_deadline(), getattr(context, "deadline", math.inf))
         if (
             state.rounds
             and math.isfinite(deadline)
@@ -164,7 +166,11 @@ class _Rounds:
             state.stop = StopReason.DEADLINE
             return []
         if self._gate is not None:
-            grant = await self._gate.grant(self._request, _view(state))
+            grant = RoundGrant(units=0, reason=StopReason.DEADLINE)
+            # A request parked by the gate waits at most until its next round could no longer
+            # finish in time; then it stops and keeps what it found instead of timing out.
+            with anyio.move_on_after(deadline - anyio.current_time() - self._slowest):
+                grant = await self._gate.grant(self._request, _view(state))
             if grant.units <= 0:
                 state.stop = StopReason(grant.reason or StopReason.NO_UNITS)
                 return []

@@ -3,6 +3,8 @@ the prior's strength is learned from outcomes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -56,6 +58,52 @@ def test_a_round_worth_less_than_the_price_stops_its_request() -> None:
     assert grants.granted == {"a": 1}
     fixed = FixedPriceAllocator(price=0.3).grant([ask("a", 0.5), ask("b", 0.1)])
     assert fixed.granted == {"a": 1} and fixed.refused == {"b": "not_worth"}
+
+
+def forecast_ask(key: str, values: list[float]) -> RoundRequest:
+    return RoundRequest(
+        key=key, size=1, forced=False, values=np.array(values), costs=np.ones(len(values))
+    )
+
+
+def test_a_round_below_the_price_is_parked_until_the_stream_drains() -> None:
+    allocator = StreamAllocator(average_budget=1.0, horizon=0)
+    for key in "ab":
+        allocator.admit(ask(key, 0.5))
+    # a's three planned rounds (0.5, 0.2, 0.2) clear the 2-unit pool at 0.2: b's 0.05 is below.
+    first = allocator.grant([forecast_ask("a", [0.5, 0.2, 0.2]), forecast_ask("b", [0.05])])
+    assert first.price == pytest.approx(0.2)
+    assert first.granted == {"a": 1} and first.waiting == ["b"] and not first.refused
+    # a passed and left: nothing else wants the unit left, so b is worth it now.
+    second = allocator.grant([forecast_ask("b", [0.05])])
+    assert second.granted == {"b": 1} and allocator.pool == 0.0
+
+
+def test_a_parked_round_is_refused_when_the_price_cannot_fall_or_patience_runs_out() -> None:
+    asks = [forecast_ask("a", [0.5, 0.2, 0.2]), forecast_ask("b", [0.05])]
+    impatient = StreamAllocator(average_budget=1.0, horizon=0, patience=0)
+    for key in "ab":
+        impatient.admit(ask(key, 0.5))
+    assert impatient.grant(asks).refused == {"b": "not_worth"}
+    patient = StreamAllocator(average_budget=1.0, horizon=0, patience=2)
+    for key in "ab":
+        patient.admit(ask(key, 0.5))
+    patient.pool = 10.0  # a is granted every tick; b stays below the price it sets
+    high = [forecast_ask("a", [0.5] * 30), forecast_ask("b", [0.05])]
+    assert [patient.grant(high).refused for _ in range(3)] == [{}, {}, {"b": "not_worth"}]
+    # Nothing granted and nothing else in flight: the price cannot fall, so no one waits.
+    dry = StreamAllocator(average_budget=0.0, horizon=0)
+    for key in "ab":
+        dry.admit(ask(key, 0.5))
+    stuck = dry.grant([forecast_ask("a", [0.3, 0.3]), forecast_ask("b", [0.05])])
+    assert stuck.refused == {"b": "not_worth"} and stuck.waiting == ["a"]
+    # In a stream the price plans for arrivals and does not fall as requests leave: no parking
+    # unless asked for.
+    assert StreamAllocator(average_budget=1.0, horizon=4).patience == 0
+    assert StreamAllocator(average_budget=1.0, horizon=4, patience=3).patience == 3
+    assert StreamAllocator(average_budget=1.0, horizon=0).patience is None
+    # The same ask while another request is mid-round waits for it to finish.
+    assert dry.grant([forecast_ask("b", [0.05])], [forecast_ask("a", [0.3, 0.3])]).waiting == ["b"]
 
 
 @settings(max_examples=60, deadline=None)
@@ -255,3 +303,103 @@ async def test_a_cancelled_round_gives_its_units_back() -> None:
         assert allocator.pool == 2.0  # the round's 2 units are out
         tg.cancel_scope.cancel()
     assert allocator.pool == 4.0 and allocator.spent == 0.0
+
+
+def _gated(answer: object, allocator: StreamAllocator) -> Any:
+    """A scheduler whose sequential best-of-k asks a StreamGate; the prior calls the prompt
+    "hopeless?" hopeless (probe logit -6) and every other prompt likely (+2)."""
+    from howhard import BatchingConfig, RoundsConfig, Scheduler
+    from howhard.backends import ScriptedBackend
+    from howhard.policies import UniformPolicy
+    from howhard.procedures import SequentialBestOfK
+    from howhard.scoring import ExactMatch
+
+    gate = StreamGate(
+        allocator, FixedPrior(), logit=lambda r: -6.0 if r.prompt == "hopeless?" else 2.0
+    )
+    return Scheduler(
+        backend=ScriptedBackend(answer),  # type: ignore[arg-type]
+        policy=UniformPolicy(),
+        procedure=SequentialBestOfK(
+            ExactMatch(), config=RoundsConfig(schedule=(1,), max_budget=8), gate=gate
+        ),
+        average_budget=8,
+        max_budget=8,
+        batching=BatchingConfig(max_batch_size=64, max_wait_s=0.01),
+    )
+
+
+async def _late_solver(patience: int | None) -> dict[str, Any]:
+    """Four likely questions that pass on their second sample and one the prior calls hopeless
+    that passes on its second too; 2 units each, so the hopeless one can only run once the
+    others leave."""
+    import anyio
+
+    from howhard.types import GenerationParams
+
+    calls: dict[str, int] = {}
+
+    def answer(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        calls[prompt] = calls.get(prompt, 0) + n
+        return ["The answer is 4." if calls[prompt] >= 2 else "No idea."] * n
+
+    allocator = StreamAllocator(average_budget=2.0, horizon=0, patience=patience)
+    results: dict[str, Any] = {}
+    async with _gated(answer, allocator) as scheduler:
+
+        async def one(prompt: str) -> None:
+            results[prompt] = await scheduler.submit(prompt, reference="4")
+
+        async with anyio.create_task_group() as tg:
+            for prompt in ("a?", "b?", "c?", "d?", "hopeless?"):
+                tg.start_soon(one, prompt)
+    assert allocator.pool >= 0 and allocator.spent <= 2.0 * 5
+    return results
+
+
+@pytest.mark.anyio
+async def test_a_request_the_prior_calls_hopeless_runs_on_the_units_the_others_leave() -> None:
+    parked = await _late_solver(patience=None)
+    assert {r.metadata["stop_reason"] for r in parked.values()} == {"passed"}
+    assert parked["hopeless?"].usage.units == 2
+    # A final refusal (the allocator before parking) stops it after its owed sample.
+    final = await _late_solver(patience=0)
+    assert final["hopeless?"].metadata["stop_reason"] == "not_worth"
+    assert final["hopeless?"].usage.units == 1
+
+
+@pytest.mark.anyio
+async def test_a_parked_request_stops_at_its_deadline_and_keeps_what_it_found() -> None:
+    import anyio
+
+    from howhard.types import GenerationParams
+
+    release = anyio.Event()
+    calls: dict[str, int] = {}
+
+    async def answer(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        calls[prompt] = calls.get(prompt, 0) + n
+        if prompt == "likely?" and calls[prompt] > 1:
+            await release.wait()  # its second round is in flight while the other is parked
+            return ["The answer is 4."] * n
+        return ["No idea."] * n
+
+    allocator = StreamAllocator(average_budget=2.0, horizon=0)
+    async with (
+        _gated(answer, allocator) as scheduler,
+        anyio.create_task_group() as tg,
+    ):
+        likely: list[object] = []
+
+        async def first() -> None:
+            likely.append(await scheduler.submit("likely?", reference="4"))
+
+        tg.start_soon(first)
+        hopeless = await scheduler.submit("hopeless?", reference="4", timeout_s=0.5)
+        release.set()
+    # Parked below the price while the other round ran, it stopped before its timeout with the
+    # samples it had drawn (not a RequestTimeout, not a final refusal).
+    assert hopeless.metadata["stop_reason"] == "deadline"
+    assert hopeless.usage.units == hopeless.metadata["samples"] >= 1
+    assert likely[0].metadata["stop_reason"] == "passed"  # type: ignore[attr-defined]
+    assert allocator.pool + allocator.spent == pytest.approx(4.0)

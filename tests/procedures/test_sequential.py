@@ -102,6 +102,27 @@ async def test_best_of_k_stops_before_a_round_that_would_miss_the_deadline() -> 
     assert outcome.answer == "1"
 
 
+async def test_a_served_request_stops_before_a_round_that_would_miss_its_timeout() -> None:
+    # The scheduler times a request with a timer, not a cancel scope: the procedure reads the
+    # deadline from its context, so a slow request returns what it found instead of failing.
+    async def slow_wrong(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        await anyio.sleep(0.3)
+        return ["The answer is 1."] * n
+
+    async with Scheduler(
+        backend=ScriptedBackend(slow_wrong),
+        policy=UniformPolicy(),
+        procedure=SequentialBestOfK(ExactMatch(), config=RoundsConfig(schedule=(1,))),
+        average_budget=8,
+        max_budget=8,
+        batching=BatchingConfig(max_batch_size=1, max_wait_s=0.0),
+    ) as scheduler:
+        result = await scheduler.submit("2+2", reference="4", timeout_s=1.0)
+    # Rounds take 0.3 s: the third ends near 0.9 s, a fourth would end past 1.0 s.
+    assert result.metadata["stop_reason"] == StopReason.DEADLINE
+    assert 1 <= result.usage.units <= 3 and result.answer == "1"
+
+
 async def test_self_consistency_beta_rule_settles_a_unanimous_vote_after_four_samples() -> None:
     backend = in_order("The answer is 7.")
     procedure = AdaptiveSelfConsistency(BetaRule(confidence=0.95))
