@@ -277,6 +277,54 @@ async def test_the_round_gate_reads_the_probe_logit_the_policy_stage_recorded() 
         assert build_policy(model.model_copy(update={**ungated, "policy": "uniform"})).gate is None
 
 
+@pytest.mark.anyio
+async def test_served_sequential_rounds_start_from_the_probe_logit_of_their_batch() -> None:
+    # The whole served path in-process: the policy stage reads the probe, then each request's
+    # first ask of the gate (before its feedback reaches the policy) finds that reading.
+    from howhard.policies import OnlinePriorConfig
+
+    model = ModelConfig(
+        backend="local", procedure="sequential-best-of-k", average_budget=2, max_budget=8
+    )
+    policy = build_policy(model, encoder=ScriptedBackend(hidden_size=576))
+    seen: dict[str, float] = {}
+    recorded = policy.logit
+
+    def logit(request: Request, default: float) -> float:
+        seen[request.id] = recorded(request, default)
+        return seen[request.id]
+
+    policy.logit = logit  # type: ignore[method-assign]
+    verifier, needs_reference = build_verifier("exact")
+    procedure = ProcedureChoice(
+        verifier,
+        needs_reference=needs_reference,
+        default="sequential-best-of-k",
+        schedule=(1, 2),
+        gate=policy.gate,
+    )
+    requests = [
+        Request(prompt=f"What is {k} + {k}?", reference="4" if k == 2 else "0", metadata={})
+        for k in range(6)
+    ]
+    async with Scheduler(
+        backend=ScriptedBackend(lambda prompt, n, params: ["The answer is 4."] * n),
+        policy=policy,
+        procedure=procedure,
+        average_budget=8,
+        max_budget=8,
+    ) as scheduler:
+        results = [await scheduler.submit_nowait(r, timeout_s=30) for r in requests]
+    logits, _ = await policy.inner.probe.read(requests)  # type: ignore[attr-defined]
+    assert seen == {r.id: pytest.approx(float(z)) for r, z in zip(requests, logits, strict=True)}
+    assert all(z != OnlinePriorConfig().z_mean for z in seen.values())
+    assert results[2].metadata["stop_reason"] == "passed" and results[2].budget == 1
+    stats = policy.stats()
+    assert stats["rounds_admitted"] == 6 and stats["rounds_in_flight"] == 0
+    assert stats["rounds_spent"] == sum(r.budget for r in results) <= 2 * 6
+    await policy.aclose()
+
+
 def test_auto_votes_without_a_reference_and_verifies_with_one() -> None:
     verifier, needs_reference = build_verifier("exact")
     choice = ProcedureChoice(verifier, needs_reference=needs_reference)
