@@ -172,6 +172,20 @@ def test_the_online_prior_learns_how_far_to_trust_the_probe(informative: bool) -
         assert source.strength() < 0.25 < start
 
 
+def test_a_finished_request_leaves_no_state_in_the_online_prior() -> None:
+    # A served stream runs for months: only the requests in flight may hold per-request state,
+    # while every finished request's evidence keeps counting.
+    source = OnlinePrior()
+    for i in range(50):
+        info = RequestInfo(key=str(i), z=-1.0)
+        source.update(info, 0, 2)
+        source.prior(info)
+        source.feedback(info, 0, 4)
+    source.tick()
+    assert source._contrib == {} and source._weights == {}
+    assert source.strength() != OnlinePrior().strength()
+
+
 def test_a_success_estimate_feeds_the_allocator_through_the_protocol() -> None:
     class Estimate:
         def __init__(self) -> None:
