@@ -104,6 +104,10 @@ def test_a_parked_round_is_refused_when_the_price_cannot_fall_or_patience_runs_o
     assert StreamAllocator(average_budget=1.0, horizon=0).patience is None
     # The same ask while another request is mid-round waits for it to finish.
     assert dry.grant([forecast_ask("b", [0.05])], [forecast_ask("a", [0.3, 0.3])]).waiting == ["b"]
+    # A request that leaves while waiting (cancelled, timed out) leaves no state behind.
+    dry.forget("a")
+    dry.forget("b")
+    assert not dry._waits and not dry._parks
 
 
 @settings(max_examples=60, deadline=None)
@@ -265,6 +269,7 @@ async def test_a_served_stream_spends_exactly_its_budget_where_it_is_needed() ->
     used = {r.request_id: r.usage.units for r in results}  # type: ignore[attr-defined]
     assert sum(used.values()) <= 2.0 * 10
     assert allocator.spent == sum(used.values()) and allocator.pool >= 0
+    assert not allocator._waits and not allocator._parks  # nothing kept for finished requests
     easy = [r for r in results if r.metadata["stop_reason"] == "passed"]  # type: ignore[attr-defined]
     assert len(easy) == 6 and all(r.usage.units == 1 for r in easy)  # type: ignore[attr-defined]
     # The easy questions' unused units went to the hard ones, which got more than the average.
