@@ -1,9 +1,10 @@
 """The policy a served model runs: the configured one, plus the ``howhard`` extension's knobs.
 
-``build_policy`` is the one place a model's policy is built from its config. Around it,
-``ServingPolicy`` applies each request's ``max_budget`` (units beyond it are worth nothing to the
-allocator, so they go to other requests of the batch) and ``priority`` (a weight on the
-request's predicted gains), and remembers each request's predicted single-sample success so the
+``build_policy`` is the one place a model's policy is built from its config. The adaptive
+policy reads each request's ``max_budget`` (units beyond it are worth nothing to the allocator,
+so they go to other requests of the batch) and ``priority`` (a weight on the request's predicted
+gains) from its metadata; around it, ``ServingPolicy`` caps every budget at ``max_budget`` (a
+uniform policy included) and hands on each request's predicted single-sample success so the
 response can report it.
 
 A model whose procedure is ``sequential-best-of-k`` also has a stream allocator (``rounds_gate =
@@ -21,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from howhard.policies.base import Policy, Predictor
+from howhard.policies.base import Policy
 from howhard.policies.online_adaptive import OnlineAdaptivePolicy
 from howhard.policies.priors import OnlinePrior
 from howhard.policies.stream import StreamAllocator, StreamGate
@@ -31,41 +31,6 @@ from howhard.serve.config import DEFAULT_PROBE, ModelConfig
 from howhard.types import BudgetBounds, Feedback, Request
 
 __all__ = ["ServingPolicy", "build_gate", "build_policy", "gates_rounds"]
-
-_PREDICTIONS_KEPT = 65_536  # bound on predictions waiting to be read (leaks cannot grow past it)
-
-
-class _ServingPredictor:
-    """Wraps a predictor: records column 0, weights rows by priority, zeroes units past caps."""
-
-    def __init__(self, inner: Predictor) -> None:
-        self.inner = inner
-        self.predictions: dict[str, float] = {}
-        """Column 0 of each request's row, by request id, until the policy takes it."""
-
-    async def predict(
-        self, requests: Sequence[Request], max_budget: int
-    ) -> npt.NDArray[np.float64]:
-        rows = np.array(await self.inner.predict(requests, max_budget), dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[0] != len(requests):
-            return rows  # AdaptivePolicy reports the wrong shape with the inner predictor's name
-        if len(self.predictions) + len(requests) > _PREDICTIONS_KEPT:
-            self.predictions.clear()
-        for i, request in enumerate(requests):
-            self.predictions[request.id] = float(rows[i, 0]) if rows.shape[1] else 0.0
-            metadata = request.metadata
-            priority = metadata.get("priority")
-            if priority is not None:
-                rows[i] *= float(priority)
-            cap = metadata.get("max_budget")
-            if cap is not None:
-                rows[i, int(cap) :] = 0.0
-        return rows
-
-    async def aclose(self) -> None:
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
 
 
 class ServingPolicy:
@@ -79,7 +44,7 @@ class ServingPolicy:
     def __init__(
         self,
         inner: Policy,
-        predictor: _ServingPredictor | OnlineAdaptivePolicy | None = None,
+        predictor: OnlineAdaptivePolicy | None = None,
         *,
         gate: StreamGate | None = None,
     ) -> None:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from howhard import Scheduler
@@ -24,13 +23,13 @@ from howhard.errors import (
     RequestTimeout,
     SchedulerClosed,
 )
-from howhard.policies import ConstantPredictor, UniformPolicy
+from howhard.policies import UniformPolicy
 from howhard.serve.config import ModelConfig, ServeConfig, TenantConfig, load_config
 from howhard.serve.errors import ApiError, from_exception
 from howhard.serve.keys import KeyRing, append_key, hash_key, new_key
 from howhard.serve.limits import TenantLimiter
 from howhard.serve.metrics import Calibration
-from howhard.serve.policy import ServingPolicy, _ServingPredictor, build_policy, gates_rounds
+from howhard.serve.policy import ServingPolicy, build_policy, gates_rounds
 from howhard.serve.procedure import ProcedureChoice, build_verifier
 from howhard.types import BudgetBounds, Request
 
@@ -210,27 +209,6 @@ def test_a_quota_without_window_sends_no_retry_after() -> None:
 
 
 # ---------------------------------------------------------------------- policy and procedure
-
-
-@pytest.mark.anyio
-async def test_serving_policy_caps_weights_and_records_predictions() -> None:
-    predictor = _ServingPredictor(ConstantPredictor(success_prob=0.5))
-    requests = [
-        Request(prompt="a", metadata={"max_budget": 1}),
-        Request(prompt="b", metadata={"priority": 4.0}),
-        Request(prompt="c"),
-    ]
-    rows = await predictor.predict(requests, 4)
-    assert np.all(rows[0, 1:] == 0.0)  # units past the cap are worth nothing
-    assert rows[1, 0] == pytest.approx(4 * rows[2, 0])
-    policy = ServingPolicy(UniformPolicy(), predictor)
-    assert policy.take_prediction(requests[0].id) == pytest.approx(0.5)
-    assert policy.take_prediction(requests[0].id) is None  # read once
-    assert await policy.allocate(requests, 9, BudgetBounds(average_budget=3, max_budget=4)) == [
-        1,
-        3,
-        3,
-    ]
 
 
 @pytest.mark.anyio
