@@ -224,6 +224,7 @@ async def test_the_default_policy_runs_the_shipped_probe_and_reports_its_predict
     for request, result in zip(requests, results, strict=True):
         predicted = policy.take_prediction(request.id)
         assert predicted is not None and 0.0 <= predicted <= 1.0
+        assert policy.take_prediction(request.id) is None  # handed on once
         assert 1 <= result.budget <= 16
     await policy.aclose()
 
