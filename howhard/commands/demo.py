@@ -2,17 +2,19 @@
 
 Held-out benchmark questions are submitted concurrently to a ``Scheduler`` whose policy is the
 shipped λ probe with exact online allocation; every answer is checked by the question's
-verifier. The same questions then run with a uniform budget of the same total, and with
-``--sequential`` a third time with sequential adaptive best-of-k (the same policy's budgets as
-caps, sampled in rounds that stop at the first verified sample, unused units given back). A
-summary compares accuracy, samples, tokens and wall time; a live status line under the table
-counts answers, samples and tokens while they are generated.
+verifier. The same questions then run with sequential adaptive best-of-k (the same policy's
+budgets as caps, sampled in rounds that stop at the first verified sample, unused units given
+back; ``--no-sequential`` skips it) and with a uniform budget of the same total. A summary
+compares accuracy, samples, tokens and wall time. While samples are generated, a live display
+under the table shows each run's questions answered, the samples they used against what
+uniform best-of-k draws for the same questions, the running saving, and the tokens generated.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import random
 import sys
 import time
@@ -50,12 +52,15 @@ def register(subparsers: Any) -> None:
         "--no-compare", action="store_true", help="skip the uniform best-of-k comparison run"
     )
     parser.add_argument(
-        "--sequential",
-        action="store_true",
-        help="also run sequential adaptive best-of-k: rounds of 1, 2, 4, 8 samples that stop at "
-        "the first verified one",
+        "--no-sequential",
+        dest="sequential",
+        action="store_false",
+        help="skip the sequential adaptive best-of-k run (rounds of 1, 2, 4, 8 samples that "
+        "stop at the first verified one)",
     )
-    parser.set_defaults(handler=run)
+    # The sequential run used to be opt-in; the old flag still parses.
+    parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=run, sequential=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +277,9 @@ async def _serve(
         name,
         total=n,
         tokens=None if counter is None else (lambda: int(backend.tokens_generated)),
+        uniform=args.budget,
     )
+    procedure = _Counting(procedure, screen.drawn)
     done = 0
     correct = 0
     samples = 0
@@ -323,8 +330,49 @@ async def _serve(
             tg.start_soon(one, i)
     wall = time.monotonic() - started
     screen.phase(None)
-    screen.say(f"{name}: {correct}/{n} correct, {samples} samples, {tokens} tokens, {wall:.1f} s")
+    uniform = math.floor(args.budget * n)
+    versus = (
+        "" if name == "uniform" else f" (uniform best-of-k: {uniform}, {_share(samples, uniform)})"
+    )
+    screen.say(
+        f"{name}: {correct}/{n} correct, {samples} samples{versus}, {tokens} tokens, {wall:.1f} s"
+    )
     return _Outcome(name, correct, samples, tokens, wall, tuple(latencies), tuple(rounds))
+
+
+class _Counting:
+    """A procedure that reports every sample drawn as it comes back (for the live display)."""
+
+    def __init__(self, inner: Any, drawn: Callable[[int], None]) -> None:
+        self.inner = inner
+        self._drawn = drawn
+
+    def plan(self, budget: int) -> Any:
+        return self.inner.plan(budget)
+
+    async def run(self, request: Any, budget: int, context: Any) -> Any:
+        return await self.inner.run(request, budget, _CountingContext(context, self._drawn))
+
+
+class _CountingContext:
+    """The procedure's context, counting the samples each call returns."""
+
+    def __init__(self, inner: Any, drawn: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._drawn = drawn
+
+    @property
+    def backend(self) -> Any:
+        return self._inner.backend
+
+    @property
+    def params(self) -> Any:
+        return self._inner.params
+
+    async def generate(self, prompt: str, *, n: int, backend: Any = None) -> Any:
+        generation = await self._inner.generate(prompt, n=n, backend=backend)
+        self._drawn(min(n, len(generation.completions)))
+        return generation
 
 
 def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -> None:
@@ -333,17 +381,19 @@ def _summary(outcomes: list[_Outcome], n: int, budget: float, screen: _Screen) -
         "time includes encoding the prompts for the probe)",
     )
     screen.say(
-        f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'tokens':>8} {'wall':>8} "
+        f"{'policy':<10} {'accuracy':>12} {'samples':>8} {'saved':>6} {'tokens':>8} {'wall':>8} "
         f"{'latency p50/p99':>16} {'rounds p50/p99':>15}"
     )
     import numpy as np
 
+    uniform = math.floor(budget * n)
     for o in outcomes:
         lat = np.percentile(o.latencies, [50, 99]) if o.latencies else (0.0, 0.0)
         rnd = np.percentile(o.rounds, [50, 99]) if o.rounds else (0.0, 0.0)
+        saved = f"{1 - o.samples / uniform:.0%}" if uniform else "n/a"
         screen.say(
             f"{o.name:<10} {o.correct:>4}/{n:<3} {o.correct / n:>4.0%} {o.samples:>8} "
-            f"{o.tokens:>8} {o.wall_s:>7.1f}s {f'{lat[0]:.1f}/{lat[1]:.1f} s':>16} "
+            f"{saved:>6} {o.tokens:>8} {o.wall_s:>7.1f}s {f'{lat[0]:.1f}/{lat[1]:.1f} s':>16} "
             f"{f'{rnd[0]:.0f}/{rnd[1]:.0f}':>15}",
         )
     by_name = {o.name: o for o in outcomes}
@@ -363,12 +413,14 @@ def _share(samples: int, baseline: int) -> str:
 
 
 class _Screen:
-    """The demo's output: the table's lines, and below them one status line that stays live.
+    """The demo's output: the table's lines, and below them a live display of the runs.
 
-    The status line says what is running now (start-up, or a phase with its questions answered,
-    samples and tokens generated so far) and for how long, so a slow machine never looks stuck.
-    On a terminal with rich installed it is redrawn in place four times a second; elsewhere it
-    is printed as a line whenever nothing else was printed for 15 s.
+    The live display says what is running now (start-up, or a run with its questions answered,
+    the samples they used against what uniform best-of-k draws for the same questions, the
+    running saving, the samples drawn in all and the tokens generated so far) and for how long,
+    so a slow machine never looks stuck; finished runs keep their last line above it. On a
+    terminal with rich installed it is redrawn in place four times a second; elsewhere the
+    current line is printed whenever nothing else was printed for 15 s.
     """
 
     quiet_s = 15.0
@@ -377,15 +429,18 @@ class _Screen:
         self.out = out
         self._label: str | None = None
         self._total = 0
-        self._counts = (0, 0, 0)  # answered, samples, tokens
+        self._uniform: float | None = None
+        self._counts = (0, 0, 0)  # answered, samples they used, tokens
+        self._drawn = 0
         self._tokens: Callable[[], int] | None = None
         self._tokens_at_start = 0
         self._since = time.monotonic()
         self._last_line = time.monotonic()
+        self._rows: list[tuple[str, ...]] = []
         self._live: Any = None
 
     def say(self, line: str) -> None:
-        """Print one line of the table (above the status line)."""
+        """Print one line of the table (above the live display)."""
         if self._live is not None:
             self._live.console.print(
                 line, markup=False, highlight=False, emoji=False, soft_wrap=True
@@ -396,50 +451,96 @@ class _Screen:
         self._last_line = time.monotonic()
 
     def phase(
-        self, label: str | None, *, total: int = 0, tokens: Callable[[], int] | None = None
+        self,
+        label: str | None,
+        *,
+        total: int = 0,
+        tokens: Callable[[], int] | None = None,
+        uniform: float | None = None,
     ) -> None:
         """Start timing a new activity (None: nothing running); counts start from zero.
 
         ``tokens`` reads a backend's running count of generated tokens (``tokens_generated``),
         which moves at every decoding step; without it tokens are counted as answers arrive.
+        ``uniform``: the samples per question uniform best-of-k draws, for the saving.
         """
+        if self._label is not None and self._total:
+            self._rows.append((f"✓ {self._label}", *self._figures()))
         self._label, self._total, self._counts = label, total, (0, 0, 0)
+        self._uniform = uniform
+        self._drawn = 0
         self._tokens = tokens
         self._tokens_at_start = tokens() if tokens is not None else 0
         self._since = time.monotonic()
 
     def progress(self, answered: int, samples: int, tokens: int) -> None:
-        """Record the running phase's totals so far."""
+        """Record the running phase's totals so far: questions answered, the samples they
+        used, the tokens they generated."""
         self._counts = (answered, samples, tokens)
 
-    def status(self) -> str:
-        """The status line's text ('' when nothing is running)."""
-        if self._label is None:
-            return ""
-        elapsed = time.monotonic() - self._since
-        if not self._total:
-            return f"… {self._label}: {elapsed:.0f} s"
+    def drawn(self, samples: int) -> None:
+        """Count samples a backend call returned (answered questions or not)."""
+        self._drawn += samples
+
+    def _figures(self) -> tuple[str, ...]:
+        """The running phase's columns: answered, samples, uniform, saving, drawn, tokens, time."""
+        elapsed = f"{time.monotonic() - self._since:.0f} s"
         answered, samples, tokens = self._counts
         if self._tokens is not None:
             tokens = self._tokens() - self._tokens_at_start
-        return (
-            f"… {self._label}: {answered}/{self._total} answered ({samples} samples), "
-            f"{tokens} tokens generated, {elapsed:.0f} s"
-        )
+        uniform = saving = ""
+        if self._uniform is not None and answered:
+            uniform = str(math.floor(self._uniform * answered))
+            saving = _share(samples, int(uniform))
+        drawn = str(max(self._drawn, samples))
+        done = f"{answered}/{self._total}"
+        return done, str(samples), uniform, saving, drawn, str(tokens), elapsed
+
+    def status(self) -> str:
+        """The running phase's line ('' when nothing is running)."""
+        if self._label is None:
+            return ""
+        if not self._total:
+            return f"… {self._label}: {time.monotonic() - self._since:.0f} s"
+        done, samples, uniform, saving, drawn, tokens, elapsed = self._figures()
+        line = f"{self._label}: {done} answered, {samples} samples"
+        if uniform:
+            line += f" (uniform: {uniform}, {saving})"
+        if int(drawn) > int(samples):
+            line += f", {drawn} drawn"
+        return f"… {line}, {tokens} tokens, {elapsed}"
+
+    def display(self) -> Any:
+        """What the live display shows (rich): finished runs' last figures, then the running
+        run's, as a table; a start-up phase as one line."""
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, pad_edge=False, style="dim", header_style="dim")
+        for column in ("run", "answered", "samples", "uniform", "saving", "drawn", "tokens", ""):
+            table.add_column(column, justify="left" if column == "run" else "right")
+        for row in self._rows:
+            table.add_row(*row, style="dim")
+        if self._label is not None and self._total:
+            table.add_row(f"… {self._label}", *self._figures())
+        parts: list[Any] = [table] if table.row_count else []
+        if self._label is not None and not self._total:
+            parts.append(Text(self.status(), style="dim"))
+        return Group(*parts)
 
     async def run(self) -> None:
-        """Keep the status line up to date until cancelled."""
+        """Keep the live display up to date until cancelled."""
         import anyio
 
         try:
             from rich.console import Console
             from rich.live import Live
-            from rich.text import Text
 
-            live_line = self.out.isatty()
+            live_display = self.out.isatty()
         except ImportError:  # rich is the optional `cli` extra
-            live_line = False
-        if not live_line:
+            live_display = False
+        if not live_display:
             while True:
                 await anyio.sleep(1)
                 if self.status() and time.monotonic() - self._last_line >= self.quiet_s:
@@ -449,7 +550,7 @@ class _Screen:
             self._live = live
             try:
                 while True:
-                    live.update(Text(self.status(), style="dim"), refresh=True)
+                    live.update(self.display(), refresh=True)
                     await anyio.sleep(0.25)
             finally:
                 self._live = None

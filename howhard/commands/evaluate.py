@@ -176,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(report, args.out, observed_lambda=test.success)
     h = headline(report)
     print(
-        f"evaluate: online adaptive saves up to {h['online_best_saving']:.0%} compute at matched "
-        f"success (B={h['online_best_saving_at']:g}; oracle {h['oracle_best_saving']:.0%}); "
+        "evaluate: val-decile map (offline report, not a served policy) saves up to "
+        f"{h['online_best_saving']:.0%} compute at matched success "
+        f"(B={h['online_best_saving_at']:g}; oracle {h['oracle_best_saving']:.0%}); "
         f"captures {h['online_gain_share_1_16']:.0%} of the oracle's gain (mean over B=1..16); "
         f"routing APGR {h['apgr_learned']:.3f} (random {h['apgr_random']:.3f})"
     )

@@ -239,6 +239,16 @@ class OnlineAdaptivePolicy:
         """The predicted single-sample success of a recently allocated request."""
         return self.predictions.get(request_id)
 
+    def reading(self, request_id: str) -> tuple[float, str] | None:
+        """The probe's calibrated logit and the group key of an allocated request whose
+        feedback has not come yet (``None`` once it has, or for a request never allocated).
+
+        What a sequential request's round allocator reads for its prior
+        (:class:`~howhard.policies.StreamGate`'s ``logit=`` and ``group=``).
+        """
+        pending = self._pending.get(request_id)
+        return None if pending is None else (pending[0], str(pending[1]))
+
     # ------------------------------------------------------------------ feedback
 
     def observe(self, feedback: Feedback) -> None:

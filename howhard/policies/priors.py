@@ -260,6 +260,10 @@ class OnlinePrior:
         """The request finished: its final outcomes count, its cached weights are dropped."""
         self.update(info, passes, fails)
         self._weights.pop(info.key, None)
+        # Its evidence stays in its group's sum; the per-request record only served to replace
+        # an earlier report and to leave its own evidence out of its own prior. Dropping it
+        # keeps a long-running stream's memory bounded by the requests in flight.
+        self._contrib.pop(info.key, None)
 
     def tick(self) -> None:
         """Publish the evidence gathered since the last tick."""

@@ -169,6 +169,11 @@ class StreamAllocator:
         self.pool += units
         self.spent -= units
 
+    def forget(self, key: str) -> None:
+        """The request left (finished, cancelled, timed out): drop its wait counts."""
+        self._waits.pop(key, None)
+        self._parks.pop(key, None)
+
     def price(self, requests: Sequence[RoundRequest], others: Sequence[RoundRequest] = ()) -> float:
         """The clearing price for these asks, the ``others`` still in flight (their last
         forecasts) and the planned future arrivals."""
@@ -479,6 +484,7 @@ class StreamGate:
         granted = self._granted.pop(request.id, 0)
         if granted > view.used:
             self.allocator.release(granted - view.used)
+        self.allocator.forget(request.id)
         if info is not None:
             self.prior.feedback(info, view.passes, view.fails)
             self._change()

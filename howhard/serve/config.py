@@ -179,6 +179,15 @@ class ModelConfig(_Config):
         min_length=1,
         description="Samples per round of the sequential procedures (the last size repeats).",
     )
+    rounds_gate: Literal["stream", "none"] = Field(
+        default="stream",
+        description="With procedure='sequential-best-of-k': 'stream' caps each request at "
+        "max_budget and asks a stream allocator before each round (granted when its value, "
+        "from the probe's prior and the samples so far, clears a price that keeps "
+        "average_budget exact; units a request does not need go to those that do; the model "
+        "then serves no other procedure); 'none' caps each request at its share of its batch "
+        "and runs it to that or to its first pass. No effect with other procedures.",
+    )
     verifier: str = Field(
         default="math",
         description="Scorer for best-of-k: 'math' (math-verify equivalence), 'exact' (normalised "

@@ -37,7 +37,7 @@ from howhard.serve.errors import ApiError
 from howhard.serve.keys import KeyRing
 from howhard.serve.limits import TenantLimiter
 from howhard.serve.metrics import Metrics
-from howhard.serve.policy import ServingPolicy, build_policy
+from howhard.serve.policy import ServingPolicy, build_policy, gates_rounds
 from howhard.serve.procedure import ProcedureChoice, build_verifier, verifies
 from howhard.serve.protocol import Extension, rounds_of
 from howhard.types import GenerationParams, Request, Result
@@ -183,12 +183,15 @@ class Gateway:
                 needs_reference=needs_reference,
                 default=model.procedure,
                 schedule=model.rounds,
+                gate=policy.gate,
             )
             scheduler = Scheduler(
                 backend=backends[model.backend],
                 policy=policy,
                 procedure=procedure,
-                average_budget=model.average_budget,
+                # A gated model's requests each reserve their cap: its round gate keeps
+                # average_budget per request, over the stream.
+                average_budget=model.max_budget if gates_rounds(model) else model.average_budget,
                 max_budget=model.max_budget,
                 min_budget=model.min_budget,
                 batching=model.batching,
@@ -374,6 +377,14 @@ class Gateway:
                 param="howhard.max_budget",
             )
         procedure = served.procedure.resolve(ext.procedure, ext.reference is not None)
+        if gates_rounds(model) and procedure != model.procedure:
+            raise ApiError(
+                400,
+                f"model {served.name!r} grants its {model.procedure!r} rounds from a stream "
+                f"allocator and serves no other procedure, got {procedure!r}; drop "
+                'howhard.procedure, or serve it from a model with rounds_gate = "none"',
+                param="howhard.procedure",
+            )
         if verifies(procedure) and served.procedure.needs_reference and ext.reference is None:
             raise ApiError(
                 400,

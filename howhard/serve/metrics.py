@@ -133,7 +133,9 @@ class _StateCollector(Collector):
                 "howhard_policy",
                 "What a learning policy reports: observations, groups, the probe's posterior "
                 "weight (beta), calibration_error of its served predictions, shrink toward "
-                "uniform, price.",
+                "uniform, price; and its sequential rounds' stream allocator: rounds_pool "
+                "(units deposited, not granted), rounds_spent, rounds_price, "
+                "rounds_prior_strength, rounds_admitted, rounds_in_flight.",
                 labels=["model", "stat"],
             )
             for model, figures in self._policies().items():

@@ -3,7 +3,8 @@
 ``best-of-k`` and ``self-consistency`` draw the whole budget in one call; their sequential forms
 ``sequential-best-of-k`` (stop at the first sample the verifier passes) and
 ``adaptive-self-consistency`` (stop when Adaptive-Consistency's Beta rule says the vote is
-settled) draw it in rounds and give what they do not use back to the stream.
+settled) draw it in rounds and give what they do not use back to the stream; with a ``gate``
+(the model's stream allocator) each round of ``sequential-best-of-k`` is granted by its value.
 
 Without a reference there is nothing to verify a sample against, so best-of-k would need a
 reward model; the gateway's default (``auto``) therefore votes (self-consistency) on requests
@@ -23,7 +24,12 @@ from howhard.errors import ConfigError
 from howhard.procedures.base import Context, Outcome, PlannedCall, Procedure
 from howhard.procedures.best_of_k import BestOfK
 from howhard.procedures.self_consistency import SelfConsistency
-from howhard.procedures.sequential import AdaptiveSelfConsistency, BetaRule, SequentialBestOfK
+from howhard.procedures.sequential import (
+    AdaptiveSelfConsistency,
+    BetaRule,
+    RoundGate,
+    SequentialBestOfK,
+)
 from howhard.scoring.base import Scorer
 from howhard.types import Request
 
@@ -77,6 +83,9 @@ class ProcedureChoice:
     """Runs ``metadata["procedure"]`` (or ``default``), one of :data:`PROCEDURES`.
 
     ``schedule``: samples per round of the sequential procedures (the last size repeats).
+    ``gate``: asked before every round of ``sequential-best-of-k`` (the model's stream
+    allocator, :func:`howhard.serve.policy.build_gate`); ``None`` runs each request to its
+    budget or first pass.
     """
 
     def __init__(
@@ -86,6 +95,7 @@ class ProcedureChoice:
         needs_reference: bool,
         default: str = "auto",
         schedule: tuple[int, ...] = (1, 2, 4, 8),
+        gate: RoundGate | None = None,
     ) -> None:
         if default not in PROCEDURES:
             raise ConfigError(f"default={default!r} must be one of {', '.join(PROCEDURES)}")
@@ -95,7 +105,7 @@ class ProcedureChoice:
         self._procedures: dict[str, Procedure] = {
             "best-of-k": BestOfK(verifier),
             "self-consistency": SelfConsistency(),
-            "sequential-best-of-k": SequentialBestOfK(verifier, config=rounds),
+            "sequential-best-of-k": SequentialBestOfK(verifier, config=rounds, gate=gate),
             "adaptive-self-consistency": AdaptiveSelfConsistency(
                 BetaRule(confidence=0.95, rounds=None), config=rounds
             ),

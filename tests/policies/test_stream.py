@@ -104,6 +104,10 @@ def test_a_parked_round_is_refused_when_the_price_cannot_fall_or_patience_runs_o
     assert StreamAllocator(average_budget=1.0, horizon=0).patience is None
     # The same ask while another request is mid-round waits for it to finish.
     assert dry.grant([forecast_ask("b", [0.05])], [forecast_ask("a", [0.3, 0.3])]).waiting == ["b"]
+    # A request that leaves while waiting (cancelled, timed out) leaves no state behind.
+    dry.forget("a")
+    dry.forget("b")
+    assert not dry._waits and not dry._parks
 
 
 @settings(max_examples=60, deadline=None)
@@ -170,6 +174,20 @@ def test_the_online_prior_learns_how_far_to_trust_the_probe(informative: bool) -
         assert source.strength() > start
     else:
         assert source.strength() < 0.25 < start
+
+
+def test_a_finished_request_leaves_no_state_in_the_online_prior() -> None:
+    # A served stream runs for months: only the requests in flight may hold per-request state,
+    # while every finished request's evidence keeps counting.
+    source = OnlinePrior()
+    for i in range(50):
+        info = RequestInfo(key=str(i), z=-1.0)
+        source.update(info, 0, 2)
+        source.prior(info)
+        source.feedback(info, 0, 4)
+    source.tick()
+    assert source._contrib == {} and source._weights == {}
+    assert source.strength() != OnlinePrior().strength()
 
 
 def test_a_success_estimate_feeds_the_allocator_through_the_protocol() -> None:
@@ -251,6 +269,7 @@ async def test_a_served_stream_spends_exactly_its_budget_where_it_is_needed() ->
     used = {r.request_id: r.usage.units for r in results}  # type: ignore[attr-defined]
     assert sum(used.values()) <= 2.0 * 10
     assert allocator.spent == sum(used.values()) and allocator.pool >= 0
+    assert not allocator._waits and not allocator._parks  # nothing kept for finished requests
     easy = [r for r in results if r.metadata["stop_reason"] == "passed"]  # type: ignore[attr-defined]
     assert len(easy) == 6 and all(r.usage.units == 1 for r in easy)  # type: ignore[attr-defined]
     # The easy questions' unused units went to the hard ones, which got more than the average.

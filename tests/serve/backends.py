@@ -53,9 +53,18 @@ class _SlowStart(ScriptedBackend):
 
 
 def make(*, slow_s: float = 30.0, start_s: float = 0.0, model: str = "scripted") -> ScriptedBackend:
-    """A scripted backend answering arithmetic and transcripts (see the module docstring)."""
+    """A scripted backend answering arithmetic and transcripts (see the module docstring).
+
+    A prompt containing "STALL" is answered at once the first time and takes ``slow_s`` every
+    later time: a sequential request stuck in its second round.
+    """
+    calls: dict[str, int] = {}
 
     async def handler(prompt: str, n: int, params: GenerationParams) -> list[str]:
+        if "STALL" in prompt:
+            calls[prompt] = calls.get(prompt, 0) + 1
+            if calls[prompt] > 1:
+                await anyio.sleep(slow_s)  # cancellable
         text = await _reply(prompt, slow_s)
         return [text] * n
 

@@ -9,16 +9,18 @@ graceful path under test elsewhere) and kills the process group if it does not e
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -164,3 +166,21 @@ def ray_gateway_process(
         ready_log=f"on Ray Serve, {replicas}",
         signal_group=False,
     )
+
+
+@contextlib.asynccontextmanager
+async def abandoned_request(
+    gateway: RunningGateway, tenant: str, body: object, until: str, check: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Post ``body`` as ``tenant``, wait until ``check()`` says it is under way, yield a client
+    of that tenant for more requests meanwhile, then go away without reading the answer (a
+    client disconnect)."""
+    headers = {"authorization": f"Bearer {gateway.keys[tenant]}"}
+    async with (
+        httpx.AsyncClient(base_url=gateway.base_url, headers=headers, timeout=60) as http,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(functools.partial(http.post, "/chat/completions", json=body))
+        await anyio.to_thread.run_sync(gateway.wait_until, until, check)
+        yield http
+        tg.cancel_scope.cancel()  # the client goes away mid-request

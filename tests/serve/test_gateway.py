@@ -8,7 +8,6 @@ answer." -> previous + 9), so each test checks what reached the backend through 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from tests.serve.conftest import ROOT, RunningGateway, gateway_process
+from tests.serve.conftest import ROOT, RunningGateway, abandoned_request, gateway_process
 
 CONFIG = """
 [server]
@@ -466,24 +465,19 @@ async def test_quota_isolation_under_500_concurrent_requests(gateway: RunningGat
 async def test_client_disconnect_cancels_and_refunds_and_concurrency_is_limited(
     gateway: RunningGateway,
 ) -> None:
-    headers = {"authorization": f"Bearer {gateway.keys['single']}"}
     slow = {"model": "toy", "messages": [{"role": "user", "content": "SLOW"}]}
     disconnects = gateway.metric("howhard_client_disconnects_total", model="toy", tenant="single")
-    async with (
-        httpx.AsyncClient(base_url=gateway.base_url, headers=headers, timeout=60) as http,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(functools.partial(http.post, "/chat/completions", json=slow))
-        await anyio.to_thread.run_sync(
-            gateway.wait_until,
-            "the slow request to reserve its budget",
-            lambda: gateway.metric("howhard_tenant_reserved_units", tenant="single") == 2,
-        )
+    async with abandoned_request(
+        gateway,
+        "single",
+        slow,
+        "the slow request to reserve its budget",
+        lambda: gateway.metric("howhard_tenant_reserved_units", tenant="single") == 2,
+    ) as http:
         # The tenant's one concurrent request is taken: another is refused.
         second = await http.post("/chat/completions", json=slow)
         assert second.status_code == 429
         assert second.json()["error"]["code"] == "concurrency_limit"
-        tg.cancel_scope.cancel()  # the client goes away mid-request
     gateway.wait_until(
         "the disconnect to be noticed",
         lambda: (

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from howhard import Scheduler
@@ -24,13 +23,13 @@ from howhard.errors import (
     RequestTimeout,
     SchedulerClosed,
 )
-from howhard.policies import ConstantPredictor, UniformPolicy
+from howhard.policies import UniformPolicy
 from howhard.serve.config import ModelConfig, ServeConfig, TenantConfig, load_config
 from howhard.serve.errors import ApiError, from_exception
 from howhard.serve.keys import KeyRing, append_key, hash_key, new_key
 from howhard.serve.limits import TenantLimiter
 from howhard.serve.metrics import Calibration
-from howhard.serve.policy import ServingPolicy, _ServingPredictor, build_policy
+from howhard.serve.policy import ServingPolicy, build_policy, gates_rounds
 from howhard.serve.procedure import ProcedureChoice, build_verifier
 from howhard.types import BudgetBounds, Request
 
@@ -213,27 +212,6 @@ def test_a_quota_without_window_sends_no_retry_after() -> None:
 
 
 @pytest.mark.anyio
-async def test_serving_policy_caps_weights_and_records_predictions() -> None:
-    predictor = _ServingPredictor(ConstantPredictor(success_prob=0.5))
-    requests = [
-        Request(prompt="a", metadata={"max_budget": 1}),
-        Request(prompt="b", metadata={"priority": 4.0}),
-        Request(prompt="c"),
-    ]
-    rows = await predictor.predict(requests, 4)
-    assert np.all(rows[0, 1:] == 0.0)  # units past the cap are worth nothing
-    assert rows[1, 0] == pytest.approx(4 * rows[2, 0])
-    policy = ServingPolicy(UniformPolicy(), predictor)
-    assert policy.take_prediction(requests[0].id) == pytest.approx(0.5)
-    assert policy.take_prediction(requests[0].id) is None  # read once
-    assert await policy.allocate(requests, 9, BudgetBounds(average_budget=3, max_budget=4)) == [
-        1,
-        3,
-        3,
-    ]
-
-
-@pytest.mark.anyio
 async def test_the_default_policy_runs_the_shipped_probe_and_reports_its_prediction() -> None:
     # The shipped λ probe on stand-in features (the real encoder is a 135M model): what is
     # tested is the wiring from the probe's prediction to the response, through a scheduler.
@@ -246,7 +224,83 @@ async def test_the_default_policy_runs_the_shipped_probe_and_reports_its_predict
     for request, result in zip(requests, results, strict=True):
         predicted = policy.take_prediction(request.id)
         assert predicted is not None and 0.0 <= predicted <= 1.0
+        assert policy.take_prediction(request.id) is None  # handed on once
         assert 1 <= result.budget <= 16
+    await policy.aclose()
+
+
+@pytest.mark.anyio
+async def test_the_round_gate_reads_the_probe_logit_the_policy_stage_recorded() -> None:
+    from howhard.policies import OnlinePriorConfig
+
+    model = ModelConfig(backend="local", procedure="sequential-best-of-k", max_budget=12)
+    policy = build_policy(model, encoder=ScriptedBackend(hidden_size=576))
+    assert gates_rounds(model) and policy.gate is not None
+    requests = [Request(prompt=f"What is {k} * 3?", metadata={"max_budget": k}) for k in (2, 9)]
+    requests.append(Request(prompt="What is 5 * 3?"))
+    bounds = BudgetBounds(average_budget=12, max_budget=12, min_budget=1)
+    # Gated: every request's budget is its cap; the gate decides how much of it is drawn.
+    assert await policy.allocate(requests, 36, bounds) == [2, 9, 12]
+    logits, _ = await policy.inner.probe.read(requests)  # type: ignore[attr-defined]
+    mean = OnlinePriorConfig().z_mean
+    for request, logit in zip(requests, logits, strict=True):
+        assert policy.logit(request, mean) == pytest.approx(float(logit))
+        assert policy.group(request) != "*"  # the probe's feature cluster
+    assert policy.logit(Request(prompt="never allocated"), mean) == mean
+    assert set(policy.stats()) >= {"rounds_pool", "rounds_price", "rounds_prior_strength"}
+    await policy.aclose()
+    uniform = build_policy(model.model_copy(update={"policy": "uniform"}))
+    assert uniform.logit(requests[0], mean) == mean and uniform.group(requests[0]) == "*"
+    assert uniform.group(Request(prompt="x", metadata={"group": "sql"})) == "sql"
+    for ungated in ({"rounds_gate": "none"}, {"procedure": "best-of-k"}):
+        assert build_policy(model.model_copy(update={**ungated, "policy": "uniform"})).gate is None
+
+
+@pytest.mark.anyio
+async def test_served_sequential_rounds_start_from_the_probe_logit_of_their_batch() -> None:
+    # The whole served path in-process: the policy stage reads the probe, then each request's
+    # first ask of the gate (before its feedback reaches the policy) finds that reading.
+    from howhard.policies import OnlinePriorConfig
+
+    model = ModelConfig(
+        backend="local", procedure="sequential-best-of-k", average_budget=2, max_budget=8
+    )
+    policy = build_policy(model, encoder=ScriptedBackend(hidden_size=576))
+    seen: dict[str, float] = {}
+    recorded = policy.logit
+
+    def logit(request: Request, default: float) -> float:
+        seen[request.id] = recorded(request, default)
+        return seen[request.id]
+
+    policy.logit = logit  # type: ignore[method-assign]
+    verifier, needs_reference = build_verifier("exact")
+    procedure = ProcedureChoice(
+        verifier,
+        needs_reference=needs_reference,
+        default="sequential-best-of-k",
+        schedule=(1, 2),
+        gate=policy.gate,
+    )
+    requests = [
+        Request(prompt=f"What is {k} + {k}?", reference="4" if k == 2 else "0", metadata={})
+        for k in range(6)
+    ]
+    async with Scheduler(
+        backend=ScriptedBackend(lambda prompt, n, params: ["The answer is 4."] * n),
+        policy=policy,
+        procedure=procedure,
+        average_budget=8,
+        max_budget=8,
+    ) as scheduler:
+        results = [await scheduler.submit_nowait(r, timeout_s=30) for r in requests]
+    logits, _ = await policy.inner.probe.read(requests)  # type: ignore[attr-defined]
+    assert seen == {r.id: pytest.approx(float(z)) for r, z in zip(requests, logits, strict=True)}
+    assert all(z != OnlinePriorConfig().z_mean for z in seen.values())
+    assert results[2].metadata["stop_reason"] == "passed" and results[2].budget == 1
+    stats = policy.stats()
+    assert stats["rounds_admitted"] == 6 and stats["rounds_in_flight"] == 0
+    assert stats["rounds_spent"] == sum(r.budget for r in results) <= 2 * 6
     await policy.aclose()
 
 

@@ -31,8 +31,13 @@ def test_demo_runs_end_to_end_on_the_embedded_model(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert code == 0
     assert "summary" in out
-    assert out.count("[ 6/6 ]") == 2  # both runs answered every question
+    assert out.count("[ 6/6 ]") == 3  # adaptive, sequential and uniform answered every question
     assert "(abstained)" not in out  # the default policy gives every question a sample
+    # The sequential run's own line and its comparison with uniform, in the summary.
+    assert re.search(r"^sequential: \d/6 correct, \d+ samples \(uniform best-of-k: 12, ", out, re.M)
+    summary = out.split("== summary", 1)[1]
+    assert re.search(r"^sequential +\d/6 ", summary, re.M)
+    assert re.search(r"^sequential answered [+-]\d+ questions vs uniform, using ", summary, re.M)
 
 
 def test_demo_closes_the_backend_even_when_the_predictor_fails_to_close(
@@ -67,6 +72,10 @@ def test_demo_help_names_the_backend_it_runs_by_default(
     from howhard.cli import build_parser
 
     assert build_parser().parse_args(["demo"]).backend == "vllm"
+    # The sequential run is on by default; --no-sequential skips it, the old flag still parses.
+    assert build_parser().parse_args(["demo"]).sequential is True
+    assert build_parser().parse_args(["demo", "--no-sequential"]).sequential is False
+    assert build_parser().parse_args(["demo", "--sequential"]).sequential is True
     collect = ["collect", "--input", "x", "--out", "y", "--scorer", "math"]
     assert build_parser().parse_args(collect).backend == "transformers"  # its own default
     with pytest.raises(SystemExit):
@@ -103,7 +112,8 @@ def test_demo_shows_the_policys_own_predictions_and_encodes_each_prompt_once(
 
     probe = _FixedProbe()
     monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: probe))
-    assert main(["demo", "--backend", "scripted", "--questions", "3", "--budget", "2"]) == 0
+    argv = ["demo", "--backend", "scripted", "--questions", "3", "--budget", "2"]
+    assert main([*argv, "--no-sequential"]) == 0
     out = capsys.readouterr().out
     assert out.count("[ 3/3 ]") == 2  # adaptive, then uniform
     rows = [line for line in out.splitlines() if line.startswith("[")]
@@ -126,13 +136,35 @@ def test_the_status_line_says_what_runs_and_how_far_it_got() -> None:
     assert re.fullmatch(r"… starting the model backend: \d+ s", screen.status())
     screen.phase("adaptive", total=32)
     screen.progress(5, 20, 400)
-    expected = r"… adaptive: 5/32 answered \(20 samples\), 400 tokens generated, \d+ s"
+    assert re.fullmatch(
+        r"… adaptive: 5/32 answered, 20 samples, 400 tokens, \d+ s", screen.status()
+    )
+    # While generating: the samples the answered questions used against what uniform best-of-k
+    # draws for the same questions, and every sample drawn so far.
+    screen.phase("sequential", total=16, uniform=4.0)
+    assert "0/16 answered, 0 samples, 0 tokens" in screen.status()
+    screen.drawn(3)
+    screen.drawn(8)
+    screen.progress(9, 8, 100)
+    expected = (
+        r"… sequential: 9/16 answered, 8 samples \(uniform: 36, -78%\), 11 drawn, 100 tokens, \d+ s"
+    )
     assert re.fullmatch(expected, screen.status())
     # A backend's own running count moves between answers; the phase counts from its start.
     generated = [1000]
-    screen.phase("uniform", total=32, tokens=lambda: generated[0])
+    screen.phase("uniform", total=32, tokens=lambda: generated[0], uniform=4.0)
     generated[0] = 1234
-    assert "0/32 answered (0 samples), 234 tokens generated" in screen.status()
+    assert "0/32 answered, 0 samples, 234 tokens" in screen.status()
+    # On a terminal: one row per run, finished runs kept above the running one.
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=120)
+    console.print(screen.display())
+    rows = [line.split() for line in console.file.getvalue().splitlines()]  # type: ignore[attr-defined]
+    assert rows[0][:7] == ["run", "answered", "samples", "uniform", "saving", "drawn", "tokens"]
+    assert rows[1][:5] == ["✓", "adaptive", "5/32", "20", "20"]
+    assert rows[2][:8] == ["✓", "sequential", "9/16", "8", "36", "-78%", "11", "100"]
+    assert rows[3][:6] == ["…", "uniform", "0/32", "0", "0", "234"]
     screen.say("a table row")
     assert screen.out.getvalue() == "a table row\n"  # type: ignore[attr-defined]
 
@@ -149,15 +181,17 @@ def test_sequential_run_stops_at_the_first_verified_sample_and_says_how_much_it_
     backend = ScriptedBackend(lambda prompt, n, params: [answers.get(prompt, "hi")] * n)
     monkeypatch.setattr(factory, "make_backend", lambda *a, **k: backend)
     monkeypatch.setattr(ProbePredictor, "load", classmethod(lambda cls, *a, **k: _FixedProbe()))
-    argv = ["demo", "--backend", "scripted", "--questions", "4", "--budget", "4", "--sequential"]
-    assert main(argv) == 0
+    argv = ["demo", "--backend", "scripted", "--questions", "4", "--budget", "4"]
+    assert main(argv) == 0  # the sequential run is part of the default demo
     out = capsys.readouterr().out
     assert out.count("[ 4/4 ]") == 3  # adaptive, sequential, uniform
     # Every first sample is right: each sequential request uses 1 of the samples it was granted.
     section = out.split("== sequential adaptive", 1)[1].split("sequential:", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("[")]
     assert len(rows) == 4 and all(re.search(r" 1/\d+  ", row) for row in rows)
-    assert "sequential: 4/4 correct, 4 samples" in out
+    assert "sequential: 4/4 correct, 4 samples (uniform best-of-k: 16, -75%)" in out
     assert "sequential answered +0 questions vs uniform, using -12 samples (-75%)" in out
     summary = out.split("== summary", 1)[1]
     assert "latency p50/p99" in summary and "rounds p50/p99" in summary
+    assert re.search(r"^sequential +4/4 +100% +4 +75% ", summary, re.M)
+    assert re.search(r"^uniform +4/4 +100% +16 +0% ", summary, re.M)
