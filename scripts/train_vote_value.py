@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--logits",
         choices=("out-of-family", "as-served"),
-        default="out-of-family",
+        default="as-served",
         help="each question's z: from a probe that never saw its family, or as the shipped "
         "probe (--probe) serves it (cross-fitted on the first build's train rows)",
     )

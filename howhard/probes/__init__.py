@@ -6,9 +6,9 @@ served (:mod:`.saved`), the marginals map from a probe's logit to served margina
 posterior and offline fit (:mod:`.marginals_map`, :mod:`.posterior`, :mod:`.map_fit`) and
 :class:`ProbePredictor` (:mod:`.predictor`), which turns a probe and an injected encoder into the
 marginals a policy allocates with. The self-consistency value model (:mod:`.vote_value`, with
-the one shipped in the package) predicts what more votes would still gain. The torch networks that train
-and serve LoRA probes are in :mod:`.networks`, imported only where used. Nothing here imports
-training: serving a probe never needs the training code. See ``docs/architecture.md``.
+the one shipped in the package) predicts what more votes would still gain. The torch networks
+that train and serve LoRA probes are in :mod:`.networks`, imported only where used. Nothing here
+imports training: serving a probe never needs the training code. See ``docs/architecture.md``.
 """
 
 from howhard.probes.calibration import apply_isotonic, fit_isotonic, fit_temperature, sigmoid

@@ -12,8 +12,9 @@ n2, distinct answers, samples without an answer) and the difficulty probe's logi
 Hopeless requests (low z, diffuse votes) and settled ones both predict ~0 gain, so the value
 rule (:class:`howhard.procedures.ValueRule`) stops both early; contested, plausible ones go on.
 ``howhard.training.vote_value`` fits it; :func:`default_value_model` loads the one shipped in
-the package (``howhard/assets/vote-value/model.json``, fitted across 29 task families with
-logits from probes that never saw the family; ``scripts/train_vote_value.py`` regenerates it).
+the package (``howhard/assets/vote-value/model.json``: fitted on 29 task families, 16 of them
+unseen by the shipped λ probe, with z as that probe serves it; ``scripts/train_vote_value.py``
+regenerates it, ``results/self-consistency.md`` measures it).
 """
 
 from __future__ import annotations

@@ -145,4 +145,4 @@ def test_the_report_script_writes_held_out_and_in_distribution_tables(
     figures = json.loads(out.with_suffix(".json").read_text())
     assert figures["heldout"]["questions"] == 50 and figures["core_test"]["questions"] == 12
     # The packaged model is recognised as the full fit of its recipe.
-    assert figures["shipped_is"] == ["across families, out-of-family z"]
+    assert figures["shipped_is"] == ["across families, as-served z"]

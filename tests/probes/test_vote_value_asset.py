@@ -67,10 +67,11 @@ async def _vote(texts: list[str], z: float) -> tuple[str | None, int | None, obj
 
 @pytest.mark.anyio
 async def test_the_default_rule_stops_a_unanimous_vote_and_goes_on_in_a_contested_one() -> None:
-    assert await _vote(["The answer is 7."], 0.0) == ("7", 2, "settled")
+    answer, units, reason = await _vote(["The answer is 7."], 0.0)
+    assert answer == "7" and units is not None and units <= 4 and reason == "settled"
     contested = ["The answer is 3.", "The answer is 4."]
     answer, units, _ = await _vote(contested, 0.0)
     assert answer == "3" and units is not None and units >= 12
-    # The same contest on a question the probe calls hopeless is not worth as many samples.
-    _, hopeless, reason = await _vote(contested, -2.0)
-    assert hopeless is not None and hopeless < units and reason == "settled"
+    # The same contest on a question the probe calls hopeless (λ ≈ 5%) is not worth sampling.
+    _, hopeless, reason = await _vote(contested, -3.0)
+    assert hopeless is not None and hopeless <= 2 and reason == "settled"
