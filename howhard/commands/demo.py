@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
     )
     add_backend_arguments(parser, default="vllm")
-    parser.add_argument("--questions", type=int, default=32, help="held-out questions to answer")
+    parser.add_argument("--questions", type=int, default=24, help="held-out questions to answer")
     parser.add_argument(
         "--budget", type=float, default=4.0, help="average samples per question (default 4)"
     )
