@@ -20,6 +20,7 @@ from howhard.errors import ConfigError
 
 __all__ = [
     "geometric_marginal",
+    "log_factorials",
     "marginals_from_rewards",
     "marginals_from_success_prob",
     "preference_prob",
@@ -123,7 +124,7 @@ def success_rate(rewards: npt.ArrayLike) -> FloatArray:
     return result
 
 
-def _log_factorials(m: int) -> FloatArray:
+def log_factorials(m: int) -> FloatArray:
     """``log k!`` for ``k = 0..m`` (via lgamma, exact to a few ulps even for large m)."""
     return np.array([math.lgamma(k + 1.0) for k in range(m + 1)], dtype=np.float64)
 
@@ -140,7 +141,7 @@ def _best_of_weights(m: int, max_budget: int, replace: bool) -> FloatArray:
         weights: FloatArray = np.power(i / m, j) - np.power((i - 1.0) / m, j)
         return weights
     valid = i >= j
-    log_fact = _log_factorials(m)
+    log_fact = log_factorials(m)
     # log C(i-1, j-1) - log C(m, j), with integer indices into the log-factorial table; the
     # clipped index keeps entries where i < j (weight 0) in range.
     ii = i.astype(np.int64)

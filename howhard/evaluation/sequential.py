@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from howhard.errors import ConfigError
+from howhard.marginals import log_factorials
 from howhard.policies.priors import OnlinePrior, OnlinePriorConfig, PriorFit
 from howhard.posterior import GRID, log_lik_counts, logsumexp, round_sizes
 
@@ -46,8 +47,7 @@ IntArray = npt.NDArray[np.int64]
 def _log_comb(n: npt.ArrayLike, k: npt.ArrayLike) -> FloatArray:
     nn = np.asarray(n, dtype=np.int64)
     kk = np.asarray(k, dtype=np.int64)
-    top = max(int(nn.max(initial=0)), 0) + 1
-    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, top + 1)))])
+    log_fact = log_factorials(max(int(nn.max(initial=0)), 0) + 1)
     ok = (kk >= 0) & (kk <= nn)
     safe_k, safe_n = np.where(ok, kk, 0), np.where(ok, nn, 0)
     out = log_fact[safe_n] - log_fact[safe_k] - log_fact[safe_n - safe_k]
