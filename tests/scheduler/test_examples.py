@@ -24,9 +24,9 @@ def test_custom_policy_example_runs() -> None:
     assert out.stderr == ""
 
 
-def test_readme_submit_snippet_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Submitting requests", 1)[1]
+def _readme_snippet(heading: str) -> str:
+    """Run the first Python block under README's ``heading``; its stdout."""
+    section = (ROOT / "README.md").read_text().split(heading, 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -37,20 +37,12 @@ def test_readme_submit_snippet_runs() -> None:
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
     )
-    assert out.stdout.startswith("391 4 Usage(")
+    return out.stdout
+
+
+def test_readme_submit_snippet_runs() -> None:
+    assert _readme_snippet("## Submitting requests").startswith("391 4 Usage(")
 
 
 def test_readme_sequential_snippet_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Think until settled", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
-    )
-    assert out.stdout == "391 1 passed\n"
+    assert _readme_snippet("## Think until settled") == "391 1 passed\n"
