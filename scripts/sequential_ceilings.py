@@ -39,8 +39,9 @@ def main() -> int:
     from howhard.commands.evaluate import _features_path
     from howhard.evaluation.data import load_split, read_jsonl
     from howhard.evaluation.sequential import (
-        fit_prior,
+        fit_val_prior,
         known_lambda_prior,
+        probe_logits,
         spend_to_reach,
         threshold_curve,
     )
@@ -59,19 +60,12 @@ def main() -> int:
         str((r.get("metadata") or {}).get("split", "train"))
         for r in read_jsonl(data / "runs/trainval/requests.jsonl")
     ]
-    val = np.asarray([s == "val" for s in splits])
-
-    def logit(p: np.ndarray) -> np.ndarray:
-        q = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.asarray(np.log(q) - np.log1p(-q), dtype=np.float64)
-
-    passes_tv = tv.rewards.sum(axis=1)
-    fit = fit_prior(logit(tv.lambda_hat[val]), passes_tv[val], tv.rewards.shape[1] - passes_tv[val])
+    fit = fit_val_prior(tv.lambda_hat, tv.rewards, np.asarray([s == "val" for s in splits])).fit
     rewards = test.rewards
     m = rewards.shape[1]
     successes = rewards.sum(axis=1).astype(int)
     target = float(np.mean([1 - comb(m - c, 16) / comb(m, 16) for c in successes]))
-    z = logit(test.lambda_hat)
+    z = probe_logits(test.lambda_hat)
 
     def reach(log_w: np.ndarray) -> float:
         curve = threshold_curve(log_w, rewards, max_budget=args.cap)

@@ -195,8 +195,9 @@ def run_sequential(args: argparse.Namespace) -> int:
     from howhard.evaluation.sequential import (
         crossfit_logits,
         family_logits,
-        fit_prior,
         fit_transfer,
+        fit_val_prior,
+        probe_logits,
     )
     from howhard.evaluation.sequential_report import (
         best_of_k_section,
@@ -204,7 +205,6 @@ def run_sequential(args: argparse.Namespace) -> int:
         self_consistency_section,
     )
     from howhard.evaluation.simulate import LoggedSamples
-    from howhard.policies.priors import OnlinePriorConfig
     from howhard.tasks.answers import read_answers
     from howhard.training.features import load_features
 
@@ -228,13 +228,10 @@ def run_sequential(args: argparse.Namespace) -> int:
         for r in _rows(data / args.heldout / "requests.jsonl")
     ]
     val = np.asarray([s == "val" for s in splits])
-    lam = np.clip(trainval.lambda_hat, 1e-6, 1 - 1e-6)
-    z_val = np.log(lam[val]) - np.log1p(-lam[val])
+    config = fit_val_prior(trainval.lambda_hat, trainval.rewards, val)
     m_tv = trainval.rewards.shape[1]
     passes = trainval.rewards.sum(axis=1)
-    fit = fit_prior(z_val, passes[val], m_tv - passes[val])
-    config = OnlinePriorConfig(fit=fit, z_mean=float(z_val.mean()), z_var=float(z_val.var()))
-    log(f"prior fitted on val: {fit!r}, z mean {config.z_mean:.3f}, var {config.z_var:.3f}")
+    log(f"prior fitted on val: {config.fit!r}, z mean {config.z_mean:.3f}, var {config.z_var:.3f}")
     x_tv = load_features(_features_path(data, args.heldout)).aligned(trainval.ids)
     x_test = load_features(test_features).aligned(test.ids)
     lofo = family_logits(x_tv, trainval.success, trainval.families, splits, [x_test])
@@ -245,8 +242,7 @@ def run_sequential(args: argparse.Namespace) -> int:
         z_lofo[fams_test == family] = on_test[fams_test == family]
     config = fit_transfer(config, z_oof, passes, m_tv - passes, trainval.families)
     log(f"transfer fit: shift sd {config.shift_sd}, strength weights {config.kappa_weights}")
-    lam_test = np.clip(test.lambda_hat, 1e-6, 1 - 1e-6)
-    z_in = np.log(lam_test) - np.log1p(-lam_test)
+    z_in = probe_logits(test.lambda_hat)
     # Families the probe never trained on are out of family for the shipped probe already.
     unseen = ~np.isin(fams_test, list(lofo))
     z_lofo[unseen] = z_in[unseen]
@@ -285,7 +281,7 @@ def run_sequential(args: argparse.Namespace) -> int:
     z_tv = np.where(
         np.asarray(splits) == "train",
         crossfit_logits(x_tv, trainval.success, splits),
-        np.log(lam) - np.log1p(-lam),
+        probe_logits(trainval.lambda_hat),
     )
     models = {"probe prior": _value_model(trainval, z_tv, splits, args.value_paths, log)}
     if args.sc_ablation:

@@ -32,7 +32,9 @@ __all__ = [
     "family_logits",
     "fit_prior",
     "fit_transfer",
+    "fit_val_prior",
     "p_all_fail",
+    "probe_logits",
     "sequential_outcome",
     "spend_to_reach",
     "success_at",
@@ -210,6 +212,26 @@ def fit_prior(z: npt.ArrayLike, passes: npt.ArrayLike, fails: npt.ArrayLike) -> 
     )
     x = best.x
     return PriorFit(a0=x[0], a1=x[1], sigma=math.exp(x[2]), c0=x[3], c1=x[4])
+
+
+def probe_logits(success_prob: npt.ArrayLike) -> FloatArray:
+    """The probe's predicted single-sample success as logits (clipped away from 0 and 1)."""
+    p = np.clip(np.asarray(success_prob, dtype=np.float64), 1e-6, 1 - 1e-6)
+    result: FloatArray = np.log(p) - np.log1p(-p)
+    return result
+
+
+def fit_val_prior(
+    success_prob: npt.ArrayLike, rewards: npt.ArrayLike, val: npt.ArrayLike
+) -> OnlinePriorConfig:
+    """The prior's config fitted on the ``val`` rows: :func:`fit_prior` on their probe logits
+    and counts, with the logits' mean and variance (the strength hypotheses centre on them)."""
+    keep = np.asarray(val, dtype=bool)
+    z = probe_logits(success_prob)[keep]
+    r = np.asarray(rewards, dtype=np.float64)[keep]
+    passes = r.sum(axis=1)
+    fit = fit_prior(z, passes, r.shape[1] - passes)
+    return OnlinePriorConfig(fit=fit, z_mean=float(z.mean()), z_var=float(z.var()))
 
 
 def fit_transfer(
