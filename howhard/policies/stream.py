@@ -30,6 +30,7 @@ flat prior, "fewest failures first" (a uniform cap with stop-at-first-pass).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 
-from howhard.errors import ConfigError
+from howhard.errors import ConfigError, PolicyError
 from howhard.policies.priors import PriorSource, RequestInfo
 from howhard.posterior import forecast, log_lik_counts, normalise
 from howhard.types import Request, RoundGrant, RoundView
@@ -394,9 +395,14 @@ class StreamGate:
     def _ask(self, request: Request, view: RoundView) -> RoundRequest:
         info = self._info.get(request.id)
         if info is None:
-            info = RequestInfo(
-                key=request.id, z=float(self._logit(request)), group=self._group(request)
-            )
+            z = float(self._logit(request))
+            if not math.isfinite(z):
+                # A NaN prior would price every round at NaN and stop the whole stream.
+                raise PolicyError(
+                    f"StreamGate's logit returned {z!r} for request {request.id!r}; "
+                    "return a finite probe logit (the population's mean when there is none)"
+                )
+            info = RequestInfo(key=request.id, z=z, group=self._group(request))
             self._info[request.id] = info
             self._granted[request.id] = 0
             ask = self._forecast(info, view)

@@ -408,3 +408,16 @@ async def test_a_parked_request_stops_at_its_deadline_and_keeps_what_it_found() 
     assert hopeless.usage.units == hopeless.metadata["samples"] >= 1
     assert likely[0].metadata["stop_reason"] == "passed"  # type: ignore[attr-defined]
     assert allocator.pool + allocator.spent == pytest.approx(4.0)
+
+
+@pytest.mark.anyio
+async def test_a_gate_refuses_a_logit_that_is_not_a_number() -> None:
+    from howhard.errors import PolicyError
+    from howhard.types import Request, RoundView
+
+    allocator = StreamAllocator(average_budget=2.0, horizon=0)
+    gate = StreamGate(allocator, FixedPrior(), logit=lambda request: float("nan"))
+    view = RoundView(used=0, rounds=0, passes=0, fails=0, sizes=(1, 1))
+    with pytest.raises(PolicyError, match="finite probe logit"):
+        await gate.grant(Request(prompt="q"), view)
+    assert allocator.admitted == 0 and gate.stats()["in_flight"] == 0
