@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+PROBE_TRAIN = "runs/probe-train"
+"""Where a benchmark data folder keeps the λ probe's training build (``data/README.md``)."""
+
 __all__ = ["register", "run"]
 
 
@@ -36,6 +39,14 @@ def register(subparsers: Any) -> None:
         "--heldout",
         default="runs/trainval",
         help="dataset holding the val split (metadata.split == 'val'), relative to --data",
+    )
+    parser.add_argument(
+        "--probe-data",
+        default=None,
+        metavar="DATASET",
+        help="the dataset the λ probe was trained on (train/val rows, with features), relative "
+        "to --data: leave-group-out probes are trained on it without each group, as the shipped "
+        "probe was trained on all of it (default: runs/probe-train if present, else --heldout)",
     )
     parser.add_argument(
         "--lambda-probe", default="probes/lambda", help="λ probe checkpoint, relative to --data"
@@ -113,6 +124,14 @@ def register(subparsers: Any) -> None:
         help="sequential: also train and simulate the value rule without the probe (z = 0)",
     )
     parser.set_defaults(handler=run)
+
+
+def _probe_data(args: argparse.Namespace) -> str:
+    """The probe's training dataset: ``--probe-data``, else the data folder's probe-train build
+    when it has one, else ``--heldout``."""
+    if args.probe_data is not None:
+        return str(args.probe_data)
+    return PROBE_TRAIN if (args.data / PROBE_TRAIN / "requests.jsonl").exists() else args.heldout
 
 
 def _features_path(data: Path, dataset: str) -> Path:
@@ -206,7 +225,9 @@ def run_sequential(args: argparse.Namespace) -> int:
     )
     from howhard.evaluation.simulate import LoggedSamples
     from howhard.tasks.answers import read_answers
+    from howhard.training.dataset import load_dataset
     from howhard.training.features import load_features
+    from howhard.training.splits import column_values, splits_from_column
 
     started = time.monotonic()
     data: Path = args.data
@@ -234,10 +255,23 @@ def run_sequential(args: argparse.Namespace) -> int:
     log(f"prior fitted on val: {config.fit!r}, z mean {config.z_mean:.3f}, var {config.z_var:.3f}")
     x_tv = load_features(_features_path(data, args.heldout)).aligned(trainval.ids)
     x_test = load_features(test_features).aligned(test.ids)
-    lofo = family_logits(x_tv, trainval.success, trainval.families, splits, [x_test])
+    # Leave-family-out probes learn from what the shipped probe learned from, less the family.
+    probe_data = _probe_data(args)
+    trained = load_dataset(data / probe_data)
+    x_pd = load_features(_features_path(data, probe_data)).aligned(trained.ids)
+    counts = np.isfinite(trained.rewards).sum(axis=1)
+    wins = np.nan_to_num(trained.rewards).sum(axis=1)
+    lofo = family_logits(
+        x_pd,
+        wins / counts,
+        column_values(trained.rows, "family"),
+        splits_from_column(trained.rows, "split"),
+        [x_tv, x_test],
+    )
+    log(f"leave-family-out probes trained on {probe_data} ({len(trained.ids)} questions)")
     fams_tv, fams_test = np.asarray(trainval.families), np.asarray(test.families)
     z_oof, z_lofo = np.zeros(len(fams_tv)), np.zeros(len(fams_test))
-    for family, (on_tv, on_test) in lofo.items():
+    for family, (_, on_tv, on_test) in lofo.items():
         z_oof[fams_tv == family] = on_tv[fams_tv == family]
         z_lofo[fams_test == family] = on_test[fams_test == family]
     config = fit_transfer(config, z_oof, passes, m_tv - passes, trainval.families)
@@ -367,7 +401,7 @@ def run_served(args: argparse.Namespace) -> int:
     if args.unseen:
         # Traffic the shipped probe never saw: every question of another build, then the ones
         # whose group never occurs in the probe's training data.
-        seen = set(column_values(load_dataset(data / args.heldout).rows, args.group_column))
+        seen = set(column_values(load_dataset(data / _probe_data(args)).rows, args.group_column))
         unseen = load_dataset(data / args.unseen)
         x_new = load_features(_features_path(data, args.unseen)).aligned(unseen.ids)
         probe = SavedProbe(checkpoint)
@@ -396,7 +430,7 @@ def run_served(args: argparse.Namespace) -> int:
             novel,
             f"unseen build, only the {len(novel)} questions of the "
             f"{len({new_groups[i] for i in novel})} {args.group_column} values absent from "
-            f"{args.heldout} (served in the same stream)",
+            f"{_probe_data(args)} (served in the same stream)",
         )
         summaries = {
             full.stream: summarise(full, np.diff(quality, axis=1)),
@@ -408,8 +442,10 @@ def run_served(args: argparse.Namespace) -> int:
             f"--batch-size {args.batch_size} --budgets {args.budgets}"
         )
         return _write_served(args.out, "served-unseen", summaries, command, args)
-    train, test = load_dataset(data / args.heldout), load_dataset(data / args.test)
-    x_train = load_features(_features_path(data, args.heldout)).aligned(train.ids)
+    # Leave-group-out probes learn from what the shipped probe learned from, less the group.
+    probe_data = _probe_data(args)
+    train, test = load_dataset(data / probe_data), load_dataset(data / args.test)
+    x_train = load_features(_features_path(data, probe_data)).aligned(train.ids)
     x_test = load_features(_features_path(data, args.test)).aligned(test.ids)
     x = np.concatenate([x_train, x_test])
     counts = [np.isfinite(d.rewards).sum(1) for d in (train, test)]
@@ -466,7 +502,17 @@ def run_served(args: argparse.Namespace) -> int:
     summaries = {r.stream: summarise(r, true_marginals) for r in results}
     if args.shift:
         # The shift test: the shipped probe made uninformative or anti-correlated, on every
-        # question (train, val and test), scored after a warm-up of 500 requests.
+        # question of --heldout (train and val) and test, scored after a warm-up of 500 requests.
+        if probe_data != args.heldout:
+            held = load_dataset(data / args.heldout)
+            x = np.concatenate(
+                [load_features(_features_path(data, args.heldout)).aligned(held.ids), x_test]
+            )
+            successes = np.concatenate(
+                [np.rint(np.nan_to_num(d.rewards).sum(1)).astype(np.int64) for d in (held, test)]
+            )
+            samples = np.concatenate([np.isfinite(d.rewards).sum(1) for d in (held, test)])
+            prompts = tuple(held.prompts + test.prompts)
         z = shipped.logits(x)
         rng = np.random.default_rng(5)
         shifted = {"permuted": rng.permutation(z), "inverted": -z}
@@ -493,8 +539,9 @@ def run_served(args: argparse.Namespace) -> int:
             summaries[r.stream] = summarise(r, None)  # each seed scores its own subset
     command = (
         f"howhard evaluate --data {data} --out {args.out} --group-column {args.group_column} "
-        f"--leave-group-out --seeds {args.seeds} --batch-size {args.batch_size} "
-        f"--budgets {args.budgets}" + (f" --shift {args.shift}" if args.shift else "")
+        f"--leave-group-out --probe-data {probe_data} --seeds {args.seeds} "
+        f"--batch-size {args.batch_size} --budgets {args.budgets}"
+        + (f" --shift {args.shift}" if args.shift else "")
     )
     return _write_served(args.out, "served", summaries, command, args)
 

@@ -194,6 +194,25 @@ def test_the_sequential_report_command_takes_its_options() -> None:
     assert str(args.test_features) == "f" and args.value_paths == 48 and args.cap == 32
 
 
+def test_leave_group_out_probes_train_on_the_probes_own_training_build(tmp_path: Path) -> None:
+    from howhard.cli import build_parser
+    from howhard.commands.evaluate import PROBE_TRAIN, _probe_data
+
+    parse = build_parser().parse_args
+    # A data folder without a probe-train build: the held-out dataset, as before.
+    assert _probe_data(parse(["evaluate", "--data", str(tmp_path)])) == "runs/trainval"
+    # With one, the folds learn from what the shipped probe learned from.
+    (tmp_path / PROBE_TRAIN).mkdir(parents=True)
+    (tmp_path / PROBE_TRAIN / "requests.jsonl").write_text("")
+    assert _probe_data(parse(["evaluate", "--data", str(tmp_path)])) == PROBE_TRAIN
+    # An explicit choice wins either way.
+    args = parse(["evaluate", "--data", str(tmp_path), "--probe-data", "runs/mine"])
+    assert _probe_data(args) == "runs/mine"
+    # The benchmark's own folder has the build, with the features the folds need.
+    root = Path(__file__).resolve().parents[2] / "data"
+    assert (root / PROBE_TRAIN / "features.npy").exists()
+
+
 def test_a_stream_with_requests_in_flight_and_a_deadline() -> None:
     logged = logged_set(n=80)
     config = OnlinePriorConfig()
