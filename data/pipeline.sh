@@ -13,12 +13,18 @@ $py -m howhard.tasks vote data/runs/trainval --k 8 --out data/runs/trainval-sc8
 # layer 15 was chosen over the last layer on val (λ probe CE 0.474 vs 0.491).
 $py -m howhard features --dataset data/runs/trainval --layer 15 --no-progress
 $py -m howhard features --dataset data/runs/test --layer 15 --no-progress
-# λ probe: trained on train, early-stopped and temperature-calibrated on val.
-$py -m howhard train --dataset data/runs/trainval --out data/probes/lambda --head lambda \
+# The probe-train build: every train/val question with 64 samples and 4,621 new questions of
+# the same families (64 samples each), sampled on a GPU (see data/README.md); then its features.
+#   python scripts/probe_train_data.py job --work WORK
+#   python3 scripts/probe_train_data.py sample --work WORK --gguf FILE     # on a GPU machine
+#   python scripts/probe_train_data.py build --work WORK --out data/runs/probe-train
+$py -m howhard features --dataset data/runs/probe-train --layer 15 --no-progress
+# λ probe: trained on the build's train rows, early-stopped and temperature-calibrated on val.
+$py -m howhard train --dataset data/runs/probe-train --out data/probes/lambda --head lambda \
     --split-column split --calibration temperature --max-budget 16 --quiet
 # Its marginals map (probe logit -> served marginals), fitted on cross-fitted logits: each
-# family scored by a probe trained without it (13 small probes, seconds each).
-$py scripts/fit_marginals_map.py --checkpoint data/probes/lambda --dataset data/runs/trainval
+# family scored by a probe trained without it (13 probes, seconds to a minute each).
+$py scripts/fit_marginals_map.py --checkpoint data/probes/lambda --dataset data/runs/probe-train
 # Routing preference probe P(strong > weak), same split.
 $py -m howhard train --dataset data/runs/trainval-sc8 --weak data/runs/trainval \
     --features data/runs/trainval/features --out data/probes/preference --head preference \
