@@ -15,10 +15,12 @@ picks the new questions: generator seeds 7 and 11, none whose prompt is in train
 ``sample`` needs only torch, transformers and gguf (it never imports howhard, so it runs on a
 bare GPU machine): it dequantises the embedded model's GGUF to bf16 as ``howhard.models`` does
 and draws samples with transformers at T = 0.7, top-p 1, no top-k, at most 32 new tokens,
-stopping at EOS — the collection's parameters (`data/runs/trainval/manifest.json`). Measured
-on one H200: 4 min 20 s for the 530k samples of both rounds. ``build`` decodes and scores every
-sample with its family's verifier (``howhard.tasks``) and keeps the first 64 samples of each
-question in collection order (a train/val question: its 16 vLLM samples, then the GPU ones).
+stopping at EOS — the collection's parameters (`data/runs/trainval/manifest.json`). The
+committed build's rounds were drawn in two GPU jobs with this sampling code (rounds 0 and 1,
+then 2 to 4; GPU sampling is not bit-reproducible): 5.6 min of sampling for 533k samples on one
+H200. ``build`` decodes and scores every sample with its family's verifier (``howhard.tasks``)
+and keeps the first 64 samples of each question in collection order (a train/val question: its
+16 vLLM samples, then the GPU ones).
 """
 
 from __future__ import annotations

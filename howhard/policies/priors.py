@@ -93,13 +93,13 @@ class PriorFit(_Config):
     question, SmolLM2-135M, the shipped λ probe's calibrated logits).
     """
 
-    a0: float = Field(default=0.013, allow_inf_nan=False, description="Intercept of logit λ.")
-    a1: float = Field(default=0.932, allow_inf_nan=False, description="Slope of logit λ in z.")
+    a0: float = Field(default=-0.041, allow_inf_nan=False, description="Intercept of logit λ.")
+    a1: float = Field(default=0.926, allow_inf_nan=False, description="Slope of logit λ in z.")
     sigma: float = Field(
-        default=0.842, gt=0.0, allow_inf_nan=False, description="Spread of logit λ given z."
+        default=0.813, gt=0.0, allow_inf_nan=False, description="Spread of logit λ given z."
     )
     c0: float = Field(
-        default=-2.92, allow_inf_nan=False, description="Intercept of the never-solved logit."
+        default=-3.29, allow_inf_nan=False, description="Intercept of the never-solved logit."
     )
     c1: float = Field(
         default=-0.80, allow_inf_nan=False, description="Slope of the never-solved logit in z."
@@ -118,10 +118,10 @@ class OnlinePriorConfig(_Config):
 
     fit: PriorFit = Field(default_factory=PriorFit, description="The offline fit (κ = 1, δ = 0).")
     z_mean: float = Field(
-        default=-1.363, allow_inf_nan=False, description="Mean probe logit on the fit set."
+        default=-1.461, allow_inf_nan=False, description="Mean probe logit on the fit set."
     )
     z_var: float = Field(
-        default=1.521, ge=0.0, allow_inf_nan=False, description="Variance of z on the fit set."
+        default=2.133, ge=0.0, allow_inf_nan=False, description="Variance of z on the fit set."
     )
     kappas: tuple[float, ...] = Field(
         default=(0.0, 0.25, 0.5, 0.75, 1.0),
@@ -129,7 +129,7 @@ class OnlinePriorConfig(_Config):
         description="Strengths of the probe the prior may take (0 = flat, 1 = offline fit).",
     )
     kappa_weights: tuple[float, ...] | None = Field(
-        default=(0.10, 0.17, 0.25, 0.31, 0.17),
+        default=(0.169, 0.247, 0.304, 0.255, 0.025),
         description="Starting weights over kappas (None: uniform); the default was fitted on "
         "leave-one-family-out predictions, tempered to the evidence of 20 requests.",
     )

@@ -72,6 +72,7 @@ async def test_the_default_rule_stops_a_unanimous_vote_and_goes_on_in_a_conteste
     contested = ["The answer is 3.", "The answer is 4."]
     answer, units, _ = await _vote(contested, 0.0)
     assert answer == "3" and units is not None and units >= 12
-    # The same contest on a question the probe calls hopeless (λ ≈ 5%) is not worth sampling.
+    # The same contest on a question the probe calls hopeless (λ ≈ 5%) is not worth sampling:
+    # it stops after a few samples where the middling prior drew at least 12.
     _, hopeless, reason = await _vote(contested, -3.0)
-    assert hopeless is not None and hopeless <= 2 and reason == "settled"
+    assert hopeless is not None and hopeless <= 4 and reason == "settled"
