@@ -59,15 +59,9 @@ def _questions(seed: int) -> list[dict[str, Any]]:
         return _read_jsonl(path)
 
 
-def job(work: Path) -> None:
-    """Token ids of every prompt to sample, and the questions they belong to."""
-    import transformers
-
-    from howhard.backends._prompts import prompt_ids
-    from howhard.models import default_model_path
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(default_model_path())
-    data = ROOT / "data"
+def select(data: Path) -> dict[str, list[dict[str, Any]]]:
+    """The build's questions: ``seen`` (train/val rows with their collected rewards), ``new``
+    (every family, seed 7) and ``more`` (the roomy families, seeds 7 then 11)."""
     seen_rows = _read_jsonl(data / "runs/trainval/requests.jsonl")
     taken = {
         row["prompt"]
@@ -75,10 +69,13 @@ def job(work: Path) -> None:
         for row in _read_jsonl(data / f"questions/{split}.jsonl")
     }
     sets: dict[str, list[dict[str, Any]]] = {"seen": seen_rows, "new": [], "more": []}
+    generated: dict[int, list[dict[str, Any]]] = {}  # each seed's 12,000 questions, built once
     for name, seeds, families in (("new", (7,), None), ("more", (7, 11), ROOMY)):
         count: dict[str, int] = {}
         for seed in seeds:
-            for q in _questions(seed):
+            if seed not in generated:
+                generated[seed] = _questions(seed)
+            for q in generated[seed]:
                 family = q["metadata"]["family"]
                 if families is not None and family not in families:
                     continue
@@ -89,6 +86,18 @@ def job(work: Path) -> None:
                 q["metadata"]["source"] = f"generator seed {seed}"
                 sets[name].append(q)
         print(f"{name}: {len(sets[name])} questions {count}")
+    return sets
+
+
+def job(work: Path) -> None:
+    """Token ids of every prompt to sample, and the questions they belong to."""
+    import transformers
+
+    from howhard.backends._prompts import prompt_ids
+    from howhard.models import default_model_path
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(default_model_path())
+    sets = select(ROOT / "data")
     work.mkdir(parents=True, exist_ok=True)
     payload = {
         "pad": int(tokenizer.pad_token_id),
