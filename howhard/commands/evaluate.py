@@ -134,6 +134,12 @@ def _probe_data(args: argparse.Namespace) -> str:
     return PROBE_TRAIN if (args.data / PROBE_TRAIN / "requests.jsonl").exists() else args.heldout
 
 
+def _counts(*datasets: Any) -> tuple[Any, Any]:
+    """Each request's successes and samples, the datasets' rows one after the other."""
+    pairs = [dataset.counts() for dataset in datasets]
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+
 def _features_path(data: Path, dataset: str) -> Path:
     """``howhard features --dataset DIR`` writes ``DIR/features.npy`` and ``DIR/features.json``."""
     return data / dataset / "features"
@@ -259,8 +265,7 @@ def run_sequential(args: argparse.Namespace) -> int:
     probe_data = _probe_data(args)
     trained = load_dataset(data / probe_data)
     x_pd = load_features(_features_path(data, probe_data)).aligned(trained.ids)
-    counts = np.isfinite(trained.rewards).sum(axis=1)
-    wins = np.nan_to_num(trained.rewards).sum(axis=1)
+    wins, counts = trained.counts()
     lofo = family_logits(
         x_pd,
         wins / counts,
@@ -398,10 +403,11 @@ def run_served(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     budgets = _budgets(args.budgets)
+    probe_data = _probe_data(args)
     if args.unseen:
         # Traffic the shipped probe never saw: every question of another build, then the ones
         # whose group never occurs in the probe's training data.
-        seen = set(column_values(load_dataset(data / _probe_data(args)).rows, args.group_column))
+        seen = set(column_values(load_dataset(data / probe_data).rows, args.group_column))
         unseen = load_dataset(data / args.unseen)
         x_new = load_features(_features_path(data, args.unseen)).aligned(unseen.ids)
         probe = SavedProbe(checkpoint)
@@ -410,8 +416,7 @@ def run_served(args: argparse.Namespace) -> int:
             f"unseen build ({args.unseen}: {len(unseen.ids)} questions, "
             f"{len(set(new_groups))} {args.group_column} values; the shipped probe)",
             tuple(unseen.prompts),
-            np.rint(np.nan_to_num(unseen.rewards).sum(1)).astype(np.int64),
-            np.isfinite(unseen.rewards).sum(1),
+            *unseen.counts(),
             probe.logits(x_new),
             probe.standardise(x_new),
         )
@@ -430,7 +435,7 @@ def run_served(args: argparse.Namespace) -> int:
             novel,
             f"unseen build, only the {len(novel)} questions of the "
             f"{len({new_groups[i] for i in novel})} {args.group_column} values absent from "
-            f"{_probe_data(args)} (served in the same stream)",
+            f"{probe_data} (served in the same stream)",
         )
         summaries = {
             full.stream: summarise(full, np.diff(quality, axis=1)),
@@ -443,14 +448,11 @@ def run_served(args: argparse.Namespace) -> int:
         )
         return _write_served(args.out, "served-unseen", summaries, command, args)
     # Leave-group-out probes learn from what the shipped probe learned from, less the group.
-    probe_data = _probe_data(args)
     train, test = load_dataset(data / probe_data), load_dataset(data / args.test)
     x_train = load_features(_features_path(data, probe_data)).aligned(train.ids)
     x_test = load_features(_features_path(data, args.test)).aligned(test.ids)
     x = np.concatenate([x_train, x_test])
-    counts = [np.isfinite(d.rewards).sum(1) for d in (train, test)]
-    wins = [np.rint(np.nan_to_num(d.rewards).sum(1)).astype(np.int64) for d in (train, test)]
-    successes, samples = np.concatenate(wins), np.concatenate(counts)
+    successes, samples = _counts(train, test)
     groups = column_values(train.rows, args.group_column) + column_values(
         test.rows, args.group_column
     )
@@ -508,10 +510,7 @@ def run_served(args: argparse.Namespace) -> int:
             x = np.concatenate(
                 [load_features(_features_path(data, args.heldout)).aligned(held.ids), x_test]
             )
-            successes = np.concatenate(
-                [np.rint(np.nan_to_num(d.rewards).sum(1)).astype(np.int64) for d in (held, test)]
-            )
-            samples = np.concatenate([np.isfinite(d.rewards).sum(1) for d in (held, test)])
+            successes, samples = _counts(held, test)
             prompts = tuple(held.prompts + test.prompts)
         z = shipped.logits(x)
         rng = np.random.default_rng(5)

@@ -91,9 +91,7 @@ def fit_checkpoint_map(
     train_config = TrainConfig(**recipe)
     data = load_dataset(dataset)
     x = load_features(features or Path(dataset) / "features").aligned(data.ids)
-    rewards = np.nan_to_num(data.rewards, nan=0.0)
-    samples = np.isfinite(data.rewards).sum(axis=1)
-    successes = np.rint(rewards.sum(axis=1)).astype(np.int64)
+    successes, samples = data.counts()
     groups = column_values(data.rows, group_column)
     splits = splits_from_column(data.rows, split_column)
     z, _ = cross_fitted_logits(

@@ -132,6 +132,12 @@ class Dataset:
         """Map each request id to its row."""
         return {request_id: i for i, request_id in enumerate(self.ids)}
 
+    def counts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Each request's ``(successes, samples)`` from binary rewards, NaN padding skipped."""
+        samples = np.isfinite(self.rewards).sum(axis=1).astype(np.int64)
+        successes = np.rint(np.nan_to_num(self.rewards, nan=0.0).sum(axis=1)).astype(np.int64)
+        return successes, samples
+
     def samples(self) -> Iterator[dict[str, Any]]:
         """Yield the sample rows (text, reward, tokens) of finished requests, in file order."""
         finished = set(self.ids)

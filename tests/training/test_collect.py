@@ -378,3 +378,16 @@ def test_a_corrupt_manifest_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("[]")
     with pytest.raises(ConfigError, match=r"is not a howhard\.dataset/1 manifest"):
         load_dataset(tmp_path)
+
+
+def test_counts_skip_the_padding_of_requests_with_fewer_samples(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"format": "howhard.dataset/1"}')
+    rows = [
+        {"id": "a", "prompt": "p", "reference": "r", "rewards": [1.0, 0.0, 1.0, 1.0]},
+        {"id": "b", "prompt": "q", "reference": "r", "rewards": [0.0, 1.0]},
+    ]
+    (tmp_path / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_dataset(tmp_path)
+    assert np.isnan(data.rewards[1, 2:]).all()
+    successes, samples = data.counts()
+    assert successes.tolist() == [3, 1] and samples.tolist() == [4, 2]
