@@ -82,7 +82,10 @@ def register(subparsers: Any) -> None:
     served.add_argument("--seeds", type=int, default=3, help="stream orders per budget")
     served.add_argument("--batch-size", type=int, default=32, help="requests per micro-batch")
     served.add_argument(
-        "--budgets", default="1-16", help="average budgets: a range '1-16' or a list '2,4,8'"
+        "--budgets",
+        default="1-16",
+        help="average budgets: a range '1-16' or a list '2,4,8' (with --sequential, fractions "
+        "too: '2,4,6.4,8')",
     )
     served.add_argument(
         "--unseen",
@@ -280,14 +283,14 @@ def run_sequential(args: argparse.Namespace) -> int:
         z_oof[fams_tv == family] = on_tv[fams_tv == family]
         z_lofo[fams_test == family] = on_test[fams_test == family]
     config = fit_transfer(config, z_oof, passes, m_tv - passes, trainval.families)
-    log(f"transfer fit: shift sd {config.shift_sd}, strength weights {config.kappa_weights}")
+    log(f"transfer fit: strength weights {config.kappa_weights}")
     z_in = probe_logits(test.lambda_hat)
     # Families the probe never trained on are out of family for the shipped probe already.
     unseen = ~np.isin(fams_test, list(lofo))
     z_lofo[unseen] = z_in[unseen]
     name = "in-distribution" if not unseen.any() else f"shipped probe ({unseen.mean():.0%} unseen)"
     settings = {name: z_in, "leave-family-out": z_lofo}
-    budgets = [float(b) for b in _budgets(args.budgets)]
+    budgets = _average_budgets(args.budgets)
     lines = [
         "# Sequential best-of-k and self-consistency",
         "",
@@ -365,10 +368,36 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _budgets(text: str) -> list[int]:
+    """Whole budgets for one-shot allocation: a range ``1-16`` or a list ``2,4,8``."""
+    from howhard.errors import ConfigError
+
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            return list(range(lo, hi + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--budgets {text!r}: give whole numbers, a range '1-16' or a list '2,4,8'"
+        ) from None
+
+
+def _average_budgets(text: str) -> list[float]:
+    """Average budgets for sequential procedures: a range ``2-16`` or a list that may hold
+    fractions (``2,4,6.4,8``), since a stream's average spend need not be whole."""
+    from howhard.errors import ConfigError
+
     if "-" in text:
-        lo, hi = (int(x) for x in text.split("-"))
-        return list(range(lo, hi + 1))
-    return [int(x) for x in text.split(",")]
+        return [float(b) for b in _budgets(text)]
+    try:
+        out = [float(x) for x in text.split(",")]
+    except ValueError:
+        out = []
+    if not out or not all(0.0 < b < float("inf") for b in out):
+        raise ConfigError(
+            f"--budgets {text!r}: give positive numbers, a range '2-16' or a list '2,4,6.4,8'"
+        )
+    return out
 
 
 def run_served(args: argparse.Namespace) -> int:

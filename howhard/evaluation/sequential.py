@@ -9,9 +9,9 @@ sweeping the price traces its whole curve. These closed forms check the simulato
 uniform-cap and known-λ ("sequential oracle") curves.
 
 The fits (train/val data only): the prior's zero-inflated logit-normal in the probe logit, by
-maximum marginal likelihood of the val counts (:func:`fit_prior`); the shift spread and the
-starting strength weights of :class:`~howhard.policies.priors.OnlinePrior`, on how probes
-trained without a family predict it (:func:`fit_transfer`, :func:`family_logits`).
+maximum marginal likelihood of the val counts (:func:`fit_prior`); the starting strength
+weights of :class:`~howhard.policies.priors.OnlinePrior`, on how probes trained without a
+family predict it (:func:`fit_transfer`, :func:`family_logits`).
 """
 
 from __future__ import annotations
@@ -241,15 +241,16 @@ def fit_transfer(
     fails: npt.ArrayLike,
     groups: Sequence[str],
     *,
-    sds: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
     pseudo_requests: float = 20.0,
 ) -> OnlinePriorConfig:
-    """``config`` with the shift sd and starting strength weights fitted on out-of-family
-    predictions ``z_out`` (each group's rows scored by a probe that never saw the group).
+    """``config`` with starting strength weights fitted on out-of-family predictions ``z_out``
+    (each group's rows scored by a probe that never saw the group).
 
-    The shift sd maximises the marginal likelihood (strength shared, shift per group); the
-    strength weights are its posterior there, tempered to the evidence of ``pseudo_requests``
-    requests so the stream's own feedback dominates quickly.
+    The strength κ and the shift spread τ are shared, each group has its own shift; the
+    strength weights are the marginal posterior of κ, tempered to the evidence of
+    ``pseudo_requests`` requests so the stream's own feedback dominates quickly. The τ
+    weights stay as ``config`` has them (fitted the same way they made no difference on the
+    val split's streams), so a stream of the probe's own families learns a small spread.
     """
     source = OnlinePrior(config.model_copy(update={"kappa_weights": None}))
     shape = (len(config.kappas), len(config.shifts))
@@ -261,24 +262,16 @@ def fit_transfer(
         ]
     ).reshape(-1, *shape)
     g = np.asarray(groups)
-    per_group = [ll[g == key].sum(axis=0) for key in np.unique(g)]
-    d = np.asarray(config.shifts)
-    best: tuple[float, float, FloatArray] | None = None
-    for sd in sds:
-        lp_d = -0.5 * (d / sd) ** 2
-        lp_d = lp_d - logsumexp(lp_d)
-        ev = sum(logsumexp(lp_d[None, :] + gl, axis=1) for gl in per_group)
-        total = float(logsumexp(np.asarray(ev) - math.log(len(config.kappas))))
-        if best is None or total > best[0]:
-            best = (total, sd, np.asarray(ev, dtype=np.float64))
-    assert best is not None
-    _, sd, ev = best
-    temper = min(1.0, pseudo_requests / max(len(ll), 1))
-    log_k = temper * (ev - logsumexp(ev))
-    weights = np.exp(log_k - logsumexp(log_k))
-    return config.model_copy(
-        update={"shift_sd": sd, "kappa_weights": tuple(round(float(w), 4) for w in weights)}
+    log_d = source._log_prior_d  # (T, D)
+    ev = sum(
+        logsumexp(log_d[None, :, :] + ll[g == key].sum(axis=0)[:, None, :], axis=2)
+        for key in np.unique(g)
     )
+    ev_k = logsumexp(np.asarray(ev, dtype=np.float64) + source._log_prior_t[None, :], axis=1)
+    temper = min(1.0, pseudo_requests / max(len(ll), 1))
+    log_k = temper * (ev_k - logsumexp(ev_k))
+    weights = np.exp(log_k - logsumexp(log_k))
+    return config.model_copy(update={"kappa_weights": tuple(round(float(w), 4) for w in weights)})
 
 
 def family_logits(

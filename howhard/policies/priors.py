@@ -11,24 +11,30 @@ The stream allocator (:mod:`howhard.policies.stream`) reads a request's prior th
 - strength κ ∈ [0, 1]: κ = 1 is the offline fit; κ = 0 ignores the probe (every request gets the
   population prior, the flat one); in between, the probe's slope is scaled by κ around the
   population mean and the lost spread is added back as noise, so each κ keeps the marginal;
-- shift δ (probe-logit units): the traffic, or one group of it, is easier (δ > 0) or harder
-  than the probe says.
+- shift δ (probe-logit units): one group of the traffic is easier (δ > 0) or harder than the
+  probe says; each group has its own, drawn from N(0, τ²);
+- spread τ of the groups' shifts: small where the probe is calibrated family by family (its own
+  training families), large where it is off by a different amount for each (families it never
+  saw).
 
-Every round's outcomes (passes, failures) update the hypotheses' weights; a request's prior is
-the mixture over hypotheses, and the version number tells active requests to re-base their
-posterior. So the prior's strength is learned, and shrunk toward flat when feedback shows the
-probe is off, never fixed.
+κ and τ are shared by the whole stream, δ belongs to a group. Every round's outcomes (passes,
+failures) update the hypotheses' weights; a request's prior is the mixture over hypotheses, and
+the version number tells active requests to re-base their posterior. So the prior's strength is
+learned, and shrunk toward flat when feedback shows the probe is off, never fixed; and a group's
+own shift is trusted only as far as the groups seen so far differ from one another. (Chosen on
+the val split's streams, see :class:`OnlinePriorConfig`.)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from howhard.config import _Config
 from howhard.errors import ConfigError
@@ -129,7 +135,7 @@ class OnlinePriorConfig(_Config):
         description="Strengths of the probe the prior may take (0 = flat, 1 = offline fit).",
     )
     kappa_weights: tuple[float, ...] | None = Field(
-        default=(0.169, 0.247, 0.304, 0.255, 0.025),
+        default=(0.1686, 0.246, 0.303, 0.2567, 0.0256),
         description="Starting weights over kappas (None: uniform); the default was fitted on "
         "leave-one-family-out predictions, tempered to the evidence of 20 requests.",
     )
@@ -138,18 +144,33 @@ class OnlinePriorConfig(_Config):
         min_length=1,
         description="Shifts δ of the probe logit the traffic may have.",
     )
-    shift_sd: float = Field(
-        default=1.0, gt=0.0, description="Sd of the N(0, sd²) starting prior over shifts."
+    shift_sds: tuple[float, ...] = Field(
+        default=(0.1, 0.25, 0.5, 1.0, 2.0),
+        min_length=1,
+        description="Spreads τ the groups' shifts may have (δ ~ N(0, τ²)); one value fixes τ.",
+    )
+    shift_sd_weights: tuple[float, ...] | None = Field(
+        default=None, description="Starting weights over shift_sds (None: uniform)."
     )
     learn: bool = Field(default=True, description="Learn from outcomes (False: a fixed prior).")
     per_group: bool = Field(
         default=True, description="Learn a shift and a strength per request group."
     )
-    pool_requests: float = Field(
-        default=20.0,
+    pool_requests: float | None = Field(
+        default=None,
         ge=0.0,
-        description="Most requests' worth of other groups' strength evidence a group takes.",
+        description="Most requests' worth of other groups' evidence on κ and τ a group takes "
+        "(None: all of it, so κ and τ are the stream's; a number lets each group learn its own "
+        "strength from its first requests, which cost 0.3 samples a question on the val "
+        "split's in-distribution streams at 20).",
     )
+
+    @field_validator("shift_sds")
+    @classmethod
+    def _positive_spreads(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not (0.0 < v < math.inf) for v in value):
+            raise ValueError(f"shift_sds must be positive and finite, got {value}")
+        return value
 
 
 class OnlinePrior:
@@ -163,25 +184,26 @@ class OnlinePrior:
         self.config = cfg = config if config is not None else OnlinePriorConfig()
         k = np.asarray(cfg.kappas, dtype=np.float64)
         d = np.asarray(cfg.shifts, dtype=np.float64)
-        if cfg.kappa_weights is not None and len(cfg.kappa_weights) != len(k):
-            raise ConfigError(
-                f"kappa_weights has {len(cfg.kappa_weights)} entries for {len(k)} kappas; "
-                "give one weight per kappa or None"
-            )
+        t = np.asarray(cfg.shift_sds, dtype=np.float64)
+        for name, weights, n in (
+            ("kappa_weights", cfg.kappa_weights, len(k)),
+            ("shift_sd_weights", cfg.shift_sd_weights, len(t)),
+        ):
+            if weights is not None and len(weights) != n:
+                raise ConfigError(
+                    f"{name} has {len(weights)} entries for {n} hypotheses; "
+                    "give one weight each or None"
+                )
         self._kappa, self._shift = np.meshgrid(k, d, indexing="ij")  # (K, D)
-        lp_k = (
-            np.zeros(len(k))
-            if cfg.kappa_weights is None
-            else np.log(np.maximum(np.asarray(cfg.kappa_weights, dtype=np.float64), 1e-300))
-        )
-        lp_d = -0.5 * (d / cfg.shift_sd) ** 2
-        self._log_prior_k = lp_k - logsumexp(lp_k)
-        self._log_prior_d = lp_d - logsumexp(lp_d)
+        self._log_prior_k = _log_weights(cfg.kappa_weights, len(k))
+        self._log_prior_t = _log_weights(cfg.shift_sd_weights, len(t))
+        lp_d = -0.5 * (d[None, :] / t[:, None]) ** 2
+        self._log_prior_d = lp_d - logsumexp(lp_d, axis=1)[:, None]  # (T, D): δ given τ
         self._contrib: dict[str, FloatArray] = {}  # request → (K, D) log-lik of its evidence
-        self._group_ll: dict[str, FloatArray] = {}
+        self._group_ll: dict[str, FloatArray] = {}  # group → (K, D) log-lik of its evidence
         self._group_n: dict[str, int] = {}
-        self._evidence: dict[str, FloatArray] = {}  # group → (K,) log Σ_δ P(δ) L_g(κ, δ)
-        self._total_evidence = np.zeros(len(k))
+        self._evidence: dict[str, FloatArray] = {}  # group → (K, T) log Σ_δ P(δ | τ) L_g(κ, δ)
+        self._total_evidence = np.zeros((len(k), len(t)))
         self._total_n = 0
         self._weights: dict[str, FloatArray] = {}
         self._dirty = False
@@ -218,12 +240,24 @@ class OnlinePrior:
         mine = self._contrib.get(info.key)
         if own is not None and mine is not None:
             own = own - mine
+        return self._group_mix(key, own)
+
+    def _group_mix(self, key: str, own: FloatArray | None) -> FloatArray:
+        """``(K, D)`` log-weights for group ``key`` with its own evidence ``own``, τ summed out;
+        the other groups' evidence on (κ, τ) pooled up to ``pool_requests`` requests' worth."""
         other = self._total_evidence - self._evidence.get(key, 0.0)
-        n_other = self._total_n - self._group_n.get(key, 0)
-        other = other * min(1.0, self.config.pool_requests / max(n_other, 1))
-        out = self._log_prior_k[:, None] + other[:, None] + self._log_prior_d[None, :]
+        if self.config.pool_requests is not None:
+            n_other = self._total_n - self._group_n.get(key, 0)
+            other = other * min(1.0, self.config.pool_requests / max(n_other, 1))
+        joint = (
+            self._log_prior_k[:, None, None]
+            + self._log_prior_t[None, :, None]
+            + other[:, :, None]
+            + self._log_prior_d[None, :, :]
+        )
         if own is not None:
-            out = out + own
+            joint = joint + own[:, None, :]
+        out = logsumexp(joint, axis=1)
         result: FloatArray = out - logsumexp(out)
         return result
 
@@ -251,7 +285,7 @@ class OnlinePrior:
             g = g - old
         self._contrib[info.key] = ll
         self._group_ll[key] = g
-        ev = logsumexp(self._log_prior_d[None, :] + g, axis=1)
+        ev = logsumexp(self._log_prior_d[None, :, :] + g[:, None, :], axis=2)
         self._total_evidence = self._total_evidence - self._evidence.get(key, 0.0) + ev
         self._evidence[key] = ev
         self._dirty = True
@@ -271,20 +305,38 @@ class OnlinePrior:
             self._version += 1
             self._dirty = False
 
+    def _stream(self) -> FloatArray:
+        """``(K, T)`` posterior weights of the stream-wide hypotheses."""
+        lw = self._log_prior_k[:, None] + self._log_prior_t[None, :] + self._total_evidence
+        result: FloatArray = np.exp(lw - logsumexp(lw))
+        return result
+
     def strength(self) -> float:
         """The posterior mean of κ over the whole stream (for stats)."""
-        lw = self._log_prior_k + self._total_evidence
-        w = np.exp(lw - logsumexp(lw))
-        return float((w * np.asarray(self.config.kappas)).sum())
+        return float(self._stream().sum(axis=1) @ np.asarray(self.config.kappas))
+
+    def shift_spread(self) -> float:
+        """The posterior mean of τ, how far the groups' shifts spread (for stats)."""
+        return float(self._stream().sum(axis=0) @ np.asarray(self.config.shift_sds))
 
     def shifts(self) -> Mapping[str, float]:
         """Each group's posterior mean shift δ (for stats)."""
         out = {}
         for key, g in self._group_ll.items():
-            lw = self._log_prior_k[:, None] + self._log_prior_d[None, :] + g
-            w = np.exp(lw - logsumexp(lw))
+            w = np.exp(self._group_mix(key, g))
             out[key] = float((w * self._shift).sum())
         return out
+
+
+def _log_weights(weights: tuple[float, ...] | None, n: int) -> FloatArray:
+    """Normalised log-weights (uniform when ``weights`` is None)."""
+    lw = (
+        np.zeros(n)
+        if weights is None
+        else np.log(np.maximum(np.asarray(weights, dtype=np.float64), 1e-300))
+    )
+    result: FloatArray = lw - logsumexp(lw)
+    return result
 
 
 class FixedPrior:

@@ -467,8 +467,9 @@ class StreamGate:
 
     def stats(self) -> dict[str, float]:
         """What an operator watches: the pool (units deposited and not granted), units spent,
-        requests admitted and in flight, the last price, and the prior's learned strength
-        (when the prior source reports one, e.g. :meth:`OnlinePrior.strength`)."""
+        requests admitted and in flight, the last price, and the prior's learned strength and
+        shift spread (when the prior source reports them, e.g. :meth:`OnlinePrior.strength`
+        and :meth:`OnlinePrior.shift_spread`)."""
         out = {
             "pool": float(self.allocator.pool),
             "spent": float(self.allocator.spent),
@@ -476,9 +477,10 @@ class StreamGate:
             "in_flight": float(len(self._info)),
             "price": float(self.allocator.last_price),
         }
-        strength = getattr(self.prior, "strength", None)
-        if callable(strength):
-            out["prior_strength"] = float(strength())
+        for stat, name in (("prior_strength", "strength"), ("prior_shift_spread", "shift_spread")):
+            figure = getattr(self.prior, name, None)
+            if callable(figure):
+                out[stat] = float(figure())
         return out
 
     def finish(self, request: Request, view: RoundView) -> None:

@@ -135,7 +135,8 @@ class _StateCollector(Collector):
                 "weight (beta), calibration_error of its served predictions, shrink toward "
                 "uniform, price; and its sequential rounds' stream allocator: rounds_pool "
                 "(units deposited, not granted), rounds_spent, rounds_price, "
-                "rounds_prior_strength, rounds_admitted, rounds_in_flight.",
+                "rounds_prior_strength, rounds_prior_shift_spread, rounds_admitted, "
+                "rounds_in_flight.",
                 labels=["model", "stat"],
             )
             for model, figures in self._policies().items():

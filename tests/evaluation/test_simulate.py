@@ -194,6 +194,19 @@ def test_the_sequential_report_command_takes_its_options() -> None:
     assert str(args.test_features) == "f" and args.value_paths == 48 and args.cap == 32
 
 
+def test_sequential_budgets_may_be_fractions_one_shot_budgets_may_not() -> None:
+    from howhard.commands.evaluate import _average_budgets, _budgets
+
+    assert _average_budgets("2,6.4,8") == [2.0, 6.4, 8.0]
+    assert _average_budgets("2-4") == [2.0, 3.0, 4.0]
+    assert _budgets("1-3") == [1, 2, 3] and _budgets("2,4") == [2, 4]
+    for bad in ("2,x", "0,4", "2,-1", "inf", ""):
+        with pytest.raises(ConfigError, match="--budgets"):
+            _average_budgets(bad)
+    with pytest.raises(ConfigError, match="whole numbers"):
+        _budgets("2,6.4")
+
+
 def test_leave_group_out_probes_train_on_the_probes_own_training_build(tmp_path: Path) -> None:
     from howhard.cli import build_parser
     from howhard.commands.evaluate import PROBE_TRAIN, _probe_data

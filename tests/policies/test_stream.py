@@ -176,6 +176,64 @@ def test_the_online_prior_learns_how_far_to_trust_the_probe(informative: bool) -
         assert source.strength() < 0.25 < start
 
 
+def _stream_of_groups(offsets: dict[str, float], per_group: int = 40) -> OnlinePrior:
+    """A stream whose groups' true logits are the probe's plus the group's offset."""
+    rng = np.random.default_rng(1)
+    source = OnlinePrior(OnlinePriorConfig(z_mean=-0.5, z_var=4.0))
+    for i in range(per_group):
+        for group, offset in offsets.items():
+            z = float(rng.normal(-0.5, 2.0))
+            lam = 1 / (1 + np.exp(-(z + offset)))
+            passes = int(rng.binomial(8, lam))
+            source.feedback(RequestInfo(key=f"{group}{i}", z=z, group=group), passes, 8 - passes)
+    source.tick()
+    return source
+
+
+def test_the_online_prior_learns_how_far_groups_shifts_spread() -> None:
+    # Groups the probe calibrates alike teach a small spread, so one group's few requests
+    # cannot move its shift far; groups off by different amounts teach a wide one.
+    start = OnlinePrior().shift_spread()
+    alike = _stream_of_groups({g: 0.0 for g in "abcdef"})
+    apart = _stream_of_groups({"a": -2.5, "b": 2.5, "c": -1.5, "d": 1.5, "e": 0.0, "f": 2.0})
+    assert alike.shift_spread() < 0.3 < start < apart.shift_spread()
+    assert max(abs(v) for v in alike.shifts().values()) < 0.3
+    shifts = apart.shifts()
+    assert shifts["a"] < -1.0 and shifts["b"] > 1.0 and abs(shifts["e"]) < 0.6
+
+
+def test_pooling_other_groups_strength_evidence_is_bounded_by_pool_requests() -> None:
+    stream = _stream_of_groups({g: 0.0 for g in "abc"})
+    isolated = OnlinePrior(stream.config.model_copy(update={"pool_requests": 0.0}))
+    for key in ("_group_ll", "_group_n", "_evidence"):
+        setattr(isolated, key, getattr(stream, key))
+    isolated._total_evidence, isolated._total_n = stream._total_evidence, stream._total_n
+    new = RequestInfo(key="new", z=0.0, group="unseen")
+    # A group with no requests of its own takes all the stream's evidence by default, none at 0.
+    assert not np.allclose(stream.prior(new), OnlinePrior(stream.config).prior(new))
+    assert np.allclose(isolated.prior(new), OnlinePrior(isolated.config).prior(new))
+
+
+@pytest.mark.parametrize(
+    ("update", "match"),
+    [
+        ({"shift_sds": (0.5, 0.0)}, "shift_sds"),
+        ({"shift_sds": (0.5, float("inf"))}, "shift_sds"),
+        ({"shift_sds": ()}, "shift_sds"),
+    ],
+)
+def test_a_bad_shift_spread_grid_is_refused(update: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        OnlinePriorConfig(**update)
+
+
+def test_starting_weights_must_match_their_grid() -> None:
+    with pytest.raises(ConfigError, match="shift_sd_weights has 2 entries for 5"):
+        OnlinePrior(OnlinePriorConfig(shift_sd_weights=(0.5, 0.5)))
+    with pytest.raises(ConfigError, match="kappa_weights has 1 entries for 5"):
+        OnlinePrior(OnlinePriorConfig(kappa_weights=(1.0,)))
+
+
 def test_a_finished_request_leaves_no_state_in_the_online_prior() -> None:
     # A served stream runs for months: only the requests in flight may hold per-request state,
     # while every finished request's evidence keeps counting.

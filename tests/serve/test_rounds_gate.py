@@ -63,10 +63,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         yield running
 
 
+STATS = ("pool", "spent", "price", "prior_strength", "prior_shift_spread", "admitted", "in_flight")
+
+
 def gate_stats(gateway: RunningGateway, model: str = "seq") -> dict[str, float]:
     """The model's ``howhard_policy{stat="rounds_*"}`` gauges, as the scrape shows them."""
-    names = ("pool", "spent", "price", "prior_strength", "admitted", "in_flight")
-    return {n: gateway.metric("howhard_policy", model=model, stat=f"rounds_{n}") for n in names}
+    return {n: gateway.metric("howhard_policy", model=model, stat=f"rounds_{n}") for n in STATS}
 
 
 def question(i: int, *, passes: bool) -> dict[str, object]:
@@ -131,7 +133,7 @@ async def test_rounds_go_to_the_requests_worth_them_and_the_average_stays_exact(
 
 def test_the_metrics_show_the_round_gate(gateway: RunningGateway) -> None:
     text = httpx.get(gateway.url + "/metrics", timeout=10).text
-    for stat in ("pool", "spent", "price", "prior_strength", "admitted", "in_flight"):
+    for stat in STATS:
         assert f'howhard_policy{{model="seq",stat="rounds_{stat}"}}' in text, stat
     # rounds_gate = "none": no stream allocator, no figures.
     assert 'model="ungated",stat="rounds_' not in text
