@@ -387,12 +387,11 @@ def _average_budgets(text: str) -> list[float]:
     fractions (``2,4,6.4,8``), since a stream's average spend need not be whole."""
     from howhard.errors import ConfigError
 
-    if "-" in text:
-        return [float(b) for b in _budgets(text)]
     try:
         out = [float(x) for x in text.split(",")]
     except ValueError:
-        out = []
+        # Not a list of numbers: a range, whose parser names what it wants.
+        out = [float(b) for b in _budgets(text)] if "-" in text else []
     if not out or not all(0.0 < b < float("inf") for b in out):
         raise ConfigError(
             f"--budgets {text!r}: give positive numbers, a range '2-16' or a list '2,4,6.4,8'"

@@ -262,12 +262,8 @@ def fit_transfer(
         ]
     ).reshape(-1, *shape)
     g = np.asarray(groups)
-    log_d = source._log_prior_d  # (T, D)
-    ev = sum(
-        logsumexp(log_d[None, :, :] + ll[g == key].sum(axis=0)[:, None, :], axis=2)
-        for key in np.unique(g)
-    )
-    ev_k = logsumexp(np.asarray(ev, dtype=np.float64) + source._log_prior_t[None, :], axis=1)
+    ev = sum(source.group_evidence(ll[g == key].sum(axis=0)) for key in np.unique(g))
+    ev_k = logsumexp(np.asarray(ev, dtype=np.float64) + source.spread_log_prior()[None, :], axis=1)
     temper = min(1.0, pseudo_requests / max(len(ll), 1))
     log_k = temper * (ev_k - logsumexp(ev_k))
     weights = np.exp(log_k - logsumexp(log_k))

@@ -285,10 +285,20 @@ class OnlinePrior:
             g = g - old
         self._contrib[info.key] = ll
         self._group_ll[key] = g
-        ev = logsumexp(self._log_prior_d[None, :, :] + g[:, None, :], axis=2)
+        ev = self.group_evidence(g)
         self._total_evidence = self._total_evidence - self._evidence.get(key, 0.0) + ev
         self._evidence[key] = ev
         self._dirty = True
+
+    def group_evidence(self, log_lik: FloatArray) -> FloatArray:
+        """``(K, T)``: a group's evidence ``log Σ_δ P(δ | τ) L(κ, δ)`` for each strength and
+        spread, from the ``(K, D)`` log-likelihood of its outcomes."""
+        result: FloatArray = logsumexp(self._log_prior_d[None, :, :] + log_lik[:, None, :], axis=2)
+        return result
+
+    def spread_log_prior(self) -> FloatArray:
+        """``(T,)`` the starting log-weights over ``shift_sds``."""
+        return self._log_prior_t
 
     def feedback(self, info: RequestInfo, passes: int, fails: int) -> None:
         """The request finished: its final outcomes count, its cached weights are dropped."""
