@@ -172,6 +172,17 @@ class OnlinePriorConfig(_Config):
             raise ValueError(f"shift_sds must be positive and finite, got {value}")
         return value
 
+    @field_validator("kappa_weights", "shift_sd_weights")
+    @classmethod
+    def _usable_weights(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        # A NaN or negative weight would turn every request's prior into NaN, and all zeros
+        # into a silent uniform: refuse them where the config is made.
+        if value is not None and (
+            any(not (0.0 <= w < math.inf) for w in value) or not any(w > 0 for w in value)
+        ):
+            raise ValueError(f"starting weights must be finite, >= 0 and not all 0, got {value}")
+        return value
+
 
 class OnlinePrior:
     """A probe prior whose strength and shift are learned from outcomes (module docstring).

@@ -220,9 +220,13 @@ def test_pooling_other_groups_strength_evidence_is_bounded_by_pool_requests() ->
         ({"shift_sds": (0.5, 0.0)}, "shift_sds"),
         ({"shift_sds": (0.5, float("inf"))}, "shift_sds"),
         ({"shift_sds": ()}, "shift_sds"),
+        ({"kappa_weights": (float("nan"), 1.0, 1.0, 1.0, 1.0)}, "kappa_weights"),
+        ({"kappa_weights": (-0.1, 1.0, 1.0, 1.0, 1.0)}, "kappa_weights"),
+        ({"shift_sd_weights": (0.0, 0.0, 0.0, 0.0, 0.0)}, "shift_sd_weights"),
+        ({"shift_sd_weights": (1.0, float("inf"), 1.0, 1.0, 1.0)}, "shift_sd_weights"),
     ],
 )
-def test_a_bad_shift_spread_grid_is_refused(update: dict[str, Any], match: str) -> None:
+def test_bad_spreads_or_starting_weights_are_refused(update: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         OnlinePriorConfig(**update)
 
